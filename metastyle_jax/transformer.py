@@ -1,0 +1,125 @@
+"""The image transformation network of MetaStyle (supplementary Table 1), in Flax linen, NHWC.
+
+Module names follow the official PyTorch `TransformerNet` (conv1, in1, res1.conv1, deconv1, ...), so
+that instance-norm parameters are found by name (`in<k>`) and PyTorch checkpoints map one to one.
+"""
+
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+IN_NAME = re.compile(r"^in\d+$")
+
+
+def reflect_pad(x, pad):
+    """Reflection-pad the two spatial axes of an NHWC batch by `pad` pixels."""
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+def upsample_nearest(x, factor=2):
+    """Nearest-neighbour upsampling of an NHWC batch: (B, H, W, C) -> (B, fH, fW, C)."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+class ConvLayer(nn.Module):
+    """Reflection padding then a convolution (stride `stride`, kernel `kernel`), optionally upsampled first."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+    upsample: int = 1
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        if self.upsample > 1:
+            x = upsample_nearest(x, self.upsample)
+        x = reflect_pad(x, self.kernel // 2)
+        return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
+                       padding="VALID", dtype=self.dtype, name="conv2d")(x)
+
+
+class InstanceNorm(nn.Module):
+    """Instance normalization with a learnable per-channel scale and shift (PyTorch's affine InstanceNorm2d).
+
+    Statistics are taken over H and W of each image, in float32 whatever the compute dtype.
+    """
+
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        x32 = x.astype(jnp.float32)
+        mean = x32.mean(axis=(1, 2), keepdims=True)
+        var = x32.var(axis=(1, 2), keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        return y.astype(x.dtype)
+
+
+class ResidualBlock(nn.Module):
+    """conv-IN-ReLU-conv-IN plus the identity (Table 1, bottom)."""
+
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(c, 3, dtype=self.dtype, name="conv1")(x)))
+        y = InstanceNorm(name="in2")(ConvLayer(c, 3, dtype=self.dtype, name="conv2")(y))
+        return x + y
+
+
+class TransformerNet(nn.Module):
+    """M(I_c; theta): RGB images in [0, 1], (B, H, W, 3) -> stylized RGB in [0, 1], same shape.
+
+    H and W may be any size >= 4; sizes that are not multiples of 4 are handled by reflection-padding
+    the input up to one and cropping the output back.
+    """
+
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        h, w = x.shape[1], x.shape[2]
+        ph, pw = (-h) % 4, (-w) % 4
+        if ph or pw:
+            x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+        x = x.astype(self.dtype)
+        conv = lambda f, k, s=1, u=1, name=None: ConvLayer(f, k, s, u, dtype=self.dtype, name=name)
+        y = nn.relu(InstanceNorm(name="in1")(conv(32, 9, name="conv1")(x)))
+        y = nn.relu(InstanceNorm(name="in2")(conv(64, 3, 2, name="conv2")(y)))
+        y = nn.relu(InstanceNorm(name="in3")(conv(128, 3, 2, name="conv3")(y)))
+        for i in range(1, 6):
+            y = ResidualBlock(dtype=self.dtype, name=f"res{i}")(y)
+        y = nn.relu(InstanceNorm(name="in4")(conv(64, 3, 1, 2, name="deconv1")(y)))
+        y = nn.relu(InstanceNorm(name="in5")(conv(32, 3, 1, 2, name="deconv2")(y)))
+        y = conv(3, 9, name="deconv3")(y)
+        y = jax.nn.sigmoid(y.astype(jnp.float32))
+        return y[:, :h, :w, :]
+
+
+def init_params(key, size=64):
+    """Random theta: a params pytree. Flax's default init (LeCun-normal kernels, zero biases, unit IN
+    scale); the official PyTorch code uses PyTorch's default (Kaiming-uniform kernels and biases)."""
+    return TransformerNet().init(key, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+
+
+def apply(params, images, dtype=jnp.float32):
+    """Run the network: params pytree, images (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1]."""
+    return TransformerNet(dtype=dtype).apply({"params": params}, images)
+
+
+def instance_norm_mask(params):
+    """Pytree of bools, True exactly at instance-norm scale/shift leaves (for optax.masked and friends)."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: any(IN_NAME.match(getattr(k, "key", "")) for k in path), params)
+
+
+def count_params(params):
+    """Total number of scalars in a params pytree."""
+    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

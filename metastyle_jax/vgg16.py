@@ -1,0 +1,85 @@
+"""VGG16 feature extractor (Simonyan and Zisserman 2014), frozen, in Flax linen, NHWC.
+
+Only the first four blocks are built: they give relu1_2, relu2_2, relu3_3 and relu4_3, all the perceptual
+loss needs. Parameters are named `conv{block}_{index}` with `kernel` (HWIO) and `bias`.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512))
+CONV_NAMES = tuple(f"conv{b + 1}_{i + 1}" for b, widths in enumerate(BLOCKS) for i in range(len(widths)))
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """How one weight source wants its input: x' = (x * scale, in `order`) - mean) / std, per channel.
+
+    `feature_scale` divides every returned feature map: the calibration that makes one source's
+    losses comparable to torchvision's ImageNet VGG16, on which the paper's alpha and beta were tuned.
+    """
+
+    order: str  # "RGB" or "BGR"
+    scale: float
+    mean: tuple
+    std: tuple = (1.0, 1.0, 1.0)
+    feature_scale: float = 1.0
+
+
+def normalize(images, spec):
+    """RGB images in [0, 1], (B, H, W, 3) -> the network input the source expects, same shape."""
+    x = images.astype(jnp.float32) * spec.scale
+    if spec.order == "BGR":
+        x = x[..., ::-1]
+    return (x - jnp.asarray(spec.mean, jnp.float32)) / jnp.asarray(spec.std, jnp.float32)
+
+
+class VGG16Features(nn.Module):
+    """Normalized input (B, H, W, 3) -> {relu1_2: (B,H,W,64), relu2_2: (B,H/2,W/2,128),
+    relu3_3: (B,H/4,W/4,256), relu4_3: (B,H/8,W/8,512)}.
+
+    3x3 convolutions with zero padding 1 and 2x2 max pooling with stride 2 (floor, as torchvision).
+    """
+
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        feats = {}
+        x = x.astype(self.dtype)
+        for b, widths in enumerate(BLOCKS):
+            if b:
+                x = nn.max_pool(x, (2, 2), (2, 2), padding="VALID")
+            for i, width in enumerate(widths):
+                x = nn.relu(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+                                    name=f"conv{b + 1}_{i + 1}")(x))
+            feats[f"relu{b + 1}_{len(widths)}"] = x
+        return feats
+
+
+def features(vgg_params, spec, images, dtype=jnp.float32):
+    """Perceptual features of RGB images in [0, 1]: dict layer -> (B, h, w, C) float32, gradients
+    flow to the images only (the VGG parameters are constants)."""
+    vgg_params = jax.lax.stop_gradient(vgg_params)
+    feats = VGG16Features(dtype=dtype).apply({"params": vgg_params}, normalize(images, spec))
+    return {k: v.astype(jnp.float32) / spec.feature_scale for k, v in feats.items()}
+
+
+def random_params(key):
+    """VGG16 parameters at Flax's default random initialization: for tests and speed benchmarks only."""
+    params = VGG16Features().init(key, jnp.zeros((1, 16, 16, 3)))["params"]
+    return jax.tree_util.tree_map(np.asarray, params)
+
+
+def param_shapes():
+    """{conv name: {kernel: (3, 3, in, out), bias: (out,)}} for the four blocks."""
+    shapes, c_in = {}, 3
+    for name, width in zip(CONV_NAMES, (w for ws in BLOCKS for w in ws)):
+        shapes[name] = {"kernel": (3, 3, c_in, width), "bias": (width,)}
+        c_in = width
+    return shapes
