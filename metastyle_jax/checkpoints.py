@@ -1,0 +1,139 @@
+"""Checkpoints: model files (theta or an adapted network) and training-state checkpoints, via Orbax.
+
+A model checkpoint is a directory holding `params/` (Orbax) and `meta.json` (kind, architecture, VGG
+source and hash, settings). It is written into a temporary sibling directory and renamed into place,
+so a crash never leaves a half-written model and an existing one is only replaced on request.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from metastyle_jax import transformer
+from metastyle_jax.cli import UserError
+
+FORMAT = "metastyle-jax"
+ARCH = "TransformerNet(table1)"
+KINDS = ("theta", "adapted")
+
+
+def _abstract(tree):
+    """ShapeDtypeStructs of a pytree, the restore target Orbax checks shapes against."""
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), tree)
+
+
+def model_meta(kind, vgg=None, **settings):
+    """The metadata recorded with a model: kind ('theta' or 'adapted'), architecture, VGG source/hash."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    return {"format": FORMAT, "version": 1, "kind": kind, "arch": ARCH,
+            "num_params": transformer.count_params(transformer.init_params(jax.random.key(0), 16)),
+            "vgg": vgg, "settings": settings,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def save_model(path, params, meta, force=False):
+    """Write params + meta.json to directory `path` atomically; refuse to replace it unless `force`."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        ckpt = ocp.StandardCheckpointer()
+        ckpt.save(tmp / "params", jax.device_get(params))
+        ckpt.wait_until_finished()
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_meta(path):
+    """The meta.json of a model checkpoint; a UserError saying what `path` is if it is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model checkpoint not found: {path}")
+    if path.is_file():
+        hint = {".pth": "a PyTorch file: convert it with `python -m metastyle_jax.convert --from-pytorch`",
+                ".pt": "a PyTorch file: convert it with `python -m metastyle_jax.convert --from-pytorch`",
+                ".h5": "a Keras/HDF5 file (VGG weights go to --vgg-path, not --model)",
+                ".npz": "a NumPy archive (VGG weights go to --vgg-path, not --model)"}
+        raise UserError(f"{path} is {hint.get(path.suffix.lower(), 'a file')}, not a metastyle-jax "
+                        "model checkpoint (a directory with meta.json)")
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not a metastyle-jax model checkpoint (meta.json: {e})") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a metastyle-jax model checkpoint")
+    return meta
+
+
+def load_model(path, kinds=KINDS):
+    """Load a model checkpoint: (params pytree of numpy arrays, meta dict). Checks kind and architecture."""
+    meta = read_meta(path)
+    if meta.get("kind") not in kinds:
+        raise UserError(f"{path} holds a {meta.get('kind')!r} model; this command needs {' or '.join(kinds)}")
+    if meta.get("arch") != ARCH:
+        raise UserError(f"{path} is a {meta.get('arch')!r} network, not {ARCH}")
+    target = _abstract(transformer.init_params(jax.random.key(0), 16))
+    try:
+        params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params", target)
+    except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
+        raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
+    return jax.tree_util.tree_map(np.asarray, params), meta
+
+
+class TrainCheckpoints:
+    """Training-state checkpoints every `interval` steps in `directory`, keeping the last `keep`.
+
+    Each step directory holds the state pytree and a JSON dict (config, data position, VGG source);
+    Orbax writes into a temporary directory and renames it on commit, so a kill never leaves a torn one.
+    """
+
+    def __init__(self, directory, interval=1000, keep=3):
+        self.directory = Path(directory).resolve()
+        opts = ocp.CheckpointManagerOptions(save_interval_steps=interval, max_to_keep=keep,
+                                            enable_async_checkpointing=False)
+        self.manager = ocp.CheckpointManager(self.directory, options=opts, item_names=("state", "meta"))
+
+    def latest_step(self):
+        """The last committed step, or None."""
+        return self.manager.latest_step()
+
+    def save(self, step, state, meta, force=False):
+        """Save (state, meta) at `step` if the interval says so (or `force`); True if it was written."""
+        args = ocp.args.Composite(state=ocp.args.StandardSave(jax.device_get(state)),
+                                  meta=ocp.args.JsonSave(meta))
+        saved = self.manager.save(step, args=args, force=force)
+        self.manager.wait_until_finished()
+        return saved
+
+    def restore(self, state_like, step=None):
+        """(state, meta) at `step` (default: latest), shaped like `state_like`."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"no checkpoint to resume from in {self.directory}")
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(jax.device_get(state_like))),
+            meta=ocp.args.JsonRestore()))
+        return out["state"], out["meta"]
+
+    def close(self):
+        """Wait for pending writes and release the manager."""
+        self.manager.close()
