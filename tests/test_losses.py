@@ -1,0 +1,55 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metastyle_jax import losses, vgg16
+
+
+def test_gram_matches_eq3_computed_independently(rng):
+    feat = rng.normal(size=(2, 5, 7, 6)).astype(np.float32)
+    g = np.asarray(losses.gram(jnp.asarray(feat)))
+    for b in range(2):
+        psi = feat[b].transpose(2, 0, 1).reshape(6, 35)  # C x HW, as eq. 3
+        np.testing.assert_allclose(g[b], psi @ psi.T / (6 * 5 * 7), rtol=1e-5)
+
+
+def test_style_loss_is_frobenius_over_c_squared_averaged_over_batch(rng):
+    fx = {"a": jnp.asarray(rng.normal(size=(3, 4, 4, 8)), jnp.float32),
+          "b": jnp.asarray(rng.normal(size=(3, 2, 2, 16)), jnp.float32)}
+    target = {k: losses.gram(jnp.asarray(rng.normal(size=v.shape), jnp.float32))[:1] for k, v in fx.items()}
+    expected = 0.0
+    for k, v in fx.items():
+        c = v.shape[-1]
+        diff = np.asarray(losses.gram(v)) - np.asarray(target[k])
+        expected += np.mean([np.sum(d ** 2) / c ** 2 for d in diff])
+    np.testing.assert_allclose(float(losses.style_loss(fx, target, ("a", "b"))), expected, rtol=1e-5)
+
+
+def test_content_loss_is_eq1_mean_over_features(rng):
+    a, b = rng.normal(size=(2, 2, 3, 4, 5))
+    np.testing.assert_allclose(float(losses.content_loss(jnp.asarray(a), jnp.asarray(b))),
+                               np.sum((a - b) ** 2) / a.size, rtol=1e-5)
+
+
+def test_perceptual_loss_zero_at_targets_and_weighted_as_eq4(random_vgg):
+    params, spec = random_vgg
+    img = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+    style = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
+    grams_self = losses.style_grams(params, spec, img[:1])
+    total, parts = losses.perceptual_loss(params, spec, img[:1], img[:1], grams_self)
+    assert float(total) < 1e-6
+    grams = losses.style_grams(params, spec, style)
+    w = losses.LossWeights(alpha=2.0, beta=3.0)
+    total, parts = losses.perceptual_loss(params, spec, img, img[::-1], grams, w)
+    assert float(parts["content"]) > 0 and float(parts["style"]) > 0
+    np.testing.assert_allclose(float(total), 2 * float(parts["content"]) + 3 * float(parts["style"]), rtol=1e-5)
+
+
+def test_feature_scale_divides_features(random_vgg):
+    params, spec = random_vgg
+    img = jax.random.uniform(jax.random.key(0), (1, 16, 16, 3))
+    scaled = vgg16.InputSpec(spec.order, spec.scale, spec.mean, spec.std, feature_scale=4.0)
+    a = vgg16.features(params, spec, img)
+    b = vgg16.features(params, scaled, img)
+    for k in vgg16.LAYERS:
+        np.testing.assert_allclose(np.asarray(b[k]) * 4.0, np.asarray(a[k]), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,61 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metastyle_jax import transformer
+
+
+def test_parameter_count_is_the_papers_1_68m(theta):
+    assert transformer.count_params(theta) == 1_679_235
+
+
+def test_layer_shapes_follow_supplementary_table_1(theta):
+    shapes = {k: v["conv2d"]["kernel"].shape for k, v in theta.items() if k.startswith(("conv", "deconv"))}
+    assert shapes == {"conv1": (9, 9, 3, 32), "conv2": (3, 3, 32, 64), "conv3": (3, 3, 64, 128),
+                      "deconv1": (3, 3, 128, 64), "deconv2": (3, 3, 64, 32), "deconv3": (9, 9, 32, 3)}
+    assert sorted(k for k in theta if k.startswith("res")) == [f"res{i}" for i in range(1, 6)]
+    for i in range(1, 6):
+        assert theta[f"res{i}"]["conv1"]["conv2d"]["kernel"].shape == (3, 3, 128, 128)
+
+
+def test_instance_norm_mask_selects_exactly_the_in_scale_and_shift(theta):
+    mask = transformer.instance_norm_mask(theta)
+    selected = [jax.tree_util.keystr(path) for path, m in jax.tree_util.tree_leaves_with_path(mask) if m]
+    # in1..in5 at the top, in1/in2 in each of 5 residual blocks: 15 layers, scale and bias each.
+    assert len(selected) == 30
+    assert all(("'scale'" in s or "'bias'" in s) and "conv2d" not in s for s in selected)
+    n_in = sum(x.size for x, m in zip(jax.tree_util.tree_leaves(theta), jax.tree_util.tree_leaves(mask)) if m)
+    assert n_in == 2 * (32 + 64 + 128 + 10 * 128 + 64 + 32)
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 32), (1, 37, 50), (1, 20, 64)])
+def test_any_size_maps_to_same_size_in_unit_range(theta, shape):
+    x = jax.random.uniform(jax.random.key(2), shape + (3,))
+    y = transformer.apply(theta, x)
+    assert y.shape == x.shape
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_instance_norm_normalizes_each_image_and_channel():
+    x = jax.random.normal(jax.random.key(3), (2, 8, 8, 4)) * 3 + 5
+    y = transformer.InstanceNorm().apply({"params": {"scale": jnp.ones(4), "bias": jnp.zeros(4)}}, x)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(1, 2)), 1, atol=1e-3)
+
+
+def test_reflection_padding_and_nearest_upsampling():
+    x = jnp.arange(9.0).reshape(1, 3, 3, 1)
+    p = transformer.reflect_pad(x, 1)[0, :, :, 0]
+    np.testing.assert_array_equal(p[0], [4, 3, 4, 5, 4])
+    u = transformer.upsample_nearest(x)[0, :, :, 0]
+    np.testing.assert_array_equal(u[:2, :2], [[0, 0], [0, 0]])
+    np.testing.assert_array_equal(u[5, 4:], [8, 8])
+
+
+def test_bf16_compute_is_close_to_f32(theta):
+    x = jax.random.uniform(jax.random.key(4), (1, 32, 32, 3))
+    y32 = transformer.apply(theta, x)
+    y16 = transformer.apply(theta, x, dtype=jnp.bfloat16)
+    assert y16.dtype == jnp.float32
+    assert float(jnp.abs(y32 - y16).max()) < 0.05
