@@ -91,12 +91,21 @@ def load_model(path, kinds=KINDS):
         raise UserError(f"{path} holds a {meta.get('kind')!r} model; this command needs {' or '.join(kinds)}")
     if meta.get("arch") != ARCH:
         raise UserError(f"{path} is a {meta.get('arch')!r} network, not {ARCH}")
-    target = _abstract(transformer.init_params(jax.random.key(0), 16))
     try:
-        params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params", target)
+        params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
         raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
-    return jax.tree_util.tree_map(np.asarray, params), meta
+    params = jax.tree_util.tree_map(np.asarray, params)
+    if not same_shapes(params, transformer.init_params(jax.random.key(0), 16)):
+        raise UserError(f"cannot read the parameters in {path}: their names or shapes are not {ARCH}'s")
+    return params, meta
+
+
+def same_shapes(a, b):
+    """True if pytrees a and b have the same structure and leaf shapes."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    return ta == tb and all(np.shape(x) == np.shape(y) for x, y in zip(la, lb))
 
 
 class TrainCheckpoints:
@@ -132,6 +141,9 @@ class TrainCheckpoints:
         out = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(_abstract(jax.device_get(state_like))),
             meta=ocp.args.JsonRestore()))
+        if not same_shapes(out["state"], jax.device_get(state_like)):
+            raise UserError(f"the checkpoint in {self.directory} does not match this configuration's "
+                            "model/optimizer state; resume with the config it was written with")
         return out["state"], out["meta"]
 
     def close(self):

@@ -1,0 +1,87 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from metastyle_jax import checkpoints, transformer
+from metastyle_jax.cli import UserError
+
+
+def _equal(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+def test_roundtrip_records_kind_vgg_and_settings(tmp_path, theta):
+    meta = checkpoints.model_meta("adapted", vgg={"source": "hed", "sha256": "ab"}, steps=200)
+    checkpoints.save_model(tmp_path / "m", theta, meta)
+    params, got = checkpoints.load_model(tmp_path / "m")
+    assert _equal(params, theta)
+    assert got["kind"] == "adapted" and got["vgg"]["sha256"] == "ab" and got["settings"]["steps"] == 200
+    assert got["num_params"] == 1_679_235
+
+
+def test_refuses_to_overwrite_and_replaces_whole_with_force(tmp_path, theta):
+    path = tmp_path / "m"
+    checkpoints.save_model(path, theta, checkpoints.model_meta("theta"))
+    with pytest.raises(UserError, match="exists"):
+        checkpoints.save_model(path, theta, checkpoints.model_meta("theta"))
+    other = transformer.init_params(jax.random.key(5))
+    checkpoints.save_model(path, other, checkpoints.model_meta("adapted"), force=True)
+    params, meta = checkpoints.load_model(path)
+    assert _equal(params, other) and meta["kind"] == "adapted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temp or backup left behind
+
+
+def test_wrong_kind_is_refused(tmp_path, theta):
+    checkpoints.save_model(tmp_path / "m", theta, checkpoints.model_meta("theta"))
+    with pytest.raises(UserError, match="'theta' model"):
+        checkpoints.load_model(tmp_path / "m", kinds=("adapted",))
+
+
+@pytest.mark.parametrize("name,match", [("vgg.pth", "PyTorch"), ("w.h5", "VGG weights"),
+                                        ("x.npz", "VGG weights"), ("notes.txt", "not a metastyle")])
+def test_files_that_are_not_models_are_named(tmp_path, name, match):
+    (tmp_path / name).write_bytes(b"\0" * 10)
+    with pytest.raises(UserError, match=match):
+        checkpoints.load_model(tmp_path / name)
+
+
+def test_missing_foreign_and_corrupt_checkpoints(tmp_path, theta):
+    with pytest.raises(UserError, match="not found"):
+        checkpoints.load_model(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="not a metastyle-jax"):
+        checkpoints.load_model(tmp_path / "empty")
+    checkpoints.save_model(tmp_path / "m", theta, checkpoints.model_meta("theta"))
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(dict(meta, arch="ResNet50")))
+    with pytest.raises(UserError, match="ResNet50"):
+        checkpoints.load_model(tmp_path / "m")
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+    for f in (tmp_path / "m" / "params").rglob("*"):
+        if f.is_file() and f.stat().st_size > 1000:
+            f.write_bytes(b"garbage")
+    with pytest.raises(UserError, match="cannot read the parameters"):
+        checkpoints.load_model(tmp_path / "m")
+
+
+def test_other_architecture_params_are_refused(tmp_path, theta):
+    small = jax.tree_util.tree_map(lambda x: x[..., :1] if x.ndim == 4 else x, theta)
+    checkpoints.save_model(tmp_path / "m", small, checkpoints.model_meta("theta"))
+    with pytest.raises(UserError, match="cannot read the parameters"):
+        checkpoints.load_model(tmp_path / "m")
+
+
+def test_train_checkpoints_keep_last_k_and_restore(tmp_path):
+    ck = checkpoints.TrainCheckpoints(tmp_path / "ckpt", interval=2, keep=2)
+    state = {"w": np.arange(4.0), "step": np.int32(0)}
+    for step in range(1, 8):
+        ck.save(step, {"w": state["w"] + step, "step": np.int32(step)}, {"step": step})
+    assert ck.latest_step() == 6
+    assert sorted(int(p.name) for p in (tmp_path / "ckpt").iterdir() if p.name.isdigit()) == [4, 6]
+    restored, meta = ck.restore(state)
+    np.testing.assert_array_equal(restored["w"], np.arange(4.0) + 6)
+    assert meta == {"step": 6}
+    ck.close()
