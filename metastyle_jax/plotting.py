@@ -24,9 +24,13 @@ def loss_curves(path, curves, title=None, xlabel="step", log=True):
             ys = np.asarray(values, dtype=float)
             xs = np.arange(len(ys))
         ax.plot(xs, ys, label=name, linewidth=1.2)
-    if log and all(np.all(np.asarray(v[1] if isinstance(v, tuple) else v, float) > 0)
-                   for v in curves.values() if len(v)):
-        ax.set_yscale("log")
+    if log:
+        ys = np.concatenate([np.asarray(v[1] if isinstance(v, tuple) else v, float).ravel()
+                             for v in curves.values()])
+        ys = ys[np.isfinite(ys) & (ys > 0)]
+        if ys.size:
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=max(ys.min(), ys.max() * 1e-6) / 1.5)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
     if title:

@@ -1,0 +1,151 @@
+"""Gatys et al. (2016): style transfer by optimizing the pixels of one image on the perceptual loss.
+
+    python -m metastyle_jax.gatys --content IMG --style IMG --steps 800 --init content|noise|IMAGE --out OUT.png
+
+The optimization runs in jit-compiled chunks of `lax.scan` steps (Adam on the pixels, clipped to [0, 1]);
+between chunks a progress bar shows the current loss. Writes the image and its loss curve (PNG).
+"""
+
+import functools
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from metastyle_jax import cli, config, images, losses, plotting, vgg16
+
+
+def _loss(x, vgg_params, spec, content_feat, grams, weights):
+    """Perceptual loss of one image x (H, W, 3) against fixed content features and style Grams."""
+    feats = vgg16.features(vgg_params, spec, x[None])
+    lc = losses.content_loss(feats[weights.content_layer], content_feat)
+    ls = losses.style_loss(feats, grams, weights.style_layers)
+    return weights.alpha * lc + weights.beta * ls, (lc, ls)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "steps"))
+def run_steps(x, opt_state, vgg_params, content_feat, grams, *, spec, weights, lr, steps):
+    """`steps` Adam steps on the pixels of x (H, W, 3) in [0, 1].
+
+    Returns (x, opt_state, (total, content, style)) with the three losses as (steps,) arrays, each the
+    loss before that step's update.
+    """
+    opt = optax.adam(lr)
+    grad_fn = jax.value_and_grad(_loss, has_aux=True)
+
+    def step(carry, _):
+        x, s = carry
+        (total, (lc, ls)), g = grad_fn(x, vgg_params, spec, content_feat, grams, weights)
+        updates, s = opt.update(g, s, x)
+        return (jnp.clip(x + updates, 0.0, 1.0), s), (total, lc, ls)
+
+    (x, opt_state), hist = jax.lax.scan(step, (x, opt_state), None, length=steps)
+    return x, opt_state, hist
+
+
+def targets(vgg_params, spec, content, style, weights):
+    """Content features (1, h, w, C) of `content` (H, W, 3) and style Grams of `style` (Hs, Ws, 3)."""
+    content_feat = vgg16.features(vgg_params, spec, jnp.asarray(content)[None])[weights.content_layer]
+    grams = losses.style_grams(vgg_params, spec, jnp.asarray(style)[None], weights.style_layers)
+    return content_feat, grams
+
+
+def optimize(vgg_params, spec, content, style, init, steps, lr, weights, chunk=10, progress=None):
+    """Run Gatys et al. from `init` (H, W, 3): the final image (H, W, 3) and per-step loss history
+    {"total", "content", "style"} as (steps,) numpy arrays. `progress(n_done, total_loss)` is called
+    after every chunk of steps."""
+    content_feat, grams = targets(vgg_params, spec, content, style, weights)
+    x = jnp.asarray(init, jnp.float32)
+    opt_state = optax.adam(lr).init(x)
+    hist = []
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        x, opt_state, h = run_steps(x, opt_state, vgg_params, content_feat, grams,
+                                    spec=spec, weights=weights, lr=lr, steps=n)
+        hist.append(jax.device_get(h))
+        done += n
+        if progress is not None:
+            progress(n, float(h[0][-1]))
+    total, lc, ls = (np.concatenate([h[i] for h in hist]) for i in range(3))
+    return np.asarray(x), {"total": total, "content": lc, "style": ls}
+
+
+def initial_image(init, content, seed=0):
+    """The starting image: 'content', 'noise' (uniform, seeded), or the path of an image resized to
+    the content's (H, W)."""
+    if init == "content":
+        return content.copy()
+    if init == "noise":
+        return np.asarray(jax.random.uniform(jax.random.key(seed), content.shape), np.float32)
+    image = images.load_image(init)
+    return images.resize(image, size=content.shape[:2])
+
+
+def main(argv=None):
+    p = cli.ArgumentParser(prog="python -m metastyle_jax.gatys", description=__doc__.splitlines()[0])
+    p.add_argument("--content", default="embedded:astronaut",
+                   help="content image: a path or embedded:NAME (default embedded:astronaut)")
+    p.add_argument("--style", default="embedded:starry_night",
+                   help="style image: a path or embedded:NAME (default embedded:starry_night, a painting "
+                        "of ../shared/styles; elsewhere give a path)")
+    p.add_argument("--out", default="gatys.png", help="output image (.png or .jpg); its loss curve goes "
+                   "beside it as <name>_loss.png")
+    p.add_argument("--init", help="content | noise | path to an image (default: content)")
+    p.add_argument("--steps", type=int, help="optimization steps (default: 800, as the paper)")
+    p.add_argument("--size", type=int, help="longer side of the content image in px (default 256)")
+    p.add_argument("--style-size", type=int, help="longer side of the style image in px (default 256)")
+    p.add_argument("--lr", type=float, help="Adam learning rate on the pixels (default 0.02)")
+    p.add_argument("--compare", metavar="PNG", help="also write content | style | result side by side")
+    p.add_argument("--config", default="gatys", help="config file (default configs/gatys.py)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    cli.add_vgg_args(p)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    args = p.parse_args(argv)
+
+    cfg = config.load(args.config, args.set)
+    for key in ("init", "steps", "size", "style_size", "lr"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if cfg.steps < 1:
+        raise cli.UserError("--steps must be at least 1")
+    if cfg.size < 16 or cfg.style_size < 16:
+        raise cli.UserError("--size and --style-size must be at least 16 px")
+    out = Path(args.out)
+    curve = out.with_name(f"{out.stem}_loss.png")
+    for path in filter(None, (out, curve, args.compare)):
+        cli.refuse_overwrite(path, args.force)
+    cli.check_image_suffix(out)
+
+    content = cli.load_image_arg(args.content, max_side=cfg.size)
+    style = cli.load_image_arg(args.style, max_side=cfg.style_size)
+    init = initial_image(cfg.init, content, cfg.seed)
+    vgg = cli.load_vgg_from_args(args, cfg)
+    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, desc="gatys", unit="step", file=sys.stderr)
+    t0 = time.perf_counter()
+    result, hist = optimize(vgg.params, vgg.spec, content, style, init, cfg.steps, cfg.lr, weights,
+                            chunk=cfg.log_every,
+                            progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    images.save_image(out, result)
+    plotting.loss_curves(curve, {"total": hist["total"], "alpha * content": cfg.alpha * hist["content"],
+                                 "beta * style": cfg.beta * hist["style"]},
+                         title=f"Gatys et al., {Path(args.style).name}", xlabel="step")
+    if args.compare:
+        images.save_image(args.compare, images.hstack([content, style, result]))
+    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}) and {curve}; {cfg.steps} steps in "
+          f"{seconds:.1f} s (compilation included); loss {hist['total'][0]:.4g} -> {hist['total'][-1]:.4g} "
+          f"(content {hist['content'][-1]:.4g}, style {hist['style'][-1]:.4g})")
+
+
+if __name__ == "__main__":
+    cli.run(main)
