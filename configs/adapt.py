@@ -1,0 +1,26 @@
+"""Fast adaptation (eq. 8) from theta to one style: the paper's section 5.2 and the official `fast` command."""
+
+import ml_collections
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+    c.steps = 200            # paper, section 5.2: "only 200 iterations"; official --update-step 200
+    c.lr = 1e-3              # official --lr 1e-3 (Adam); Fig. 6 trains Johnson et al. "with the same learning rate"
+    c.batch_size = 4         # paper, section 5.1: "All batches are of size 4"; official --iter-batch-size 4
+    c.size = 256             # content crop side, px; official --content-size 256 (Resize + CenterCrop)
+    c.style_size = 512       # style side, px; official --style-size 512, Resize((512, 512)) (aspect not kept)
+    c.alpha = 1.0            # eq. 4, paper section 5.1
+    c.beta = 1e5             # eq. 4, paper section 5.1
+    c.only_in = False        # official --only-in 0: Adam on every parameter; True: instance-norm scale/shift only
+    # Deviation: the paper and the official code adapt on MS-COCO; by default we use the scikit-image photos
+    # bundled with the package (no download). Give --content DIR or --content tfds:coco/2017 for COCO.
+    c.content = "embedded"
+    # Deviation: the official code takes the centre crop of each content image; we take a random one
+    # (seeded), which matters with the 7 embedded training photos. "center" restores the official behaviour.
+    c.crop = "random"
+    c.eval_every = 20        # ours: perceptual loss on held-out (val split) content every N steps (Fig. 6, right)
+    c.eval_batch = 4         # ours: held-out images per evaluation (fixed for the whole run)
+    c.seed = 0               # content order and crops; the random initialization when no theta is given
+    c.vgg = ml_collections.ConfigDict({"source": "hed", "path": ""})
+    return c

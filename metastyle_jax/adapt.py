@@ -1,0 +1,268 @@
+"""Fast adaptation: minimize eq. 8, E_c[l(I_c, I_s, M(I_c; w))], over w from theta, for one style.
+
+    python -m metastyle_jax.adapt --model THETA --style PAINTING --steps 200 --out STYLE_CKPT
+
+Adam (lr 1e-3) on batches of 4 content crops (256 px) against the Gram targets of the style (512 px), as the
+paper (section 5.2) and the official `fast` command do; `--only-in` moves only the instance-norm scale and
+shift. Without `--model`, w starts from random initialization: that is Johnson et al. (2016), the baseline
+of Fig. 6, through the same code. Writes the adapted checkpoint, its loss curve and a preview grid.
+"""
+
+import functools
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from PIL import Image
+
+from metastyle_jax import checkpoints, cli, config, data, images, losses, plotting, stylize, transformer, vgg_weights
+
+STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
+STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
+GRAY_SPREAD = 2.0 / 255.0        # largest channel spread (max - min over R, G, B) of a colourless image
+
+
+def optimizer(lr, only_in=False):
+    """Adam(lr) on every parameter, or (only_in) on the instance-norm scale/shift only, the rest frozen."""
+    if not only_in:
+        return optax.adam(lr)
+    labels = lambda p: jax.tree_util.tree_map(lambda m: "in" if m else "frozen", transformer.instance_norm_mask(p))
+    return optax.partition({"in": optax.adam(lr), "frozen": optax.set_to_zero()}, labels)
+
+
+def _loss(params, vgg_params, grams, contents, spec, weights):
+    """Eq. 4 of M(contents; params) against `contents` and the style Grams: (scalar, {content, style})."""
+    return losses.perceptual_loss(vgg_params, spec, transformer.apply(params, contents), contents, grams, weights)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "only_in"))
+def adapt_step(params, opt_state, vgg_params, grams, contents, *, spec, weights=losses.LossWeights(), lr=1e-3,
+               only_in=False):
+    """One Adam step on eq. 8: contents (B, H, W, 3) in [0, 1], grams layer -> (1, C, C).
+
+    Returns (params, opt_state, {"loss", "content", "style"}), the losses of this batch before the update.
+    """
+    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg_params, grams, contents, spec, weights)
+    updates, opt_state = optimizer(lr, only_in).update(g, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "weights"))
+def evaluate(params, vgg_params, grams, contents, *, spec, weights=losses.LossWeights()):
+    """The perceptual loss of M(contents; params) without updating: {"loss", "content", "style"} scalars."""
+    total, parts = _loss(params, vgg_params, grams, contents, spec, weights)
+    return {"loss": total, **parts}
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "layers"))
+def _style_grams(vgg_params, style, *, spec, layers):
+    return losses.style_grams(vgg_params, spec, style[None], layers)
+
+
+def style_targets(vgg_params, spec, style, weights=losses.LossWeights()):
+    """Gram targets of one style image (S, S, 3): layer -> (1, C, C), shared by every image of a batch."""
+    return _style_grams(vgg_params, jnp.asarray(style, jnp.float32), spec=spec, layers=tuple(weights.style_layers))
+
+
+def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
+          weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None):
+    """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`.
+
+    style: (S, S, 3) in [0, 1]; content: a `data.ContentData` (or anything with `batch_at`); eval_contents:
+    (E, H, W, 3) held-out images whose loss is taken before the first step, every `eval_every` steps and after
+    the last (none if None or eval_every is 0). `progress(step, loss)` is called after every step.
+    Returns (params, history): history["loss"|"content"|"style"] are (steps,) arrays, each the loss of that
+    step's batch before its update; history["eval_step"] (K,) counts the updates before each evaluation and
+    history["eval_loss"|"eval_content"|"eval_style"] are its (K,) losses; history["step_seconds"] (steps,)
+    is the wall time of each step, the first including compilation.
+    """
+    vgg_params = jax.device_put(vgg_params)
+    grams = style_targets(vgg_params, spec, style, weights)
+    params = jax.device_put(params)
+    opt_state = optimizer(lr, only_in).init(params)
+    step_fn = functools.partial(adapt_step, spec=spec, weights=weights, lr=lr, only_in=only_in)
+    do_eval = eval_contents is not None and eval_every > 0
+    evals = []
+
+    def record_eval(done):
+        m = evaluate(params, vgg_params, grams, jnp.asarray(eval_contents), spec=spec, weights=weights)
+        evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
+
+    if do_eval:
+        record_eval(0)
+    hist, seconds = [], []
+    with data.prefetch(content.batch_at(s, batch_size) for s in range(steps)) as batches:
+        for step, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            params, opt_state, m = step_fn(params, opt_state, vgg_params, grams, jnp.asarray(batch))
+            m = jax.device_get(m)
+            seconds.append(time.perf_counter() - t0)
+            hist.append((float(m["loss"]), float(m["content"]), float(m["style"])))
+            if do_eval and ((step + 1) % eval_every == 0 or step + 1 == steps):
+                record_eval(step + 1)
+            if progress is not None:
+                progress(step + 1, hist[-1][0])
+    h = np.asarray(hist, np.float64).reshape(-1, 3)
+    e = np.asarray(evals, np.float64).reshape(-1, 4)
+    history = {"loss": h[:, 0], "content": h[:, 1], "style": h[:, 2], "eval_step": e[:, 0].astype(int),
+               "eval_loss": e[:, 1], "eval_content": e[:, 2], "eval_style": e[:, 3],
+               "step_seconds": np.asarray(seconds)}
+    return jax.device_get(params), history
+
+
+def _check_colour(image, name, allow_gray):
+    """UserError if `image` (H, W, 3) has no colour, unless `allow_gray`."""
+    if not allow_gray and float(np.max(image.max(axis=2) - image.min(axis=2))) <= GRAY_SPREAD:
+        raise cli.UserError(f"{name} is grayscale: the adapted network would turn every photo gray; use a colour "
+                            "image (or pass --allow-gray if a colourless style is what you want)")
+
+
+def _check_opaque(path):
+    """UserError if the image file at `path` has transparent pixels (RGBA, LA, or a palette with transparency)."""
+    with Image.open(path) as im:
+        if "A" not in im.getbands() and "transparency" not in im.info:
+            return
+        alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+    if alpha.min() < 255:
+        raise cli.UserError(f"{path} has transparent pixels (RGBA): their colour is undefined; flatten it onto "
+                            "a background (e.g. save it as JPEG) first")
+
+
+def load_style(spec, size, allow_gray=False):
+    """A style argument (an image file, or embedded:NAME) as float32 (size, size, 3), squashed to a square as
+    the official code does, with its name and the SHA-256 of its file (of its uint8 pixels for a picture
+    bundled with scikit-image). Tiny, huge, transparent and grayscale images raise a one-line UserError."""
+    spec = str(spec)
+    if spec.startswith(cli.EMBEDDED_PREFIX):
+        painting = Path(cli.SHARED_STYLES) / f"{spec[len(cli.EMBEDDED_PREFIX):]}.jpg"
+        if not painting.exists():
+            picture = cli.load_image_arg(spec)
+            _check_colour(picture, spec, allow_gray)
+            digest = hashlib.sha256(np.round(picture * 255).astype(np.uint8).tobytes()).hexdigest()
+            return images.resize(picture, (size, size)), spec, digest
+        spec = str(painting)
+    picture = images.load_image(spec, min_side=STYLE_MIN_SIDE, max_pixels=STYLE_MAX_PIXELS)
+    _check_opaque(spec)
+    _check_colour(picture, spec, allow_gray)
+    digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+    return images.resize(picture, (size, size)), Path(spec).name, digest
+
+
+def preview(params, style, contents):
+    """The style beside a grid of the content images (top) over their stylizations (bottom): (H, W, 3)."""
+    outputs = stylize.stylize(params, list(contents), batch_size=len(contents))
+    pictures = images.grid(list(contents) + outputs, nrow=len(contents))
+    return images.hstack([style, pictures], height=pictures.shape[0])
+
+
+def held_out_batch(cfg):
+    """The fixed held-out content batch (cfg.eval_batch images of the val split), or None (with a note) when
+    the content source is too small to set any apart."""
+    try:
+        val = data.ContentData(cfg.content, "val", cfg.size, cfg.seed, crop=cfg.crop)
+    except cli.UserError as e:
+        print(f"note: no held-out evaluation ({e})", file=sys.stderr)
+        return None
+    return val.batch_at(0, cfg.eval_batch)
+
+
+def _outputs(out):
+    """The checkpoint, loss-curve and preview paths of --out."""
+    out = Path(out)
+    return out, out.with_name(f"{out.name}_loss.png"), out.with_name(f"{out.name}_preview.png")
+
+
+def main(argv=None):
+    p = cli.ArgumentParser(prog="python -m metastyle_jax.adapt", description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="theta checkpoint to adapt (default: random initialization, i.e. Johnson et al.)")
+    p.add_argument("--style", required=True, help="style image: a path or embedded:NAME")
+    p.add_argument("--out", required=True, help="adapted checkpoint (a directory); <out>_loss.png and "
+                   "<out>_preview.png go beside it")
+    p.add_argument("--content", help="content images: a folder, tfds:NAME[:split] or embedded (default)")
+    p.add_argument("--steps", type=int, help="Adam steps (default 200, as the paper)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, help="content images per step (default 4)")
+    p.add_argument("--size", type=int, help="content crop side in px (default 256)")
+    p.add_argument("--style-size", type=int, help="style side in px (default 512)")
+    p.add_argument("--only-in", action="store_true", default=None,
+                   help="update only the instance-norm scale and shift (the official --only-in 1)")
+    p.add_argument("--eval-every", type=int, help="held-out loss every N steps, 0 for never (default 20)")
+    p.add_argument("--seed", type=int, help="content order and crops; the initialization without --model")
+    p.add_argument("--allow-gray", action="store_true", help="accept a grayscale style image")
+    p.add_argument("--config", default="adapt", help="config file (default configs/adapt.py)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    cli.add_vgg_args(p)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    args = p.parse_args(argv)
+
+    cfg = config.load(args.config, args.set)
+    for key in ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in", "eval_every", "seed"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if cfg.steps < 1 or cfg.batch_size < 1:
+        raise cli.UserError("--steps and --batch-size must be at least 1")
+    if cfg.size < 16 or cfg.style_size < 16:
+        raise cli.UserError("--size and --style-size must be at least 16 px")
+    if not cfg.lr > 0 or cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
+        raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
+    out, curve, grid_png = _outputs(args.out)
+    for path in (out, curve, grid_png):
+        cli.refuse_overwrite(path, args.force)
+
+    style, style_name, style_sha = load_style(args.style, cfg.style_size, args.allow_gray)
+    if args.model:
+        params, theta_meta = checkpoints.load_model(args.model, kinds=("theta",))
+    else:
+        params, theta_meta = transformer.init_params(jax.random.key(cfg.seed), 16), None
+        print("no --model: training from random initialization (Johnson et al.)", file=sys.stderr)
+    vgg = cli.load_vgg_from_args(args, cfg)
+    theta_vgg = (theta_meta or {}).get("vgg") or {}
+    if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
+        print(f"warning: theta was trained with {theta_vgg.get('source')} VGG weights, this adaptation uses "
+              f"{vgg.source}", file=sys.stderr)
+    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
+    held_out = held_out_batch(cfg) if cfg.eval_every else None
+    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, desc=f"adapt {style_name}", unit="step", file=sys.stderr)
+    t0 = time.perf_counter()
+    params, hist = adapt(params, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
+                         batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_contents=held_out,
+                         eval_every=cfg.eval_every,
+                         progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    final = float(hist["loss"][-1])
+    final_eval = float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None
+    meta = checkpoints.model_meta(
+        "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha,
+        from_theta=str(args.model) if args.model else None, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+        size=cfg.size, style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
+        content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, final_loss=final, final_eval_loss=final_eval,
+        seconds=round(seconds, 3))
+    checkpoints.save_model(out, params, meta, force=args.force)
+    curves = {"train batch": hist["loss"]}
+    if len(hist["eval_step"]):
+        curves["held-out"] = (hist["eval_step"], hist["eval_loss"])
+    plotting.loss_curves(curve, curves, title=f"adaptation to {style_name}", xlabel="step")
+    shown = held_out if held_out is not None else content.batch_at(0, cfg.batch_size)
+    images.save_image(grid_png, preview(params, style, shown))
+
+    first = hist["step_seconds"][0]
+    rest = hist["step_seconds"][1:]
+    per_step = f", then {np.mean(rest):.3g} s/step" if len(rest) else ""
+    held = f" (held-out {hist['eval_loss'][0]:.4g} -> {final_eval:.4g})" if final_eval is not None else ""
+    print(f"adapted {'from ' + str(args.model) if args.model else 'from random initialization'} to {style_name} "
+          f"in {seconds:.1f} s ({cfg.steps} steps; first step with compilation {first:.1f} s{per_step}); "
+          f"final loss {final:.4g}{held} -> {out}, {curve.name}, {grid_png.name}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

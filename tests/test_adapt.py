@@ -1,0 +1,184 @@
+import hashlib
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from metastyle_jax import adapt, checkpoints, data, images, losses, stylize, transformer
+from metastyle_jax.cli import UserError
+
+SIZE = 32
+
+
+def _style_file(path, size=(80, 96), mode="RGB", seed=0):
+    """A colourful random image file (alpha 255 unless mode says otherwise)."""
+    rgb = (np.random.default_rng(seed).random((size[1], size[0], 3)) ** 2 * 255).astype(np.uint8)
+    Image.fromarray(rgb).convert(mode).save(path)
+    return path
+
+
+def _leaves(tree):
+    return jax.tree_util.tree_leaves_with_path(tree)
+
+
+@pytest.fixture(scope="module")
+def setup(random_vgg):
+    style = np.asarray(jax.random.uniform(jax.random.key(3), (64, 64, 3))) ** 3
+    content = data.ContentData("embedded", "train", SIZE, seed=0)
+    held_out = data.ContentData("embedded", "val", SIZE, seed=0).batch_at(0, 4)
+    return random_vgg, style, content, held_out
+
+
+@pytest.fixture(scope="module")
+def adapted(setup, theta):
+    (vgg, spec), style, content, held_out = setup
+    return adapt.adapt(theta, vgg, spec, style, content, 10, eval_contents=held_out, eval_every=5)
+
+
+def test_adapting_lowers_the_loss_on_held_out_content(adapted):
+    _, hist = adapted
+    assert list(hist["eval_step"]) == [0, 5, 10]
+    assert hist["loss"].shape == hist["content"].shape == hist["style"].shape == hist["step_seconds"].shape == (10,)
+    assert np.all(np.isfinite(hist["loss"]))
+    assert hist["eval_loss"][-1] < 0.5 * hist["eval_loss"][0]
+    w = losses.LossWeights()
+    np.testing.assert_allclose(hist["loss"], w.alpha * hist["content"] + w.beta * hist["style"], rtol=1e-4)
+
+
+def test_adapt_step_is_a_pure_function(setup, theta):
+    (vgg, spec), style, content, _ = setup
+    grams = adapt.style_targets(vgg, spec, style)
+    opt_state = adapt.optimizer(1e-3).init(theta)
+    batch = content.batch_at(0, 4)
+    kw = dict(spec=spec, weights=losses.LossWeights(), lr=1e-3, only_in=False)  # as adapt() calls it: no recompile
+    a = adapt.adapt_step(theta, opt_state, vgg, grams, batch, **kw)
+    b = adapt.adapt_step(theta, opt_state, vgg, grams, batch, **kw)
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    assert not np.array_equal(a[0]["conv1"]["conv2d"]["kernel"], theta["conv1"]["conv2d"]["kernel"])
+
+
+def test_only_in_leaves_conv_weights_unchanged(setup, theta):
+    (vgg, spec), style, content, _ = setup
+    params, hist = adapt.adapt(theta, vgg, spec, style, content, 2, only_in=True, eval_every=0)
+    mask = transformer.instance_norm_mask(theta)
+    changed = jax.tree_util.tree_map(lambda a, b: not np.array_equal(a, b), params, theta)
+    flat = [(jax.tree_util.keystr(k), m, c) for (k, m), (_, c) in zip(_leaves(mask), _leaves(changed))]
+    assert [name for name, is_in, ch in flat if not is_in and ch] == []  # every conv kernel and bias bit-identical
+    assert all(ch for _, is_in, ch in flat if is_in)  # every instance-norm scale and shift moved
+    assert len(hist["eval_step"]) == 0
+
+
+def test_style_loading_squashes_hashes_and_refuses_bad_images(tmp_path):
+    path = _style_file(tmp_path / "s.png", (120, 80))
+    style, name, digest = adapt.load_style(path, 64)
+    assert style.shape == (64, 64, 3) and name == "s.png"
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    opaque = _style_file(tmp_path / "opaque.png", mode="RGBA")  # RGBA without transparency is fine
+    assert adapt.load_style(opaque, 64)[0].shape == (64, 64, 3)
+    gray = _style_file(tmp_path / "g.png", mode="L")
+    assert adapt.load_style(gray, 64, allow_gray=True)[0].shape == (64, 64, 3)
+
+
+def _rgba(path):
+    rgb = (np.random.default_rng(1).random((80, 80, 3)) * 255).astype(np.uint8)
+    alpha = np.full((80, 80, 1), 255, np.uint8)
+    alpha[:40] = 0
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA").save(path)
+    return path
+
+
+def _huge(path):
+    Image.new("1", (8000, 8000)).save(path)  # 64 MP, a few kB on disk
+    return path
+
+
+def _junk(path):
+    path.write_bytes(b"\0" * 16)
+    return path
+
+
+def _theta_ckpt(path, theta, kind="theta", arch=None):
+    checkpoints.save_model(path, theta, checkpoints.model_meta(kind))
+    if arch:
+        meta = json.loads((path / "meta.json").read_text())
+        (path / "meta.json").write_text(json.dumps(dict(meta, arch=arch)))
+    return path
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda t, th: ["--style", str(_style_file(t / "tiny.png", (40, 40)))], "too small"),
+    (lambda t, th: ["--style", str(_huge(t / "huge.png"))], "over the limit"),
+    (lambda t, th: ["--style", str(_style_file(t / "g.jpg", mode="L"))], "grayscale"),
+    (lambda t, th: ["--style", str(_rgba(t / "a.png"))], "transparent"),
+    (lambda t, th: ["--style", str(t / "missing.jpg")], "no such file"),
+    (lambda t, th: ["--model", str(_theta_ckpt(t / "ad", th, "adapted"))], "'adapted' model; this command needs theta"),
+    (lambda t, th: ["--model", str(_theta_ckpt(t / "arch", th, arch="ResNet50"))], "ResNet50"),
+    (lambda t, th: ["--model", str(_junk(t / "vgg16.npz"))], "VGG weights"),
+    (lambda t, th: ["--model", str(_junk(t / "official.pth"))], "convert"),
+    (lambda t, th: ["--steps", "0"], "--steps"),
+    (lambda t, th: ["--set", "lr=fast"], "bad value"),
+])
+def test_cli_bad_input_is_one_clear_error(tmp_path, theta, make, match):
+    base = ["--style", str(_style_file(tmp_path / "style.png")), "--out", str(tmp_path / "out"), "--size", "32"]
+    with pytest.raises(UserError, match=match):
+        adapt.main(base + make(tmp_path, theta))
+
+
+def test_cli_refuses_to_overwrite_any_output(tmp_path):
+    style = str(_style_file(tmp_path / "style.png"))
+    for existing in ("out", "out_loss.png", "out_preview.png"):
+        (tmp_path / existing).write_bytes(b"keep")
+        with pytest.raises(UserError, match=f"{existing} exists; pass --force"):
+            adapt.main(["--style", style, "--out", str(tmp_path / "out")])
+        assert (tmp_path / existing).read_bytes() == b"keep"
+        (tmp_path / existing).unlink()
+
+
+def test_module_entry_point_prints_one_line_error(tmp_path):
+    tiny = _style_file(tmp_path / "tiny.png", (30, 30))
+    r = subprocess.run([sys.executable, "-m", "metastyle_jax.adapt", "--style", str(tiny), "--out",
+                        str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "too small" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory, theta):
+    """Two tiny CLI runs with the default (HED) VGG: from a theta checkpoint, and from random initialization."""
+    root = tmp_path_factory.mktemp("adapt")
+    style = _style_file(root / "painting.png", (90, 70))
+    model = _theta_ckpt(root / "theta", theta)
+    common = ["--style", str(style), "--size", "32", "--style-size", "64", "--steps", "3", "--eval-every", "2"]
+    adapt.main(common + ["--model", str(model), "--out", str(root / "adapted")])
+    adapt.main(common + ["--out", str(root / "johnson"), "--seed", "1"])
+    return root
+
+
+def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
+    root = cli_runs
+    for name in ("adapted", "johnson"):
+        assert (root / f"{name}_loss.png").exists() and (root / f"{name}_preview.png").exists()
+    params, meta = checkpoints.load_model(root / "adapted", kinds=("adapted",))
+    s = meta["settings"]
+    assert s["style"] == "painting.png"
+    assert s["style_sha256"] == hashlib.sha256((root / "painting.png").read_bytes()).hexdigest()
+    assert s["from_theta"] == str(root / "theta") and s["steps"] == 3 and s["lr"] == 1e-3 and s["only_in"] is False
+    assert s["batch_size"] == 4 and s["size"] == 32 and s["style_size"] == 64 and np.isfinite(s["final_loss"])
+    assert meta["vgg"]["source"] == "hed" and len(meta["vgg"]["sha256"]) == 64
+    assert checkpoints.load_model(root / "johnson")[1]["settings"]["from_theta"] is None
+    preview = images.load_image(root / "adapted_preview.png")
+    assert preview.shape[0] == 2 * SIZE + 2  # contents over stylized
+
+
+def test_stylize_loads_the_adapted_checkpoint(cli_runs, tmp_path, capsys):
+    src = tmp_path / "c.png"
+    images.save_image(src, np.random.default_rng(0).random((30, 40, 3)))
+    stylize.main(["--model", str(cli_runs / "adapted"), "--content", str(src), "--out", str(tmp_path / "o.png")])
+    assert "the adapted network" in capsys.readouterr().out
+    params, _ = checkpoints.load_model(cli_runs / "adapted")
+    np.testing.assert_allclose(images.load_image(tmp_path / "o.png"),
+                               stylize.stylize(params, [images.load_image(src)])[0], atol=0.6 / 255)
