@@ -86,15 +86,11 @@ def load_image_arg(spec, max_side=None):
         print(f"warning: the painting {name!r} lives in ../shared/styles, absent here: using scikit-image's "
               f"{PAINTING_STAND_IN!r} photo as the style instead", file=sys.stderr)
         name = PAINTING_STAND_IN
-    import skimage.data
+    from metastyle_jax import data
 
-    fn = getattr(skimage.data, name, None)
-    if fn is None or name.startswith("_") or not callable(fn):
-        raise UserError(f"unknown embedded image {name!r} (try embedded:astronaut, embedded:coffee, "
-                        "embedded:chelsea, or a file path)")
-    try:
-        array = fn()
-    except Exception as e:  # some scikit-image images are downloaded on demand
-        raise UserError(f"embedded image {name!r} is not available offline ({e})") from None
+    if name not in data.EMBEDDED_PHOTOS + data.FALLBACK_STYLES:
+        raise UserError(f"unknown embedded image {name!r}: use a file path or one of "
+                        f"{', '.join(data.EMBEDDED_PHOTOS + SHARED_PAINTINGS)}")
+    array = data.skimage_image(name)
     image = images.as_float_rgb(array)
     return images.resize(image, max_side=max_side) if max_side and max(image.shape[:2]) > max_side else image

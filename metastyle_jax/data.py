@@ -105,7 +105,7 @@ def _val_mask(keys, fraction):
     return mask
 
 
-def _skimage_image(name):
+def skimage_image(name):
     """A picture bundled with scikit-image, by name (motorcycle_left/right from the stereo pair): uint8 array."""
     from skimage import data
 
@@ -344,7 +344,7 @@ class ContentData:
         self.split, self.size, self.seed, self.crop = split, int(size), int(seed), crop
         if self.source.kind == EMBEDDED:
             names = [n for n in EMBEDDED_PHOTOS if (n in EMBEDDED_VAL_PHOTOS) == (split == "val")]
-            pool = _array_pool(names, [images.resize(images.as_float_rgb(_skimage_image(n)), self.size) for n in names])
+            pool = _array_pool(names, [images.resize(images.as_float_rgb(skimage_image(n)), self.size) for n in names])
         elif self.source.kind == "tfds":
             pool = _tfds_pool(self.source, split, self.size, val_fraction, data_dir, download)
         else:
@@ -445,7 +445,7 @@ class StyleData:
             if split is not None:
                 mask = _val_mask(names, val_fraction)
                 names = [n for n, v in zip(names, mask, strict=True) if v == (split == "val")]
-            pictures = [_square(images.as_float_rgb(_skimage_image(n)), self.size, resize_mode) for n in names]
+            pictures = [_square(images.as_float_rgb(skimage_image(n)), self.size, resize_mode) for n in names]
             pool = _array_pool(names, pictures)
         else:
             paths = _folder_paths(source, split, val_fraction)
