@@ -4,6 +4,10 @@
 
 A folder is processed recursively, images of the same size batched through one compiled function;
 the outputs mirror the folder's layout under --out as PNG files.
+
+    python -m metastyle_jax.stylize --model CKPT --video IN.mp4|FRAMES_DIR --out OUT.mp4|FRAMES_DIR
+
+stylizes a video frame by frame (see `video`).
 """
 
 import sys
@@ -68,8 +72,13 @@ def main(argv=None):
     p = cli.ArgumentParser(prog="python -m metastyle_jax.stylize", description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model checkpoint (adapted, or theta for the style-neutral image); "
                    "none: an untrained network")
-    p.add_argument("--content", required=True, help="an image or a folder of images")
-    p.add_argument("--out", required=True, help="output image (.png/.jpg), or a folder for a folder")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--content", help="an image or a folder of images")
+    source.add_argument("--video", help="a video file, or a folder of frames, to stylize frame by frame")
+    p.add_argument("--out", required=True, help="output image (.png/.jpg), or a folder for a folder; with --video "
+                   "a video file (.mp4, .mkv, .mov, .avi) or a folder of frames")
+    p.add_argument("--fps", type=float, help="with --video: the output frame rate (default: the input video's, "
+                   "25 for a folder of frames)")
     p.add_argument("--size", type=int, help="resize so the longer side is N px (default: keep the size)")
     p.add_argument("--batch-size", type=int, default=8, help="images per compiled call (default 8)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -78,6 +87,8 @@ def main(argv=None):
         raise cli.UserError("--size must be at least 16 px")
     if args.batch_size < 1:
         raise cli.UserError("--batch-size must be at least 1")
+    if args.video is not None:
+        return stylize_video(args)
 
     plan = plan_outputs(args.content, args.out)
     for _, dst in plan:
@@ -104,6 +115,26 @@ def main(argv=None):
     where = loaded[0][1] if len(loaded) == 1 else args.out
     print(f"stylized {len(loaded)} image(s) with the {meta.get('kind')} network in {seconds:.2f} s "
           f"(compilation included) -> {where}" + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def stylize_video(args):
+    """The --video path of `main`: frames through one compiled function, then a temporal-consistency line."""
+    from metastyle_jax import video
+
+    if args.fps is not None and not args.fps > 0:
+        raise cli.UserError("--fps must be positive")
+    video.output_kind(args.out)
+    cli.refuse_overwrite(args.out, args.force)
+    if not Path(args.video).exists():
+        raise cli.UserError(f"video not found: {args.video}")
+    params, meta = load_params(args.model)
+    t0 = time.perf_counter()
+    stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force)
+    seconds = time.perf_counter() - t0
+    print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
+          f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "
+          f"compilation included) -> {args.out}")
+    print(video.summary(stats))
 
 
 if __name__ == "__main__":
