@@ -1,0 +1,24 @@
+"""The style-neutral image M(I_c; theta) (Fig. 1, Fig. 7): `stylize` with theta, then `gatys --init` from it."""
+
+import numpy as np
+
+from metastyle_jax import checkpoints, cli, gatys, images, stylize, transformer
+
+
+def test_theta_gives_the_style_neutral_image_and_gatys_starts_from_it(tmp_path, theta, capsys):
+    checkpoints.save_model(tmp_path / "theta", theta, checkpoints.model_meta("theta"))
+    images.save_image(tmp_path / "content.png", cli.load_image_arg("embedded:astronaut", max_side=32))
+    content = images.load_image(tmp_path / "content.png")
+    neutral = tmp_path / "neutral.png"
+    stylize.main(["--model", str(tmp_path / "theta"), "--content", str(tmp_path / "content.png"),
+                  "--out", str(neutral)])
+    assert "the theta network" in capsys.readouterr().out
+    np.testing.assert_allclose(images.load_image(neutral), np.asarray(transformer.apply(theta, content[None]))[0],
+                               atol=0.6 / 255)
+
+    out = tmp_path / "gatys.png"
+    gatys.main(["--content", str(tmp_path / "content.png"), "--style", "embedded:coffee", "--init", str(neutral),
+                "--size", "32", "--style-size", "32", "--steps", "4", "--out", str(out)])
+    assert out.exists() and "4 steps" in capsys.readouterr().out
+    init = gatys.initial_image(str(neutral), content)
+    np.testing.assert_allclose(init, images.load_image(neutral), atol=1e-6)
