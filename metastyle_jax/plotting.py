@@ -44,5 +44,6 @@ def loss_curves(path, curves, title=None, xlabel="step", log=True):
     os.close(fd)
     fig.savefig(tmp)
     plt.close(fig)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
