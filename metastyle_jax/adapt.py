@@ -215,6 +215,8 @@ def main(argv=None):
         cli.refuse_overwrite(path, args.force)
 
     style, style_name, style_sha = load_style(args.style, cfg.style_size, args.allow_gray)
+    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
+    held_out = held_out_batch(cfg) if cfg.eval_every else None
     if args.model:
         params, theta_meta = checkpoints.load_model(args.model, kinds=("theta",))
     else:
@@ -225,8 +227,6 @@ def main(argv=None):
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
         print(f"warning: theta was trained with {theta_vgg.get('source')} VGG weights, this adaptation uses "
               f"{vgg.source}", file=sys.stderr)
-    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
-    held_out = held_out_batch(cfg) if cfg.eval_every else None
     weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
 
     from tqdm import tqdm
@@ -247,7 +247,7 @@ def main(argv=None):
         size=cfg.size, style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
         content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, final_loss=final, final_eval_loss=final_eval,
         seconds=round(seconds, 3))
-    checkpoints.save_model(out, params, meta, force=args.force)
+    checkpoints.save_model(out.absolute(), params, meta, force=args.force)  # Orbax needs an absolute path
     curves = {"train batch": hist["loss"]}
     if len(hist["eval_step"]):
         curves["held-out"] = (hist["eval_step"], hist["eval_loss"])

@@ -104,7 +104,7 @@ def main(argv=None):
     meta = checkpoints.model_meta(args.kind, vgg=None, converted_from=str(src),
                                   source_sha256=hashlib.sha256(src.read_bytes()).hexdigest(),
                                   origin="official PyTorch MetaStyle TransformerNet", input_scale=args.input_scale)
-    checkpoints.save_model(args.out, params, meta, force=args.force)
+    checkpoints.save_model(Path(args.out).absolute(), params, meta, force=args.force)  # Orbax: absolute
     print(f"converted {transformer.count_params(params):,} parameters of {src} ({args.kind}, PyTorch input "
           f"scale {args.input_scale:g}) -> {args.out}")
 

@@ -114,7 +114,8 @@ def main(argv=None):
     if args.save_model:
         meta = checkpoints.model_meta("adapted", vgg=loaded[0][1].get("vgg"), styles=styles,
                                       interpolation_of=[str(m) for m in args.models], weights=list(vectors[0]))
-        checkpoints.save_model(args.save_model, combine(models, vectors[0]), meta, force=args.force)
+        checkpoints.save_model(Path(args.save_model).absolute(), combine(models, vectors[0]), meta,
+                               force=args.force)  # Orbax needs an absolute path
     print(f"wrote {args.out}: {content.shape[1]}x{content.shape[0]} content, then {len(vectors)} interpolations of "
           f"{' / '.join(styles)} at weights " + " ".join(",".join(f"{x:g}" for x in w) for w in vectors))
 

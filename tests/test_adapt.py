@@ -119,6 +119,7 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
     (lambda t, th: ["--model", str(_theta_ckpt(t / "arch", th, arch="ResNet50"))], "ResNet50"),
     (lambda t, th: ["--model", str(_junk(t / "vgg16.npz"))], "VGG weights"),
     (lambda t, th: ["--model", str(_junk(t / "official.pth"))], "convert"),
+    (lambda t, th: ["--content", str(t / "no_such_folder")], "does not exist"),
     (lambda t, th: ["--steps", "0"], "--steps"),
     (lambda t, th: ["--set", "lr=fast"], "bad value"),
 ])

@@ -92,13 +92,13 @@ def test_converted_network_gives_the_same_image(tmp_path, torch_net, pth, capsys
     assert np.std(expected) > 0.01  # a non-trivial image, not a saturated sigmoid
 
 
-def test_input_scale_one_and_adapted_kind(tmp_path, torch_net):
+def test_input_scale_one_and_adapted_kind(tmp_path, torch_net, monkeypatch):
     state = {k: v for k, v in torch_net.state_dict().items()}
     state = {f"module.{k}": v for k, v in state.items()}  # DataParallel prefix
     state["module.in1.running_mean"] = torch.zeros(32)  # old PyTorch InstanceNorm buffers are ignored
     torch.save({"state_dict": state}, tmp_path / "wrapped.pth")
-    convert.main(["--from-pytorch", str(tmp_path / "wrapped.pth"), "--out", str(tmp_path / "c"), "--kind",
-                  "adapted", "--input-scale", "1"])
+    monkeypatch.chdir(tmp_path)  # a relative --out
+    convert.main(["--from-pytorch", "wrapped.pth", "--out", "c", "--kind", "adapted", "--input-scale", "1"])
     params, meta = checkpoints.load_model(tmp_path / "c", kinds=("adapted",))
     x = np.random.default_rng(1).random((1, 32, 32, 3)).astype(np.float32)
     with torch.no_grad():
