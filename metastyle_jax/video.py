@@ -123,11 +123,17 @@ class _VideoSink:
         self.writer.append_data(even(to_uint8(frame)))
 
     def finish(self, ok):
-        self.writer.close()
-        if ok:
-            os.replace(self.tmp, self.path)
-        elif os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        """Close the encoder; keep the file (renamed into place) only if everything succeeded."""
+        try:
+            self.writer.close()
+        except Exception:
+            ok = False
+            raise
+        finally:
+            if ok:
+                os.replace(self.tmp, self.path)
+            elif os.path.exists(self.tmp):
+                os.remove(self.tmp)
 
 
 class _FramesSink:
@@ -144,6 +150,7 @@ class _FramesSink:
         images.save_image(self.tmp / f"frame_{self.n:06d}.png", frame)
 
     def finish(self, ok):
+        """Move the frames into place if everything succeeded; remove the temporary folder either way."""
         if ok:
             if self.path.exists():
                 old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
@@ -215,12 +222,12 @@ def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=Fal
     kind = output_kind(dst)
     cli.refuse_overwrite(dst, force)
     source = open_source(src, fps)
-    sink = _VideoSink(dst, source.fps) if kind == "video" else _FramesSink(dst)
-    change, n, shape, ok = TemporalChange(), 0, None, False
+    change, n, shape, ok, sink = TemporalChange(), 0, None, False, None
     from tqdm import tqdm
 
     bar = tqdm(total=source.count, desc="stylize video", unit="frame", file=sys.stderr, disable=not progress)
     try:
+        sink = _VideoSink(dst, source.fps) if kind == "video" else _FramesSink(dst)
         for content, styled in stylize_frames(params, source.frames, batch_size, size):
             sink.write(styled)
             change.add(content, styled)
@@ -235,7 +242,8 @@ def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=Fal
         bar.close()
         if source.close is not None:
             source.close()
-        sink.finish(ok)
+        if sink is not None:
+            sink.finish(ok)
     return {"frames": n, "fps": source.fps, "size": (shape[1], shape[0]), **change.result()}
 
 
