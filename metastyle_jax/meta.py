@@ -1,0 +1,467 @@
+"""The bilevel objective of MetaStyle (eq. 7, Algorithm 1) and one pure, jit-compiled meta-training step.
+
+For every style s of a meta-batch: w_s = theta; T steps of plain SGD (lr delta_t) on the perceptual loss
+of a training content batch, moving only the parameters `inner_params` selects (instance-norm scale and
+shift by default, supplementary section 2); then the perceptual loss of w_s on a validation content batch.
+The outer loss E is the mean of those over the styles, and theta takes an Adam step (lr eta_t) on
+dE/dtheta, differentiated through the inner updates: `jax.grad` through the `lax.scan` of the T inner
+steps (meta_grad="autodiff"), or the same exact gradient by reverse accumulation with Hessian-vector
+products (meta_grad="hvp").
+
+The perceptual loss is `losses.perceptual_loss`'s (same terms, same reduction) with VGG16 run on the
+stylized outputs only: the content targets are computed once per batch outside every derivative, where
+`perceptual_loss` would run (and differentiate) VGG16 on the concatenated [outputs, contents] batch.
+
+Modes, one code path:
+- "second_order": the exact meta-gradient (MAML).
+- "first_order": the inner gradients are constants (`stop_gradient`), so dw_T/dtheta = I (first-order MAML).
+- "reptile": theta moves toward the adapted weights: the Adam "gradient" is mean_s (theta - w_s,T). Only the
+  parameters the inner loop moves can differ from theta, so only those move. The outer loss is still
+  evaluated, for monitoring.
+
+Both learning rates decay with the outer iteration t as lr0 / (1 + k t) (supplementary eq. 1).
+
+A batch is a dict of arrays, S styles first, RGB in [0, 1]:
+  "train": (S, B, H, W, 3) content of the inner loop, reused at each inner step (supplementary), or
+           (S, T, B, H, W, 3), a fresh batch per inner step (Algorithm 1 as printed);
+  "val":   (S, B, H, W, 3) content of the outer loss;
+  "style": (S, Hs, Ws, 3) style images, or "style_grams": {layer: (S, C, C)} their Gram targets.
+
+Structural settings (`MetaSettings`) are static under jit; numeric ones (`Hyper`: learning rates, decay,
+alpha, beta) are traced arguments, so changing them never recompiles.
+"""
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from metastyle_jax import losses, transformer, vgg16
+
+MODES = ("second_order", "first_order", "reptile")
+META_GRADS = ("autodiff", "hvp")
+PARAM_SETS = ("all", "instance_norm", "non_instance_norm")
+# Compute dtypes; "float64" only under jax_enable_x64, for numerical checks.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """What a meta-training run carries from one iteration to the next, and checkpoints.
+
+    step: int32 scalar, the outer iteration t; params: theta; opt_state: the outer Adam state;
+    rng: uint32[2] raw key data of the run's PRNG key (the step itself draws no randomness: data order
+    is a function of (seed, step); the key is kept so anything random derives from the checkpoint).
+    """
+
+    step: Any
+    params: Any
+    opt_state: Any
+    rng: Any
+
+
+class Hyper(NamedTuple):
+    """The numeric hyper-parameters (float32 scalars, traced): inner SGD lr delta_0, outer Adam lr eta_0,
+    decay k of lr0 / (1 + k t), and alpha, beta of eq. 4."""
+
+    inner_lr: Any
+    outer_lr: Any
+    lr_decay: Any
+    alpha: Any
+    beta: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaSettings:
+    """The structural (static, hashable) settings of the meta step."""
+
+    mode: str = "second_order"
+    inner_steps: int = 1
+    inner_params: str = "instance_norm"
+    outer_params: str = "all"
+    styles_in_parallel: int = 0
+    dtype: str = "float32"
+    meta_grad: str = "autodiff"
+
+    def __post_init__(self):
+        for name, value, allowed in (("mode", self.mode, MODES), ("inner_params", self.inner_params, PARAM_SETS),
+                                     ("outer_params", self.outer_params, PARAM_SETS),
+                                     ("dtype", self.dtype, tuple(DTYPES)),
+                                     ("meta_grad", self.meta_grad, META_GRADS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.inner_steps < 1:
+            raise ValueError(f"inner_steps must be at least 1, not {self.inner_steps}")
+        if self.styles_in_parallel < 0:
+            raise ValueError(f"styles_in_parallel must be >= 0 (0: all), not {self.styles_in_parallel}")
+
+
+def settings_from_config(config):
+    """MetaSettings from a meta-training ConfigDict (configs/metastyle.py)."""
+    return MetaSettings(mode=config.mode, inner_steps=int(config.inner_steps),
+                        inner_params=config.inner_params, outer_params=config.outer_params,
+                        styles_in_parallel=int(config.styles_in_parallel), dtype=config.dtype,
+                        meta_grad=config.meta_grad)
+
+
+def hyper_from_config(config, dtype=np.float32):
+    """Hyper (numpy scalars of `dtype`) from a meta-training ConfigDict."""
+    c = lambda v: np.asarray(v, dtype)
+    return Hyper(inner_lr=c(config.inner_lr), outer_lr=c(config.outer_lr), lr_decay=c(config.lr_decay),
+                 alpha=c(config.loss.alpha), beta=c(config.loss.beta))
+
+
+def decayed(lr0, k, t):
+    """Supplementary eq. 1: the learning rate lr0 / (1 + k t) at outer iteration t."""
+    lr0 = jnp.asarray(lr0)
+    return lr0 / (1 + k * jnp.asarray(t, lr0.dtype))
+
+
+def param_mask(params, which):
+    """Pytree of Python bools over `params`, True where `which` ("all", "instance_norm",
+    "non_instance_norm") says a parameter is trained."""
+    if which not in PARAM_SETS:
+        raise ValueError(f"parameter set must be one of {', '.join(PARAM_SETS)}, not {which!r}")
+    in_mask = transformer.instance_norm_mask(params)
+    if which == "all":
+        return jax.tree_util.tree_map(lambda _: True, in_mask)
+    if which == "instance_norm":
+        return in_mask
+    return jax.tree_util.tree_map(lambda m: not m, in_mask)
+
+
+def outer_optimizer(settings, hyper):
+    """The outer optimizer: Adam (PyTorch's defaults) with lr outer_lr / (1 + k t), over the parameters
+    `settings.outer_params` selects; the others get a zero update (not their raw gradient)."""
+    adam = optax.chain(optax.scale_by_adam(),
+                       optax.scale_by_learning_rate(lambda t: decayed(hyper.outer_lr, hyper.lr_decay, t)))
+    if settings.outer_params == "all":
+        return adam
+    labels = lambda params: jax.tree_util.tree_map(
+        lambda m: "train" if m else "frozen", param_mask(params, settings.outer_params))
+    return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
+
+
+def make_optimizer(config):
+    """The outer optax optimizer a config describes (see `outer_optimizer`)."""
+    return outer_optimizer(settings_from_config(config), hyper_from_config(config))
+
+
+def init_state(config, seed):
+    """A fresh TrainState from integer `seed`: theta at Flax's default init, Adam state, step 0."""
+    init_key, run_key = jax.random.split(jax.random.key(seed))
+    params = transformer.init_params(init_key, 16)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=make_optimizer(config).init(params), rng=jax.random.key_data(run_key))
+
+
+def _split(params, mask):
+    """(fast leaves, slow leaves, treedef): the leaves `mask` selects and the others, in tree order."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    flags = jax.tree_util.tree_leaves(mask)
+    return ([x for x, m in zip(leaves, flags) if m], [x for x, m in zip(leaves, flags) if not m], treedef)
+
+
+def _merge(fast, slow, mask, treedef):
+    """Inverse of `_split`: the params pytree from its fast and slow leaves."""
+    fast, slow = iter(fast), iter(slow)
+    return jax.tree_util.tree_unflatten(
+        treedef, [next(fast) if m else next(slow) for m in jax.tree_util.tree_leaves(mask)])
+
+
+def content_features(vgg_params, spec, contents, settings):
+    """The content-loss targets phi_relu2_2(I_c) of contents (..., B, H, W, 3): constants (no gradient)."""
+    lead = contents.shape[:-4]
+    flat = contents.reshape((-1,) + contents.shape[-3:])
+    feat = vgg16.features(vgg_params, spec, flat, DTYPES[settings.dtype])[losses.CONTENT_LAYER]
+    return jax.lax.stop_gradient(feat.reshape(lead + (contents.shape[-4],) + feat.shape[1:]))
+
+
+def task_loss(params, vgg_params, spec, contents, content_feat, grams, settings, hyper):
+    """Eq. 4 for one style (the official reduction, as `losses.perceptual_loss`): the perceptual loss of
+    M(contents; params), contents (B, H, W, 3), content_feat their relu2_2 features, grams {layer: (C, C)}
+    -> (scalar, {"content", "style"} unweighted). VGG runs on the outputs only: the content features are
+    computed once per batch, outside every derivative."""
+    dtype = DTYPES[settings.dtype]
+    feats = vgg16.features(vgg_params, spec, transformer.apply(params, contents, dtype), dtype)
+    lc = losses.content_loss(feats[losses.CONTENT_LAYER], content_feat)
+    ls = losses.style_loss(feats, {k: g[None] for k, g in grams.items()})
+    return hyper.alpha * lc + hyper.beta * ls, {"content": lc, "style": ls}
+
+
+def _inner_batches(task, settings):
+    """(per-step xs for a scan or None, shared (contents, features) or None) of a task's training contents."""
+    if task["train"].ndim == 5:
+        return (task["train"], task["train_feat"]), None
+    return None, (task["train"], task["train_feat"])
+
+
+def _inner_trajectory(theta, vgg_params, spec, task, t, settings, hyper):
+    """The T inner SGD steps of one style from theta, lr inner_lr / (1 + k t), on the parameters
+    `settings.inner_params` selects.
+
+    Returns (w_T, fast leaves before each step (stacked, leading T), (T,) inner losses before each step,
+    and the (mask, slow leaves, treedef) that rebuild a params pytree from fast leaves).
+    """
+    mask = param_mask(theta, settings.inner_params)
+    fast, slow, treedef = _split(theta, mask)
+    lr = decayed(hyper.inner_lr, hyper.lr_decay, t)
+    xs, shared = _inner_batches(task, settings)
+
+    def step(fast, x):
+        contents, feat = shared if x is None else x
+        loss_of = lambda f: task_loss(_merge(f, slow, mask, treedef), vgg_params, spec, contents, feat,
+                                      task["grams"], settings, hyper)[0]
+        loss, grads = jax.value_and_grad(loss_of)(fast)
+        if settings.mode == "first_order":
+            grads = jax.lax.stop_gradient(grads)
+        return [w - lr.astype(w.dtype) * g for w, g in zip(fast, grads)], (fast, loss)
+
+    fast_t, (history, inner_losses) = jax.lax.scan(step, fast, xs, length=settings.inner_steps)
+    return _merge(fast_t, slow, mask, treedef), history, inner_losses, (mask, slow, treedef)
+
+
+def adapt(theta, vgg_params, spec, task, t, settings, hyper):
+    """w_T of one style: T steps of SGD from theta (eq. 7, the inner problem).
+
+    task: {"train": (B, H, W, 3) reused at every step, or (T, B, H, W, 3) one batch per step,
+    "train_feat": their content features, "grams": {layer: (C, C)}}. Returns (w_T, (T,) inner losses,
+    each before its step). Differentiable in theta (through a `lax.scan`); in "first_order" mode the inner
+    gradients are constants.
+    """
+    w, _, inner_losses, _ = _inner_trajectory(theta, vgg_params, spec, task, t, settings, hyper)
+    return w, inner_losses
+
+
+def style_objective(theta, vgg_params, spec, task, t, settings, hyper):
+    """E_s(theta): the perceptual loss of the adapted w_s,T on the validation contents of one style.
+
+    task: {"train", "train_feat", "val", "val_feat", "grams"} of one style. Returns (scalar,
+    (metrics, w_T)).
+    """
+    w, inner_losses = adapt(theta, vgg_params, spec, task, t, settings, hyper)
+    outer, parts = task_loss(w, vgg_params, spec, task["val"], task["val_feat"], task["grams"], settings, hyper)
+    return outer, (_metrics(outer, parts, inner_losses), w)
+
+
+def _metrics(outer, parts, inner_losses):
+    return {"outer_loss": outer, "outer_content": parts["content"], "outer_style": parts["style"],
+            "inner_loss": inner_losses[0], "inner_loss_last": inner_losses[-1]}
+
+
+def _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper):
+    """dE_s/dtheta by reverse accumulation over the inner steps with Hessian-vector products.
+
+    a_T = grad E_s(w_T); for t = T .. 1: a_{t-1} = a_t - delta H(w_{t-1}) P a_t, where H is the Hessian of
+    the inner loss over all parameters, P keeps the inner-trained entries (H P a by forward-over-reverse,
+    `jax.jvp` of `jax.grad`). a_0 is the exact meta-gradient ("first_order": a_0 = a_T). Returns
+    (a_0, metrics).
+    """
+    w, history, inner_losses, (mask, slow, treedef) = _inner_trajectory(theta, vgg_params, spec, task, t,
+                                                                       settings, hyper)
+    val_loss = lambda p: task_loss(p, vgg_params, spec, task["val"], task["val_feat"], task["grams"],
+                                   settings, hyper)
+    (outer, parts), a = jax.value_and_grad(val_loss, has_aux=True)(w)
+    if settings.mode == "second_order":
+        lr = decayed(hyper.inner_lr, hyper.lr_decay, t)
+        xs, shared = _inner_batches(task, settings)
+
+        def back(a, x):
+            fast, batch = x
+            contents, feat = shared if batch is None else batch
+            grad_at = lambda f: jax.grad(lambda p: task_loss(p, vgg_params, spec, contents, feat, task["grams"],
+                                                             settings, hyper)[0])(_merge(f, slow, mask, treedef))
+            a_fast = _split(a, mask)[0]
+            _, hv = jax.jvp(grad_at, (fast,), (a_fast,))
+            return jax.tree_util.tree_map(lambda ai, hi: ai - lr.astype(ai.dtype) * hi, a, hv), None
+
+        a, _ = jax.lax.scan(back, a, (history, xs), reverse=True, length=settings.inner_steps)
+    return a, _metrics(outer, parts, inner_losses)
+
+
+def style_direction(theta, vgg_params, spec, task, t, settings, hyper):
+    """(direction, metrics) one style contributes: dE_s/dtheta (second/first order, by Hessian-vector
+    products or by `jax.grad` through the inner scan, as `settings.meta_grad` says) or, in reptile
+    mode, theta - w_s,T."""
+    if settings.mode == "reptile":
+        _, (metrics, w) = style_objective(theta, vgg_params, spec, task, t, settings, hyper)
+        return jax.tree_util.tree_map(jnp.subtract, theta, w), metrics
+    if settings.meta_grad == "hvp":
+        return _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper)
+    objective = lambda p: style_objective(p, vgg_params, spec, task, t, settings, hyper)
+    grads, (metrics, _) = jax.grad(objective, has_aux=True)(theta)
+    return grads, metrics
+
+
+def batch_grams(vgg_params, spec, batch):
+    """Style Gram targets of a batch, {layer: (S, C, C)}: batch["style_grams"], else from batch["style"]."""
+    if "style_grams" in batch:
+        return batch["style_grams"]
+    return jax.lax.stop_gradient(losses.style_grams(vgg_params, spec, batch["style"]))
+
+
+def _tasks(vgg_params, spec, batch, settings):
+    """The per-style tasks {"train", "train_feat", "val", "val_feat", "grams"} of a batch, S first."""
+    return {"train": batch["train"], "val": batch["val"], "grams": batch_grams(vgg_params, spec, batch),
+            "train_feat": content_features(vgg_params, spec, batch["train"], settings),
+            "val_feat": content_features(vgg_params, spec, batch["val"], settings)}
+
+
+def _map_styles(fn, tasks, settings):
+    """fn(task) -> (tree, metrics) over the S styles of `tasks`, `styles_in_parallel` (P; 0: all) at a
+    time under vmap and the S / P groups in a scan that keeps only a running sum of the trees (memory
+    for speed). Returns (mean tree over the styles, metrics stacked (S,))."""
+    s = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+    p = settings.styles_in_parallel or s
+    if s % p:
+        raise ValueError(f"styles_in_parallel={p} must divide the {s} styles of a meta-batch")
+    if p == s:
+        trees, metrics = jax.vmap(fn)(tasks)
+        return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), trees), metrics
+    grouped = jax.tree_util.tree_map(lambda x: x.reshape(p, s // p, *x.shape[1:]), tasks)
+    tree_shape = jax.eval_shape(fn, jax.tree_util.tree_map(lambda x: x[0, 0], grouped))[0]
+
+    def group_sum(group):
+        def body(total, task):
+            tree, metrics = fn(task)
+            return jax.tree_util.tree_map(jnp.add, total, tree), metrics
+        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), tree_shape)
+        return jax.lax.scan(body, zeros, group)
+
+    totals, metrics = jax.vmap(group_sum)(grouped)
+    return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=0) / s, totals),
+            jax.tree_util.tree_map(lambda x: x.reshape(s), metrics))
+
+
+def bilevel_loss(theta, vgg_params, spec, batch, t, settings, hyper):
+    """E(theta): eq. 7's outer loss, the mean over the batch's S styles of the validation perceptual loss
+    after adaptation, at outer iteration t. Pure; `jax.grad` of it is the exact meta-gradient."""
+    fn = lambda task: (style_objective(theta, vgg_params, spec, task, t, settings, hyper)[0], {})
+    return _map_styles(fn, _tasks(vgg_params, spec, batch, settings), settings)[0]
+
+
+def meta_gradient(theta, vgg_params, spec, batch, t, settings, hyper):
+    """(direction for theta, metrics): the mean over styles of `style_direction`, metrics averaged.
+
+    In "second_order" mode the direction equals jax.grad(bilevel_loss). metrics (scalars): outer_loss,
+    outer_content, outer_style (after adaptation, validation contents), inner_loss (theta on the
+    training contents), inner_loss_last (before the last inner step).
+    """
+    fn = lambda task: style_direction(theta, vgg_params, spec, task, t, settings, hyper)
+    direction, metrics = _map_styles(fn, _tasks(vgg_params, spec, batch, settings), settings)
+    return direction, jax.tree_util.tree_map(jnp.mean, metrics)
+
+
+def _all_finite(tree):
+    """True iff no leaf of `tree` holds a NaN or an inf."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+def data_parallel(fn, mesh, settings):
+    """fn(theta, vgg_params, batch, t, settings, hyper) -> pytree of means over the batch's styles, as a
+    function of (theta, vgg_params, batch, t, hyper) that runs with the styles split over the mesh axis "data" (`jax.shard_map`: each device takes its S / n styles,
+    `styles_in_parallel / n` at a time) and the per-device means averaged with `pmean`. Explicit rather than left to
+    XLA's automatic partitioning of the jitted step, which gave wrong convolution-kernel gradients for a
+    sharded style axis (jax 0.10.2, CPU)."""
+    n = mesh.devices.size
+    local = dataclasses.replace(settings, styles_in_parallel=settings.styles_in_parallel // n)
+
+    def per_device(theta, vgg_params, batch, t, hyper):
+        # theta enters replicated; as a device-varying value its gradients stay local (no implicit psum)
+        theta = jax.lax.pcast(theta, "data", to="varying")
+        return jax.lax.pmean(fn(theta, vgg_params, batch, t, local, hyper), "data")
+
+    rep, split = PartitionSpec(), PartitionSpec("data")
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(rep, rep, split, rep, rep), out_specs=rep)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "settings", "mesh"), donate_argnums=0)
+def train_step(state, vgg_params, batch, hyper, *, spec, settings, mesh=None):
+    """One outer iteration (Algorithm 1's loop body): (state, metrics). Pure; the input state is donated.
+
+    mesh: None for one device, else the styles of `batch` are split over its "data" axis
+    (`data_parallel`) and theta, the VGG and the optimizer state are replicated.
+    metrics: those of `meta_gradient` plus grad_norm (of the direction), inner_lr and outer_lr (at t),
+    and finite (the losses and the direction are free of NaN/inf). A non-finite step still returns its
+    state; the caller decides not to keep it.
+    """
+    grad_fn = lambda theta, vgg, b, t, s, h: meta_gradient(theta, vgg, spec, b, t, s, h)
+    if mesh is None:
+        direction, metrics = grad_fn(state.params, vgg_params, batch, state.step, settings, hyper)
+    else:
+        direction, metrics = data_parallel(grad_fn, mesh, settings)(state.params, vgg_params, batch, state.step,
+                                                                    hyper)
+    updates, opt_state = outer_optimizer(settings, hyper).update(direction, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, grad_norm=optax.global_norm(direction),
+                   inner_lr=decayed(hyper.inner_lr, hyper.lr_decay, state.step),
+                   outer_lr=decayed(hyper.outer_lr, hyper.lr_decay, state.step),
+                   finite=_all_finite((metrics["outer_loss"], metrics["inner_loss"], direction)))
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "settings", "mesh"))
+def eval_loss(theta, vgg_params, batch, t, hyper, *, spec, settings, mesh=None):
+    """`bilevel_loss` of a batch, jit-compiled; with a mesh, its styles split over the "data" axis."""
+    loss_fn = lambda theta, vgg, b, t, s, h: bilevel_loss(theta, vgg, spec, b, t, s, h)
+    if mesh is None:
+        return loss_fn(theta, vgg_params, batch, t, settings, hyper)
+    return data_parallel(loss_fn, mesh, settings)(theta, vgg_params, batch, t, hyper)
+
+
+def make_train_step(config, vgg_params, spec, mesh=None):
+    """meta_train_step(state, batch) -> (state, metrics): `train_step` with the config's settings and
+    hyper-parameters and the VGG constants bound (they are arguments of the compiled step, not baked
+    into it, and never differentiated nor part of the state). With a `mesh` (`make_mesh`), state and
+    VGG parameters must be replicated on it (`replicate`) and batches split over it (`shard_batch`)."""
+    settings, hyper = settings_from_config(config), hyper_from_config(config)
+    if mesh is not None:
+        check_mesh(config, mesh)
+
+    def meta_train_step(state, batch):
+        return train_step(state, vgg_params, batch, hyper, spec=spec, settings=settings, mesh=mesh)
+
+    return meta_train_step
+
+
+def make_mesh(devices=None):
+    """A 1-D mesh with axis "data" over `devices` (default: every device of every process)."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
+
+
+def check_mesh(config, mesh):
+    """Raise ValueError unless the styles of a meta-batch split evenly over the mesh and the vmapped groups.
+    (Evaluation batches of k * styles_per_batch styles then split too.)"""
+    n, s = mesh.devices.size, int(config.styles_per_batch)
+    p = int(config.styles_in_parallel) or s
+    if s % p:
+        raise ValueError(f"styles_in_parallel={p} must divide styles_per_batch={s}")
+    if p % n:
+        raise ValueError(f"the {p} styles processed in parallel (styles_in_parallel, 0: all {s}) must be "
+                         f"divisible by the {n} devices")
+
+
+def shard_batch(batch, mesh):
+    """A host batch (the same on every process: batches are a function of (seed, step)) as global arrays
+    on the mesh, the leading (style) axis split over "data"; each process places only its own shards."""
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.tree_util.tree_map(
+        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx]), batch)
+
+
+def replicate(tree, mesh):
+    """A host pytree (the same on every process) as global arrays replicated on every device of the mesh."""
+    sharding = NamedSharding(mesh, PartitionSpec())
+    return jax.tree_util.tree_map(
+        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx]), tree)
+
+
+def host_tree(tree):
+    """A numpy copy of a pytree of replicated (or single-device) arrays, on every process."""
+    return jax.tree_util.tree_map(
+        lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x), tree)
