@@ -314,8 +314,8 @@ def _tasks(vgg_params, spec, batch, settings):
 
 def _map_styles(fn, tasks, settings):
     """fn(task) -> (tree, metrics) over the S styles of `tasks`, `styles_in_parallel` (P; 0: all) at a
-    time under vmap and the S / P groups in a scan that keeps only a running sum of the trees (memory
-    for speed). Returns (mean tree over the styles, metrics stacked (S,))."""
+    time under vmap and the S / P groups one after the other in a scan (memory for speed).
+    Returns (mean tree over the styles, metrics stacked (S,))."""
     s = jax.tree_util.tree_leaves(tasks)[0].shape[0]
     p = settings.styles_in_parallel or s
     if s % p:
@@ -324,17 +324,11 @@ def _map_styles(fn, tasks, settings):
         trees, metrics = jax.vmap(fn)(tasks)
         return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), trees), metrics
     grouped = jax.tree_util.tree_map(lambda x: x.reshape(p, s // p, *x.shape[1:]), tasks)
-    tree_shape = jax.eval_shape(fn, jax.tree_util.tree_map(lambda x: x[0, 0], grouped))[0]
-
-    def group_sum(group):
-        def body(total, task):
-            tree, metrics = fn(task)
-            return jax.tree_util.tree_map(jnp.add, total, tree), metrics
-        zeros = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), tree_shape)
-        return jax.lax.scan(body, zeros, group)
-
-    totals, metrics = jax.vmap(group_sum)(grouped)
-    return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=0) / s, totals),
+    # Sequential groups: each style's tree is computed (and its intermediates freed) inside the scan;
+    # only the trees themselves (parameter-sized) are stacked.
+    group = lambda g: jax.lax.scan(lambda _, task: (None, fn(task)), None, g)[1]
+    trees, metrics = jax.vmap(group)(grouped)
+    return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=(0, 1)) / s, trees),
             jax.tree_util.tree_map(lambda x: x.reshape(s), metrics))
 
 
@@ -398,7 +392,7 @@ def train_step(state, vgg_params, batch, hyper, *, spec, settings, mesh=None):
                                                                     hyper)
     updates, opt_state = outer_optimizer(settings, hyper).update(direction, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, grad_norm=optax.global_norm(direction),
+    metrics = dict(metrics, grad_norm=optax.tree.norm(direction),
                    inner_lr=decayed(hyper.inner_lr, hyper.lr_decay, state.step),
                    outer_lr=decayed(hyper.outer_lr, hyper.lr_decay, state.step),
                    finite=_all_finite((metrics["outer_loss"], metrics["inner_loss"], direction)))

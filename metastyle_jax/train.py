@@ -1,0 +1,410 @@
+"""Meta-train MetaStyle's theta (Algorithm 1): `python -m metastyle_jax.train --config configs/metastyle.py`.
+
+Writes into --workdir: config.json, checkpoints/ (Orbax, every checkpoint_every iterations, the last
+keep_checkpoints kept), tb/ (TensorBoard events), metrics.jsonl, loss_curves.png, samples/ (the
+style-neutral output M(I_c; theta) of fixed validation contents) and, at the end, theta/ (the model for
+`adapt` and `stylize`). `--resume` continues from the last checkpoint exactly: state, step, data order.
+
+Devices: the styles of each meta-batch are split over every local device (a 1-D mesh, theta replicated).
+Several hosts: start the same command on each with --coordinator HOST:PORT --num-processes N
+--process-id I (or --distributed where JAX detects the cluster itself, e.g. SLURM or Cloud TPU).
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, plotting, transformer, vgg_weights
+
+RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta")
+# Keys a resumed run may change: how long it runs and how it reports, never what it computes.
+RESUMABLE_KEYS = ("num_steps", "log_every", "plot_every", "sample_every", "num_samples", "eval_every",
+                  "checkpoint_every", "keep_checkpoints", "data.prefetch")
+CURVES = {"inner_loss": "inner (training contents, before adaptation)",
+          "outer_loss": "outer (validation contents, after adaptation)",
+          "eval_outer_loss": "outer on the fixed evaluation batch"}
+
+
+class Diverged(Exception):
+    """A loss or the meta-gradient became NaN or inf."""
+
+
+def check_config(cfg):
+    """Raise a UserError naming the first setting a meta-training run cannot use."""
+    try:
+        meta.settings_from_config(cfg)
+    except ValueError as e:
+        raise cli.UserError(f"config: {e}") from None
+    positive = ("styles_per_batch", "batch_size", "num_steps", "inner_steps", "log_every", "checkpoint_every",
+                "keep_checkpoints", "data.content_size", "data.style_size", "data.prefetch", "num_samples")
+    for key in positive:
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        if value < 1:
+            raise cli.UserError(f"config: {key} must be at least 1, not {value}")
+    for key in ("plot_every", "sample_every", "eval_every"):
+        if cfg[key] < 0:
+            raise cli.UserError(f"config: {key} must be >= 0 (0: never), not {cfg[key]}")
+    for key in ("inner_lr", "outer_lr", "lr_decay"):
+        if not (math.isfinite(cfg[key]) and cfg[key] >= 0):
+            raise cli.UserError(f"config: {key} must be a finite number >= 0, not {cfg[key]}")
+    if cfg.data.content_size < 16 or cfg.data.style_size < 16:
+        raise cli.UserError("config: data.content_size and data.style_size must be at least 16 px")
+    s, p = cfg.styles_per_batch, cfg.styles_in_parallel or cfg.styles_per_batch
+    if s % p:
+        raise cli.UserError(f"config: styles_in_parallel={p} must divide styles_per_batch={s}")
+
+
+class MetaData:
+    """The meta-batches of a run, each a pure function of (config, iteration t).
+
+    Content: `train` and `val` ContentData (two splits, or one dataset sampled twice when
+    data.split_content is False); styles: StyleData. `batch_at(t)` -> numpy dict as `meta` documents.
+    """
+
+    def __init__(self, cfg):
+        d = cfg.data
+        self.cfg = cfg
+        common = dict(size=d.content_size, crop=d.crop, val_fraction=d.val_fraction,
+                      data_dir=d.tfds_data_dir or None)
+        self.train = data.ContentData(d.content, split="train", seed=cfg.seed, **common)
+        if d.split_content:
+            self.val = data.ContentData(d.content, split="val", seed=cfg.seed, **common)
+        else:
+            self.val = data.ContentData(d.content, split="train", seed=cfg.seed + 1, **common)
+        self.styles = data.StyleData(d.styles, size=d.style_size, seed=cfg.seed)
+        if len(self.styles) < cfg.styles_per_batch:
+            print(f"note: {len(self.styles)} styles for meta-batches of {cfg.styles_per_batch}: some styles "
+                  f"repeat within a meta-batch", file=sys.stderr)
+
+    def describe(self):
+        """Lines naming the data of the run."""
+        return [f"content train: {self.train.describe()}", f"content val: {self.val.describe()}",
+                f"styles: {len(self.styles)} from {self.styles.origin} ({self.cfg.data.styles})"]
+
+    def batch_at(self, t):
+        """Meta-batch t: {"train": (S, B, H, W, 3) or (S, T, B, H, W, 3), "val": (S, B, H, W, 3),
+        "style": (S, Hs, Ws, 3)}, float32 in [0, 1]."""
+        c = self.cfg
+        s, b, steps = c.styles_per_batch, c.batch_size, c.inner_steps
+        if c.data.share_content:
+            train = np.broadcast_to(self.train.batch_at(t, b), (s, b) + self.train.batch_at(t, b).shape[1:])
+            val = np.broadcast_to(self.val.batch_at(t, b), train.shape)
+        else:
+            train = np.stack([np.stack([self.train.batch_at((t * s + k) * steps + i, b) for i in range(steps)])
+                              for k in range(s)])
+            train = train[:, 0] if steps == 1 else train
+            val = np.stack([self.val.batch_at(t * s + k, b) for k in range(s)])
+        return {"train": np.ascontiguousarray(train), "val": np.ascontiguousarray(val),
+                "style": self.styles.style_at(t, s)}
+
+    def eval_batch(self, max_styles=16):
+        """The fixed held-out batch the run's E(theta) curve is measured on: every style (up to
+        `max_styles`, rounded up to a multiple of styles_per_batch), each with its own validation and
+        training contents drawn far from the start of their streams."""
+        c = self.cfg
+        s, b = c.styles_per_batch, c.batch_size
+        n = s * math.ceil(min(len(self.styles), max_styles) / s)
+        train = np.stack([self.train.batch_at(10**6 + k, b) for k in range(n)])
+        val = np.stack([self.val.batch_at(10**6 + k, b) for k in range(n)])
+        if c.inner_steps > 1 and not c.data.share_content:
+            train = np.repeat(train[:, None], c.inner_steps, axis=1)
+        return {"train": train, "val": val, "style": self.styles.style_at(0, n)}
+
+    def sample_contents(self):
+        """The fixed validation contents of the sample grids: (num_samples, H, W, 3)."""
+        return self.val.batch_at(10**6 + 7, self.cfg.num_samples)
+
+
+@jax.jit
+def _neutral(params, contents):
+    """M(I_c; theta) of a content batch (B, H, W, 3)."""
+    return transformer.apply(params, contents)
+
+
+def prepare_workdir(workdir, resume, force):
+    """Check what is in `workdir` against --resume/--force; with --force, delete the previous run's files."""
+    workdir = Path(workdir)
+    existing = [name for name in RUN_FILES if (workdir / name).exists()]
+    if workdir.exists() and not workdir.is_dir():
+        raise cli.UserError(f"--workdir {workdir} is a file, not a folder")
+    if resume:
+        if not (workdir / "config.json").exists():
+            raise cli.UserError(f"--resume: {workdir} holds no run (no config.json)")
+        return
+    if existing and not force:
+        raise cli.UserError(f"{workdir} already holds a run ({', '.join(existing)}): pass --resume to continue "
+                            "it or --force to start over")
+    if jax.process_index() == 0:
+        for name in existing:
+            target = workdir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+
+
+def _flat(cfg):
+    """{"a.b": value} of a ConfigDict."""
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            out.update({f"{key}.{k}": v for k, v in _flat(value).items()})
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config(args):
+    """The run's config: the --config file with --set overrides, or, with --resume, the saved one with
+    the overrides that only change length and reporting (RESUMABLE_KEYS)."""
+    cfg = config_lib.load(args.config, args.set)
+    if args.vgg:
+        cfg.vgg.source = args.vgg
+    if args.vgg_path:
+        cfg.vgg.path = args.vgg_path
+    if not args.resume:
+        return cfg
+    saved = ml_collections.ConfigDict(json.loads((Path(args.workdir) / "config.json").read_text()))
+    new, old = _flat(cfg), _flat(saved)
+    changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
+    if changed:
+        raise cli.UserError(f"--resume: {', '.join(changed)} differ from the run in {args.workdir} "
+                            f"(only {', '.join(RESUMABLE_KEYS)} may change when resuming)")
+    for key in RESUMABLE_KEYS:
+        *parents, leaf = key.split(".")
+        node_new, node_old = cfg, saved
+        for p in parents:
+            node_new, node_old = node_new[p], node_old[p]
+        node_old[leaf] = node_new[leaf]
+    return saved
+
+
+class Reporter:
+    """Progress bar, TensorBoard events, metrics.jsonl and loss_curves.png of a run (process 0 only)."""
+
+    def __init__(self, workdir, cfg, start, active):
+        self.workdir, self.cfg, self.active = Path(workdir), cfg, active
+        self.history = {k: ([], []) for k in CURVES}
+        self.bar = self.writer = None
+        if not active:
+            return
+        from tensorboardX import SummaryWriter
+        from tqdm import tqdm
+
+        log = self.workdir / "metrics.jsonl"
+        kept = []
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= start]
+            log.write_text("".join(line + "\n" for line in kept))
+        for line in kept:
+            self._remember(json.loads(line))
+        self.writer = SummaryWriter(str(self.workdir / "tb"), purge_step=start + 1 if start else None)
+        self.bar = tqdm(total=cfg.num_steps, initial=start, desc="meta-train", unit="it", file=sys.stderr,
+                        dynamic_ncols=True, smoothing=0.1)
+
+    def _remember(self, record):
+        for key, (xs, ys) in self.history.items():
+            if key in record:
+                xs.append(record["step"])
+                ys.append(record[key])
+
+    def log(self, step, metrics, bar_update=0):
+        """Record metrics (floats) of iteration `step` in every sink."""
+        if not self.active:
+            return
+        record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        self._remember(record)
+        with open(self.workdir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in metrics.items():
+            group = "eval" if key.startswith("eval_") else "train"
+            self.writer.add_scalar(f"{group}/{key.removeprefix('eval_')}", float(value), step)
+        if "outer_loss" in metrics:
+            self.bar.set_postfix(inner=f"{metrics['inner_loss']:.4g}", outer=f"{metrics['outer_loss']:.4g}",
+                                 refresh=False)
+
+    def advance(self, n):
+        if self.active:
+            self.bar.update(n)
+
+    def plot(self):
+        """Rewrite loss_curves.png from the history."""
+        if not self.active:
+            return
+        curves = {CURVES[k]: (xs, ys) for k, (xs, ys) in self.history.items() if xs}
+        if curves:
+            plotting.loss_curves(self.workdir / "loss_curves.png", curves,
+                                 title=f"MetaStyle meta-training ({self.cfg.mode}, T={self.cfg.inner_steps})",
+                                 xlabel="iteration")
+
+    def note(self, text):
+        if self.active:
+            self.bar.write(text, file=sys.stderr)
+
+    def close(self):
+        if self.active:
+            self.bar.close()
+            self.writer.close()
+
+
+def write_samples(path, params, contents):
+    """A PNG grid: the fixed contents (top row) above their style-neutral outputs M(I_c; theta)."""
+    outputs = np.asarray(_neutral(params, contents))
+    images.save_image(path, images.grid(list(contents) + list(outputs), nrow=len(contents)))
+
+
+def init_distributed(args):
+    """jax.distributed.initialize from --coordinator/--num-processes/--process-id, or auto with --distributed."""
+    if args.coordinator or args.num_processes or args.process_id is not None:
+        if not (args.coordinator and args.num_processes and args.process_id is not None):
+            raise cli.UserError("multi-host runs need all of --coordinator, --num-processes and --process-id")
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    elif args.distributed:
+        jax.distributed.initialize()
+
+
+def parse_args(argv):
+    p = cli.ArgumentParser(prog="python -m metastyle_jax.train", description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="metastyle", help="config file or name under configs/ (default: metastyle)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set inner_lr=1e-5 --set data.content=/data/coco")
+    p.add_argument("--workdir", default="runs/metastyle", help="run folder (default: runs/metastyle)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="delete the run in --workdir and start over")
+    p.add_argument("--devices", type=int, help="use only the first N devices (default: all)")
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: address of process 0's coordinator")
+    p.add_argument("--num-processes", type=int, help="multi-host: number of processes (hosts)")
+    p.add_argument("--process-id", type=int, help="multi-host: this process's index, 0 .. N-1")
+    p.add_argument("--distributed", action="store_true",
+                   help="multi-host with cluster auto-detection (SLURM, Cloud TPU, ...)")
+    cli.add_vgg_args(p)
+    args = p.parse_args(argv)
+    if args.resume and args.force:
+        p.error("--resume and --force exclude each other")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    init_distributed(args)
+    cfg = resolve_config(args)
+    check_config(cfg)
+    workdir = Path(args.workdir)
+    prepare_workdir(workdir, args.resume, args.force)
+    lead = jax.process_index() == 0
+
+    devices = jax.devices()
+    if args.devices is not None:
+        if not 1 <= args.devices <= len(devices):
+            raise cli.UserError(f"--devices {args.devices}: there are {len(devices)} devices")
+        devices = devices[:args.devices]
+    mesh = meta.make_mesh(devices)
+    try:
+        meta.check_mesh(cfg, mesh)
+    except ValueError as e:
+        raise cli.UserError(str(e)) from None
+
+    vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
+    vgg_info = vgg_weights.describe(vgg)
+    source = MetaData(cfg)
+    if lead:
+        (workdir / "config.json").write_text(cfg.to_json(indent=2) + "\n")
+
+    state = meta.init_state(cfg, cfg.seed)
+    ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints", interval=cfg.checkpoint_every,
+                                        keep=cfg.keep_checkpoints)
+    start = 0
+    if args.resume and ckpt.latest_step() is not None:
+        restored, saved_meta = ckpt.restore(meta.host_tree(state))
+        if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
+            raise cli.UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
+        state, start = restored, int(restored.step)
+    elif args.resume:
+        print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
+
+    state = meta.replicate(state, mesh)
+    vgg_params = meta.replicate(vgg.params, mesh)
+    step_fn = meta.make_train_step(cfg, vgg_params, vgg.spec, mesh)
+    hyper = meta.hyper_from_config(cfg)
+    eval_settings = dataclasses.replace(meta.settings_from_config(cfg),
+                                        styles_in_parallel=cfg.styles_in_parallel or cfg.styles_per_batch)
+    eval_batch = meta.shard_batch(source.eval_batch(), mesh) if cfg.eval_every else None
+    contents = source.sample_contents()
+
+    report = Reporter(workdir, cfg, start, lead)
+    for line in [f"devices: {len(devices)} x {devices[0].device_kind} ({jax.process_count()} process(es)); "
+                 f"VGG16: {vgg_info['source']} sha256 {vgg_info['sha256'][:12]}"] + source.describe():
+        report.note(line)
+
+    def evaluate(step, params):
+        loss = float(meta.eval_loss(params, vgg_params, eval_batch, step, hyper, spec=vgg.spec, settings=eval_settings,
+                                    mesh=mesh))
+        report.log(step, {"eval_outer_loss": loss})
+        return loss
+
+    def checkpoint_meta(step):
+        return {"config": cfg.to_dict(), "vgg": vgg_info, "step": step,
+                "data": {"seed": cfg.seed, "next_batch": step}}
+
+    batches = data.prefetch((meta.shard_batch(source.batch_at(t), mesh) for t in itertools.count(start)),
+                            depth=cfg.data.prefetch)
+    last_saved = ckpt.latest_step()
+    t0, done = time.perf_counter(), start
+    try:
+        if cfg.eval_every and start == 0:
+            evaluate(0, state.params)
+        for t in range(start, cfg.num_steps):
+            state, metrics = step_fn(state, next(batches))
+            metrics = jax.device_get(metrics)
+            it = t + 1
+            if not metrics["finite"]:
+                raise Diverged(f"non-finite loss or meta-gradient at iteration {it} (outer loss "
+                               f"{float(metrics['outer_loss']):.4g}, inner loss {float(metrics['inner_loss']):.4g})")
+            report.advance(1)
+            if it % cfg.log_every == 0 or it == cfg.num_steps:
+                report.log(it, {k: v for k, v in metrics.items() if k != "finite"})
+            if cfg.eval_every and (it % cfg.eval_every == 0 or it == cfg.num_steps):
+                evaluate(it, state.params)
+            if cfg.sample_every and (it % cfg.sample_every == 0 or it == cfg.num_steps) and lead:
+                write_samples(workdir / "samples" / f"step_{it:07d}.png", meta.host_tree(state.params), contents)
+            if cfg.plot_every and (it % cfg.plot_every == 0 or it == cfg.num_steps):
+                report.plot()
+            if it % cfg.checkpoint_every == 0 or it == cfg.num_steps:
+                ckpt.save(it, meta.host_tree(state), checkpoint_meta(it), force=True)
+                last_saved = it
+            done = it
+    except Diverged as e:
+        report.close()
+        batches.close()
+        ckpt.close()
+        kept = (f"the last good checkpoint is iteration {last_saved} in {workdir / 'checkpoints'} "
+                f"(continue with --resume, e.g. with lower learning rates)" if last_saved
+                else "no checkpoint was written before it")
+        print(f"error: {e}: stopping; {kept}", file=sys.stderr)
+        sys.exit(1)
+    report.close()
+    batches.close()
+    ckpt.close()
+    seconds = time.perf_counter() - t0
+    params = meta.host_tree(state.params)
+    if lead:
+        checkpoints.save_model(workdir / "theta", params, checkpoints.model_meta(
+            "theta", vgg=vgg_info, config=cfg.to_dict(), iterations=int(done)), force=True)
+    print(f"meta-trained {done - start} iterations in {seconds:.1f} s (compilation included); theta in "
+          f"{workdir / 'theta'}, curves in {workdir / 'loss_curves.png'}", file=sys.stderr)
+    return params
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,340 @@
+"""The bilevel objective and the meta-training step (metastyle_jax.meta), on CPU at 16-32 px with random VGG.
+
+Two checks run in subprocesses, started together so that their compilations share the two cores:
+float64 finite differences of the bilevel objective (x64 is process-global) for T=1 and T=2, and the
+2-device data-parallel step (XLA_FLAGS must be set before JAX starts). Run one by hand with
+`python tests/test_meta.py fd 1` or `python tests/test_meta.py devices`.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from metastyle_jax import meta, transformer, vgg16
+
+IMAGENET_SPEC = vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+REPO = Path(__file__).resolve().parents[1]
+FAST_COMPILE = "--xla_llvm_disable_expensive_passes=true"
+
+
+def tiny_config(**overrides):
+    """The meta-training keys of configs/metastyle.py at test scale (2 styles x 1 content)."""
+    c = ml_collections.ConfigDict(dict(
+        mode="second_order", meta_grad="autodiff", inner_steps=1, inner_lr=1e-4, outer_lr=1e-3,
+        lr_decay=2.5e-5, inner_params="instance_norm", outer_params="all", styles_per_batch=2, batch_size=1,
+        styles_in_parallel=0, dtype="float32", loss=dict(alpha=1.0, beta=1e5)))
+    for key, value in overrides.items():
+        c[key] = value
+    return c
+
+
+def random_batch(seed, s=2, b=1, size=32, steps=None, dtype=np.float32):
+    """A meta-batch of random images: train (S, [T,] B, H, W, 3), val (S, B, H, W, 3), style (S, H, W, 3)."""
+    r = np.random.default_rng(seed)
+    train = (s, b, size, size, 3) if steps is None else (s, steps, b, size, size, 3)
+    return {"train": r.random(train).astype(dtype), "val": r.random((s, b, size, size, 3)).astype(dtype),
+            "style": r.random((s, size, size, 3)).astype(dtype)}
+
+
+def numpy_vgg(seed=1):
+    """Random VGG16 parameters (LeCun-normal kernels as Flax's init, zero biases) made with numpy: no JAX compile."""
+    r = np.random.default_rng(seed)
+    return {name: {"kernel": (r.standard_normal(shapes["kernel"]) * np.sqrt(1 / np.prod(shapes["kernel"][:3])))
+                   .astype(np.float32), "bias": np.zeros(shapes["bias"], np.float32)}
+            for name, shapes in vgg16.param_shapes().items()}
+
+
+def numpy_theta(seed=0):
+    """Random transformer parameters made with numpy (LeCun-normal kernels, small biases, instance-norm
+    scales near 1): no JAX compile, unlike Flax's init."""
+    r = np.random.default_rng(seed)
+    shapes = jax.eval_shape(lambda: transformer.init_params(jax.random.key(0), 16))
+    mask = transformer.instance_norm_mask(shapes)
+
+    def leaf(path, x, is_in):
+        name = jax.tree_util.keystr(path)
+        if is_in:
+            return (float("scale" in name) + 0.1 * r.standard_normal(x.shape)).astype(np.float32)
+        if "kernel" in name:
+            return (r.standard_normal(x.shape) / np.sqrt(np.prod(x.shape[:3]))).astype(np.float32)
+        return (0.01 * r.standard_normal(x.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(leaf, shapes, mask)
+
+
+def flat(tree):
+    return np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree_util.tree_leaves(tree)])
+
+
+# ---------------------------------------------------------------- subprocess workers
+
+
+class _Float64Numpy:
+    """jax.numpy with float32 read as float64: the perceptual-loss modules pin float32 in places (instance
+    norm statistics, Gram matrices, VGG output); in the float64 check they must compute in float64."""
+
+    def __getattr__(self, name):
+        return jnp.float64 if name == "float32" else getattr(jnp, name)
+
+
+def fd_worker(inner_steps):
+    """Print JSON: directional derivatives of the bilevel objective (central differences, float64) and
+    of the meta-gradients (second order by autodiff and by HVPs, first order) along a few directions."""
+    jax.config.update("jax_enable_x64", True)
+    from metastyle_jax import losses
+    for module in (transformer, vgg16, losses):
+        module.jnp = _Float64Numpy()
+    cfg = tiny_config(inner_steps=inner_steps, inner_lr=0.03, dtype="float64")
+    settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg, np.float64)
+    to64 = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), tree)
+    vgg = to64(numpy_vgg())
+    theta = to64(numpy_theta())
+    batch = to64(random_batch(3, s=2, b=1, size=8, steps=inner_steps if inner_steps > 1 else None,
+                              dtype=np.float64))
+    t = jnp.asarray(7, jnp.int32)
+
+    second_hvp = dataclasses.replace(settings, meta_grad="hvp")
+    first = dataclasses.replace(second_hvp, mode="first_order")
+    grads = jax.jit(lambda p: [meta.meta_gradient(p, vgg, IMAGENET_SPEC, batch, t, s, hyper)[0]
+                               for s in (settings, second_hvp, first)])  # one compile, shared work
+    g2, g2_hvp, g1 = grads(theta)
+    leaves, treedef = jax.tree_util.tree_flatten(theta)
+    r = np.random.default_rng(5)
+    in_flags = jax.tree_util.tree_leaves(transformer.instance_norm_mask(theta))
+    rand = lambda keep: [r.standard_normal(x.shape) * keep(m) for x, m in zip(leaves, in_flags)]
+    directions = {"random": rand(lambda m: 1.0), "random_instance_norm": rand(lambda m: float(m)),
+                  "random_other": rand(lambda m: float(not m))}
+    eps = 1e-7  # float64 rounding stays ~1e-8 relative; larger steps can cross ReLU / max-pool kinks
+    loss = jax.jit(lambda p: meta.bilevel_loss(p, vgg, IMAGENET_SPEC, batch, t, settings, hyper))
+    out = {"rel_hvp_vs_autodiff": float(np.max(np.abs(flat(g2_hvp) - flat(g2))) / np.max(np.abs(flat(g2)))),
+           "rel_second_vs_first": float(np.linalg.norm(flat(g2) - flat(g1)) / np.linalg.norm(flat(g2))),
+           "directions": {}}
+    for name, d in directions.items():
+        norm = np.sqrt(sum(float(np.sum(x * x)) for x in d))
+        d = [x / norm for x in d]
+        shifted = lambda sign: jax.tree_util.tree_unflatten(treedef, [p + sign * eps * x for p, x in zip(leaves, d)])
+        fd = (float(loss(shifted(1.0))) - float(loss(shifted(-1.0)))) / (2 * eps)
+        dot = lambda g: float(sum(np.sum(np.asarray(a) * b) for a, b in zip(jax.tree_util.tree_leaves(g), d)))
+        out["directions"][name] = {"fd": fd, "second_order": dot(g2), "hvp": dot(g2_hvp), "first_order": dot(g1)}
+    print(json.dumps(out))
+
+
+def devices_worker():
+    """Print JSON, for a 1-device and a 2-device mesh (style axis split): theta after one meta-step and the
+    losses of that step and of a second one."""
+    assert jax.device_count() == 2, jax.devices()
+    cfg = tiny_config(mode="first_order")  # the cheapest compile that all-reduces gradients of every leaf
+    vgg, theta = numpy_vgg(), numpy_theta()
+    batches = [random_batch(10 + i, size=16) for i in range(2)]
+    out = {}
+    for n in (1, 2):
+        mesh = meta.make_mesh(jax.devices()[:n])
+        step = meta.make_train_step(cfg, meta.replicate(vgg, mesh), IMAGENET_SPEC, mesh)
+        state = meta.replicate(meta.init_state(cfg, 0).replace(params=theta), mesh)
+        sharded = [meta.shard_batch(b, mesh) for b in batches]
+        assert len(sharded[0]["train"].sharding.device_set) == n
+        state, first = step(state, sharded[0])
+        params = meta.host_tree(state.params)
+        state, second = step(state, sharded[1])
+        out[n] = {"params": flat(params).tolist(),
+                  "losses": [float(first["outer_loss"]), float(second["outer_loss"]), float(second["inner_loss"])],
+                  "devices": len(state.params["conv1"]["conv2d"]["kernel"].sharding.device_set)}
+    out["theta"] = flat(theta).tolist()
+    try:
+        meta.check_mesh(tiny_config(styles_per_batch=3), meta.make_mesh())
+        out["indivisible"] = None
+    except ValueError as e:
+        out["indivisible"] = str(e)
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+def _start(args, env_extra=None):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS", ""), FAST_COMPILE] + (env_extra or [])))
+    return subprocess.Popen([sys.executable, __file__, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _result(proc, timeout=900):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workers():
+    """The three subprocess checks, started at once: {"fd1", "fd2", "devices"} -> Popen."""
+    procs = {"fd1": _start(["fd", "1"]), "fd2": _start(["fd", "2"]),
+             "devices": _start(["devices"], ["--xla_force_host_platform_device_count=2"])}
+    yield procs
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+@pytest.fixture(scope="module")
+def fd_results(workers):
+    return {1: _result(workers["fd1"]), 2: _result(workers["fd2"])}
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    return jax.device_put(numpy_vgg())
+
+
+@pytest.fixture(scope="module")
+def adapted(random_vgg):
+    """(theta, w_T, inner losses) for one style of a random batch, inner lr 0.1."""
+    cfg = tiny_config(inner_lr=0.1)
+    settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
+    batch = random_batch(0, s=1)
+    theta = meta.init_state(cfg, 0).params
+
+    @jax.jit
+    def run(theta, vgg, batch):
+        task = jax.tree_util.tree_map(lambda x: x[0], meta._tasks(vgg, IMAGENET_SPEC, batch, settings))
+        return meta.adapt(theta, vgg, IMAGENET_SPEC, task, 0, settings, hyper)
+
+    w, inner_losses = run(theta, random_vgg, batch)
+    return theta, w, inner_losses
+
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_meta_gradient_matches_finite_differences(fd_results, inner_steps):
+    res = fd_results[inner_steps]
+    for name, d in res["directions"].items():
+        scale = max(abs(d["fd"]), 1e-3)
+        assert abs(d["second_order"] - d["fd"]) <= 1e-4 * scale, (name, d)
+        assert abs(d["hvp"] - d["fd"]) <= 1e-4 * scale, (name, d)
+    assert res["rel_hvp_vs_autodiff"] < 1e-9
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_second_and_first_order_differ(fd_results, inner_steps):
+    res = fd_results[inner_steps]
+    assert res["rel_second_vs_first"] > 1e-2
+    # Finite differences side with the exact (second-order) gradient, not with first-order MAML.
+    d = res["directions"]["random_instance_norm"]
+    assert abs(d["first_order"] - d["fd"]) > 100 * abs(d["second_order"] - d["fd"]), d
+
+
+def test_two_devices_equal_one(workers):
+    res = _result(workers["devices"])
+    one, two = res["1"], res["2"]
+    assert one["devices"] == 1 and two["devices"] == 2
+    theta, p1, p2 = (np.asarray(x) for x in (res["theta"], one["params"], two["params"]))
+    # Adam's first step is -lr * g / (|g| + 1e-8): +-lr wherever |g| is well above float rounding, and
+    # there the two runs must agree; where |g| is at rounding level, rounding decides the step.
+    clear = np.abs(p1 - theta) > 0.999 * 1e-3
+    assert clear.mean() > 0.5
+    np.testing.assert_allclose(p2[clear], p1[clear], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
+    assert "divisible by the 2 devices" in res["indivisible"]
+
+
+def test_inner_loop_changes_only_instance_norm(adapted):
+    theta, w, inner_losses = adapted
+    mask = transformer.instance_norm_mask(theta)
+    changed = jax.tree_util.tree_map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), theta, w)
+    assert jax.tree_util.tree_leaves(changed) == jax.tree_util.tree_leaves(mask)
+    assert inner_losses.shape == (1,) and np.isfinite(inner_losses).all()
+
+
+def test_reptile_moves_theta_toward_adapted_weights(adapted, random_vgg):
+    theta, w, _ = adapted
+    cfg = tiny_config(mode="reptile", inner_lr=0.1, styles_per_batch=1)
+    state = meta.init_state(cfg, 0)
+    step = meta.make_train_step(cfg, random_vgg, IMAGENET_SPEC)
+    new, metrics = step(state, random_batch(0, s=1))
+    step_taken, toward = flat(new.params) - flat(theta), flat(w) - flat(theta)
+    moved = toward != 0
+    # Adam's first step is lr * sign(theta - w) per entry: every adapted entry steps toward w.
+    assert moved.any() and np.all(np.sign(step_taken[moved]) == np.sign(toward[moved]))
+    assert np.dot(step_taken, toward) > 0
+    mask = jax.tree_util.tree_leaves(transformer.instance_norm_mask(theta))
+    moved = [bool(np.any(np.asarray(a) != np.asarray(b)))
+             for a, b in zip(jax.tree_util.tree_leaves(theta), jax.tree_util.tree_leaves(new.params))]
+    assert moved == mask  # only what the inner loop adapts differs from theta, so only that moves
+    assert bool(metrics["finite"]) and int(new.step) == 1
+
+
+@pytest.mark.parametrize("which", ["all", "instance_norm", "non_instance_norm"])
+def test_outer_optimizer_updates_what_the_config_says(which):
+    cfg = tiny_config(outer_params=which)
+    params = transformer.init_params(jax.random.key(0), 16)
+    opt = meta.make_optimizer(cfg)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    moved = [bool(np.any(np.asarray(u) != 0)) for u in jax.tree_util.tree_leaves(updates)]
+    assert moved == jax.tree_util.tree_leaves(meta.param_mask(params, which))
+    # The first Adam step is -lr * g / (|g| + eps): lr of the time-decayed schedule at t = 0.
+    np.testing.assert_allclose(np.asarray(jax.tree_util.tree_leaves(updates)[moved.index(True)]).ravel()[0],
+                               -cfg.outer_lr, rtol=1e-5)
+
+
+def test_outer_step_respects_outer_params(random_vgg):
+    cfg = tiny_config(outer_params="instance_norm", mode="first_order")
+    state = meta.init_state(cfg, 0)
+    before = jax.tree_util.tree_map(np.asarray, state.params)
+    new, metrics = meta.make_train_step(cfg, random_vgg, IMAGENET_SPEC)(state, random_batch(1))
+    moved = [bool(np.any(a != np.asarray(b))) for a, b in zip(jax.tree_util.tree_leaves(before),
+                                                             jax.tree_util.tree_leaves(new.params))]
+    assert moved == jax.tree_util.tree_leaves(transformer.instance_norm_mask(before))
+    assert bool(metrics["finite"]) and float(metrics["outer_lr"]) == pytest.approx(1e-3)
+
+
+def test_learning_rates_decay_with_the_outer_iteration():
+    assert float(meta.decayed(1e-3, 2.5e-5, 0)) == pytest.approx(1e-3)
+    assert float(meta.decayed(1e-3, 2.5e-5, 40_000)) == pytest.approx(5e-4)
+    assert float(meta.decayed(1e-4, 2.5e-5, 100_000)) == pytest.approx(1e-4 / 3.5)
+
+
+def test_task_loss_is_the_perceptual_loss(random_vgg):
+    from metastyle_jax import losses
+    cfg = tiny_config()
+    settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
+    params = transformer.init_params(jax.random.key(0), 16)
+    b = random_batch(2, s=1, b=2)
+    contents, style = b["val"][0], b["style"]
+    grams = losses.style_grams(random_vgg, IMAGENET_SPEC, style)
+    feat = meta.content_features(random_vgg, IMAGENET_SPEC, contents, settings)
+    ours, parts = meta.task_loss(params, random_vgg, IMAGENET_SPEC, contents, feat,
+                                 {k: g[0] for k, g in grams.items()}, settings, hyper)
+    ref, ref_parts = losses.perceptual_loss(random_vgg, IMAGENET_SPEC, transformer.apply(params, contents),
+                                            contents, grams, losses.LossWeights())
+    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+    assert float(parts["style"]) == pytest.approx(float(ref_parts["style"]), rel=1e-5)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="mode"):
+        meta.settings_from_config(tiny_config(mode="maml++"))
+    with pytest.raises(ValueError, match="inner_steps"):
+        meta.settings_from_config(tiny_config(inner_steps=0))
+    with pytest.raises(ValueError, match="divide"):
+        meta.check_mesh(tiny_config(styles_per_batch=4, styles_in_parallel=3), meta.make_mesh())
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "fd":
+        fd_worker(int(sys.argv[2]))
+    elif sys.argv[1] == "devices":
+        devices_worker()
+    else:
+        sys.exit(f"unknown worker {sys.argv[1]!r}")

@@ -1,0 +1,139 @@
+"""`python -m metastyle_jax.train` end to end on the embedded data with the real (HED) VGG16 at 32 px.
+
+One 30-iteration run (A) carries most checks; short runs beside it check resuming and determinism. They
+share one compiled step (same shapes and structural settings; learning rates are traced arguments).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metastyle_jax import checkpoints, cli, meta, train
+
+TINY = ["--config", "tiny", "--set", "outer_lr=1e-4", "--set", "eval_every=30", "--set", "sample_every=30",
+        "--set", "plot_every=10", "--set", "checkpoint_every=4", "--set", "keep_checkpoints=20"]
+
+
+def run(workdir, *extra):
+    """train.main on `workdir` with the tiny settings; returns the final theta (numpy pytree)."""
+    return train.main([*TINY, "--workdir", str(workdir), *extra])
+
+
+def metrics(workdir):
+    return [json.loads(line) for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def checkpoint_params(workdir, step):
+    """theta of the training checkpoint at `step` in a run folder."""
+    import ml_collections
+    cfg = ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
+    ckpt = checkpoints.TrainCheckpoints(Path(workdir) / "checkpoints")
+    state, _ = ckpt.restore(meta.host_tree(meta.init_state(cfg, 0)), step)
+    ckpt.close()
+    return state.params
+
+
+def same(a, b):
+    import jax
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    a = root / "a"
+    theta_a = run(a, "--set", "num_steps=30")
+    b = root / "b"
+    run(b, "--set", "num_steps=2")                 # stops after iteration 2 (its checkpoint)
+    theta_b = run(b, "--set", "num_steps=4", "--resume")
+    k = root / "k"                                 # A as if killed during iteration 9: checkpoints 8.. lost
+    shutil.copytree(a, k)
+    for step_dir in (k / "checkpoints").iterdir():
+        if step_dir.name.isdigit() and int(step_dir.name) >= 8:
+            shutil.rmtree(step_dir)
+    shutil.rmtree(k / "theta")
+    theta_k = run(k, "--set", "num_steps=8", "--resume")
+    return {"a": a, "b": b, "k": k, "theta_a": theta_a, "theta_b": theta_b, "theta_k": theta_k}
+
+
+def test_resume_equals_uninterrupted(runs):
+    a = runs["a"]
+    assert same(runs["theta_b"], checkpoint_params(a, 4))
+    assert same(runs["theta_k"], checkpoint_params(a, 8))
+    by_step = {m["step"]: m for m in metrics(a) if "outer_loss" in m}
+    for name, last in (("b", 4), ("k", 8)):
+        resumed = [m for m in metrics(runs[name]) if "outer_loss" in m]
+        assert [m["step"] for m in resumed] == list(range(1, last + 1))  # history cut back at the checkpoint
+        assert all(m == by_step[m["step"]] for m in resumed)             # same data order, same losses
+
+
+def test_same_seed_gives_the_same_run(runs):
+    first_b = [m for m in metrics(runs["b"]) if "outer_loss" in m][:2]
+    first_a = [m for m in metrics(runs["a"]) if "outer_loss" in m][:2]
+    assert first_a == first_b
+
+
+def test_short_run_lowers_the_outer_validation_loss(runs):
+    evals = [m for m in metrics(runs["a"]) if "eval_outer_loss" in m]
+    assert [m["step"] for m in evals] == [0, 30]
+    assert evals[1]["eval_outer_loss"] < evals[0]["eval_outer_loss"]
+
+
+def test_run_writes_curves_samples_events_and_theta(runs):
+    a = runs["a"]
+    assert (a / "loss_curves.png").stat().st_size > 1000
+    assert (a / "samples" / "step_0000030.png").exists()
+    assert list((a / "tb").glob("events.out.tfevents.*"))
+    record = metrics(a)[1]
+    assert {"inner_loss", "outer_loss", "outer_content", "outer_style", "grad_norm", "inner_lr",
+            "outer_lr"} <= set(record)
+    params, meta_json = checkpoints.load_model(a / "theta", kinds=("theta",))
+    assert same(params, runs["theta_a"])
+    assert meta_json["vgg"]["source"] == "hed" and len(meta_json["vgg"]["sha256"]) == 64
+    assert meta_json["settings"]["iterations"] == 30
+    saved = json.loads((a / "config.json").read_text())
+    assert saved["mode"] == "second_order" and saved["outer_lr"] == 1e-4
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--set", "outer_lr=1e30", "--set", "checkpoint_every=1", "--set", "num_steps=5")
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "non-finite" in err and "last good checkpoint is iteration" in err
+    ckpt = checkpoints.TrainCheckpoints(tmp_path / "checkpoints")
+    last = ckpt.latest_step()
+    ckpt.close()
+    assert last is not None and last < 5
+    assert f"iteration {last + 1}" in err
+    assert not (tmp_path / "theta").exists()
+
+
+def one_line_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.run(train.main, argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("override,message", [("nope=1", "unknown config key"),
+                                              ("mode=maml", "mode must be one of"),
+                                              ("inner_steps=0", "inner_steps must be at least 1"),
+                                              ("styles_in_parallel=3", "must divide"),
+                                              ("inner_lr=fast", "bad value")])
+def test_bad_settings_are_one_line_errors(tmp_path, capsys, override, message):
+    err = one_line_error([*TINY, "--workdir", str(tmp_path / "w"), "--set", override], capsys)
+    assert message in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_existing_run_is_never_overwritten(runs, capsys):
+    err = one_line_error([*TINY, "--workdir", str(runs["b"])], capsys)
+    assert "--resume" in err and "--force" in err
+    err = one_line_error([*TINY, "--workdir", str(runs["b"]), "--resume", "--set", "inner_lr=1"], capsys)
+    assert "inner_lr" in err
