@@ -358,10 +358,11 @@ def _all_finite(tree):
 
 def data_parallel(fn, mesh, settings):
     """fn(theta, vgg_params, batch, t, settings, hyper) -> pytree of means over the batch's styles, as a
-    function of (theta, vgg_params, batch, t, hyper) that runs with the styles split over the mesh axis "data" (`jax.shard_map`: each device takes its S / n styles,
-    `styles_in_parallel / n` at a time) and the per-device means averaged with `pmean`. Explicit rather than left to
-    XLA's automatic partitioning of the jitted step, which gave wrong convolution-kernel gradients for a
-    sharded style axis (jax 0.10.2, CPU)."""
+    function of (theta, vgg_params, batch, t, hyper) that splits the styles over the mesh axis "data"
+    (`jax.shard_map`: each device takes its S / n styles, `styles_in_parallel / n` at a time) and averages
+    the per-device means with `pmean`. Explicit rather than left to XLA's automatic partitioning of the
+    jitted step, which gave wrong convolution-kernel gradients for a sharded style axis (jax 0.10.2, CPU).
+    """
     n = mesh.devices.size
     local = dataclasses.replace(settings, styles_in_parallel=settings.styles_in_parallel // n)
 

@@ -26,9 +26,10 @@ import numpy as np
 from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, plotting, transformer, vgg_weights
 
 RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta")
-# Keys a resumed run may change: how long it runs and how it reports, never what it computes.
-RESUMABLE_KEYS = ("num_steps", "log_every", "plot_every", "sample_every", "num_samples", "eval_every",
-                  "checkpoint_every", "keep_checkpoints", "data.prefetch")
+# Keys a resumed run may change: how long it runs, how it reports, and its learning rates (e.g. after a
+# NaN); never what it computes.
+RESUMABLE_KEYS = ("num_steps", "inner_lr", "outer_lr", "log_every", "plot_every", "sample_every", "num_samples",
+                  "eval_every", "checkpoint_every", "keep_checkpoints", "data.prefetch")
 CURVES = {"inner_loss": "inner (training contents, before adaptation)",
           "outer_loss": "outer (validation contents, after adaptation)",
           "eval_outer_loss": "outer on the fixed evaluation batch"}
@@ -165,7 +166,7 @@ def _flat(cfg):
 
 def resolve_config(args):
     """The run's config: the --config file with --set overrides, or, with --resume, the saved one with
-    the overrides that only change length and reporting (RESUMABLE_KEYS)."""
+    the overrides RESUMABLE_KEYS allows."""
     cfg = config_lib.load(args.config, args.set)
     if args.vgg:
         cfg.vgg.source = args.vgg
@@ -348,8 +349,8 @@ def main(argv=None):
         report.note(line)
 
     def evaluate(step, params):
-        loss = float(meta.eval_loss(params, vgg_params, eval_batch, step, hyper, spec=vgg.spec, settings=eval_settings,
-                                    mesh=mesh))
+        loss = float(meta.eval_loss(params, vgg_params, eval_batch, step, hyper, spec=vgg.spec,
+                                    settings=eval_settings, mesh=mesh))
         report.log(step, {"eval_outer_loss": loss})
         return loss
 
@@ -385,17 +386,15 @@ def main(argv=None):
                 last_saved = it
             done = it
     except Diverged as e:
-        report.close()
-        batches.close()
-        ckpt.close()
-        kept = (f"the last good checkpoint is iteration {last_saved} in {workdir / 'checkpoints'} "
-                f"(continue with --resume, e.g. with lower learning rates)" if last_saved
+        kept = (f"the last good checkpoint is iteration {last_saved} in {workdir / 'checkpoints'} (continue "
+                f"with --resume and lower learning rates, e.g. --set outer_lr=...)" if last_saved
                 else "no checkpoint was written before it")
         print(f"error: {e}: stopping; {kept}", file=sys.stderr)
         sys.exit(1)
-    report.close()
-    batches.close()
-    ckpt.close()
+    finally:
+        report.close()
+        batches.close()
+        ckpt.close()
     seconds = time.perf_counter() - t0
     params = meta.host_tree(state.params)
     if lead:

@@ -135,5 +135,5 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys, override, message):
 def test_existing_run_is_never_overwritten(runs, capsys):
     err = one_line_error([*TINY, "--workdir", str(runs["b"])], capsys)
     assert "--resume" in err and "--force" in err
-    err = one_line_error([*TINY, "--workdir", str(runs["b"]), "--resume", "--set", "inner_lr=1"], capsys)
-    assert "inner_lr" in err
+    err = one_line_error([*TINY, "--workdir", str(runs["b"]), "--resume", "--set", "mode=reptile"], capsys)
+    assert "mode differ" in err
