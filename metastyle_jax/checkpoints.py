@@ -41,7 +41,7 @@ def model_meta(kind, vgg=None, **settings):
 
 def save_model(path, params, meta, force=False):
     """Write params + meta.json to directory `path` atomically; refuse to replace it unless `force`."""
-    path = Path(path)
+    path = Path(path).absolute()  # Orbax refuses relative paths
     if path.exists() and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)

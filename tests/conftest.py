@@ -1,8 +1,12 @@
 """Shared fixtures: tiny inputs, random and real VGG16 weights, paths to the shared paintings."""
 
+import os
 from pathlib import Path
 
-import jax
+# Halves XLA's CPU compile time without slowing the compiled code; tests compile many small programs.
+os.environ.setdefault("XLA_FLAGS", "--xla_llvm_disable_expensive_passes=true")
+
+import jax  # noqa: E402
 import numpy as np
 import pytest
 

@@ -85,3 +85,10 @@ def test_train_checkpoints_keep_last_k_and_restore(tmp_path):
     np.testing.assert_array_equal(restored["w"], np.arange(4.0) + 6)
     assert meta == {"step": 6}
     ck.close()
+
+
+def test_relative_path_is_accepted(tmp_path, theta, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    checkpoints.save_model("rel/m", theta, checkpoints.model_meta("theta"))
+    params, _ = checkpoints.load_model("rel/m")
+    assert _equal(params, theta)
