@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, config, data, images, losses, plotting, stylize, transformer, vgg_weights
+from metastyle_jax import checkpoints, cli, data, images, losses, plotting, stylize, transformer, vgg_weights
 
 STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
@@ -194,16 +194,10 @@ def main(argv=None):
     p.add_argument("--eval-every", type=int, help="held-out loss every N steps, 0 for never (default 20)")
     p.add_argument("--seed", type=int, help="content order and crops; the initialization without --model")
     p.add_argument("--allow-gray", action="store_true", help="accept a grayscale style image")
-    p.add_argument("--config", default="adapt", help="config file (default configs/adapt.py)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    cli.add_vgg_args(p)
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    cli.add_config_args(p, "adapt")
     args = p.parse_args(argv)
 
-    cfg = config.load(args.config, args.set)
-    for key in ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in", "eval_every", "seed"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
+    cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in", "eval_every", "seed"))
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise cli.UserError("--steps and --batch-size must be at least 1")
     if cfg.size < 16 or cfg.style_size < 16:

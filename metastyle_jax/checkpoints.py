@@ -34,7 +34,7 @@ def model_meta(kind, vgg=None, **settings):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     return {"format": FORMAT, "version": 1, "kind": kind, "arch": ARCH,
-            "num_params": transformer.count_params(transformer.init_params(jax.random.key(0), 16)),
+            "num_params": transformer.count_params(transformer.abstract_params()),
             "vgg": vgg, "settings": settings,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
@@ -96,7 +96,7 @@ def load_model(path, kinds=KINDS):
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
         raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
     params = jax.tree_util.tree_map(np.asarray, params)
-    if not same_shapes(params, transformer.init_params(jax.random.key(0), 16)):
+    if not same_shapes(params, transformer.abstract_params()):
         raise UserError(f"cannot read the parameters in {path}: their names or shapes are not {ARCH}'s")
     return params, meta
 

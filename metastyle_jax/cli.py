@@ -94,3 +94,22 @@ def load_image_arg(spec, max_side=None):
     array = data.skimage_image(name)
     image = images.as_float_rgb(array)
     return images.resize(image, max_side=max_side) if max_side and max(image.shape[:2]) > max_side else image
+
+
+def add_config_args(parser, default):
+    """--config (default configs/<default>.py), --set KEY=VALUE, the VGG flags and --force."""
+    parser.add_argument("--config", default=default, help=f"config file (default configs/{default}.py)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    add_vgg_args(parser)
+    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def config_from_args(args, keys):
+    """The config of --config with the --set overrides, then every flag of `keys` that was given."""
+    from metastyle_jax import config
+
+    cfg = config.load(args.config, args.set)
+    for key in keys:
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    return cfg

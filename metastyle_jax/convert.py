@@ -62,7 +62,7 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
     if any(k.startswith("features.") for k in state):
         raise cli.UserError(f"{where} holds VGG16 weights (features.0.weight, ...), not a TransformerNet: "
                             "give VGG weights to --vgg torchvision --vgg-path")
-    template = transformer.init_params(jax.random.key(0), 16)
+    template = transformer.abstract_params()
     wanted = {torch_key(p): p for p, _ in jax.tree_util.tree_leaves_with_path(template)}
     present = {k for k in state if not k.endswith(IGNORED_SUFFIXES)}
     missing, unexpected = sorted(set(wanted) - present), sorted(present - set(wanted))

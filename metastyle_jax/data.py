@@ -310,7 +310,25 @@ def _crop(image, size, rng, random):
     return image[top : top + size, left : left + size]
 
 
-class ContentData:
+class _Sampled:
+    """What ContentData and StyleData share: a `_Sampler` over their pool of images."""
+
+    def __len__(self):
+        """The number of images."""
+        return len(self._sampler)
+
+    @property
+    def names(self):
+        """Paths (or scikit-image names) of the images, in sampling-index order."""
+        return list(self._sampler.pool.names)
+
+    @property
+    def skipped(self):
+        """(name, reason) for each unreadable image met so far; they are never sampled."""
+        return self._sampler.skipped
+
+
+class ContentData(_Sampled):
     """Content crops from a folder, `tfds:NAME[:split]` or "embedded", one split of it, seeded.
 
     split: "train" or "val", kept apart by a fixed rule (folder: 1 in 10 files by hash of the relative path;
@@ -351,19 +369,6 @@ class ContentData:
             pool = _file_pool(_folder_paths(self.source, split, val_fraction), self.size, min_side)
         self._sampler = _Sampler(pool, self.seed, _STREAMS[("content", split)])
 
-    def __len__(self):
-        """The number of images in this split."""
-        return len(self._sampler)
-
-    @property
-    def names(self):
-        """Paths (or names) of the images in this split, in sampling-index order."""
-        return list(self._sampler.pool.names)
-
-    @property
-    def skipped(self):
-        """(name, reason) for each unreadable image met so far; they are never sampled."""
-        return self._sampler.skipped
 
     def describe(self):
         """One line: the source, the split, its size, and how many images were skipped so far."""
@@ -407,7 +412,7 @@ def _square(image, size, mode):
     return _crop(images.resize(image, size), size, None, False)
 
 
-class StyleData:
+class StyleData(_Sampled):
     """Style images, float32 (S, S, 3) each, from a folder (recursive, e.g. WikiArt), one image file, or
     "embedded": the paintings in ../shared/styles beside the repository when that folder exists, else
     scikit-image pictures (FALLBACK_STYLES). `split` None uses every style; "train"/"val" keep 1 in 10
@@ -459,19 +464,6 @@ class StyleData:
                 pool = _array_pool(paths, pictures)
         self._sampler = _Sampler(pool, self.seed, _STREAMS[("style", split)])
 
-    def __len__(self):
-        """The number of styles."""
-        return len(self._sampler)
-
-    @property
-    def names(self):
-        """Paths (or scikit-image names) of the styles, in index order."""
-        return list(self._sampler.pool.names)
-
-    @property
-    def skipped(self):
-        """(name, reason) for each unreadable style met so far."""
-        return self._sampler.skipped
 
     def image(self, i):
         """Style i: float32 (S, S, 3) in [0, 1]; UserError if its file cannot be read."""

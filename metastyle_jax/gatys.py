@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import cli, config, images, losses, plotting, vgg16
+from metastyle_jax import cli, images, losses, plotting, vgg16
 
 
 def _loss(x, vgg_params, spec, content_feat, grams, weights):
@@ -101,16 +101,10 @@ def main(argv=None):
     p.add_argument("--style-size", type=int, help="longer side of the style image in px (default 256)")
     p.add_argument("--lr", type=float, help="Adam learning rate on the pixels (default 0.02)")
     p.add_argument("--compare", metavar="PNG", help="also write content | style | result side by side")
-    p.add_argument("--config", default="gatys", help="config file (default configs/gatys.py)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    cli.add_vgg_args(p)
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    cli.add_config_args(p, "gatys")
     args = p.parse_args(argv)
 
-    cfg = config.load(args.config, args.set)
-    for key in ("init", "steps", "size", "style_size", "lr"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
+    cfg = cli.config_from_args(args, ("init", "steps", "size", "style_size", "lr"))
     if cfg.steps < 1:
         raise cli.UserError("--steps must be at least 1")
     if cfg.size < 16 or cfg.style_size < 16:

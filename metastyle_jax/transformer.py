@@ -109,6 +109,11 @@ def init_params(key, size=64):
     return TransformerNet().init(key, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
 
 
+def abstract_params():
+    """theta's structure as ShapeDtypeStructs, without computing an initialization (jax.eval_shape)."""
+    return jax.eval_shape(lambda: init_params(jax.random.key(0), 16))
+
+
 def apply(params, images, dtype=jnp.float32):
     """Run the network: params pytree, images (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1]."""
     return TransformerNet(dtype=dtype).apply({"params": params}, images)
