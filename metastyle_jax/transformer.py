@@ -44,20 +44,23 @@ class ConvLayer(nn.Module):
 class InstanceNorm(nn.Module):
     """Instance normalization with a learnable per-channel scale and shift (PyTorch's affine InstanceNorm2d).
 
-    Statistics are taken over H and W of each image, in float32 whatever the compute dtype.
+    Statistics are taken over H and W of each image, in float32 whatever the compute dtype. `stats`, a
+    {"mean", "var"} dict of (B or 1, 1, 1, C) arrays, replaces them (tiled stylization uses one image's
+    statistics for all its tiles); the statistics used are sown into the "intermediates" collection.
     """
 
     epsilon: float = 1e-5
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, stats=None):
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
         x32 = x.astype(jnp.float32)
-        mean = x32.mean(axis=(1, 2), keepdims=True)
-        var = x32.var(axis=(1, 2), keepdims=True)
-        y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+        if stats is None:
+            stats = {"mean": x32.mean(axis=(1, 2), keepdims=True), "var": x32.var(axis=(1, 2), keepdims=True)}
+        self.sow("intermediates", "stats", stats)
+        y = (x32 - stats["mean"]) * jax.lax.rsqrt(stats["var"] + self.epsilon) * scale + bias
         return y.astype(x.dtype)
 
 
@@ -67,10 +70,11 @@ class ResidualBlock(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, stats=None):
         c = x.shape[-1]
-        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(c, 3, dtype=self.dtype, name="conv1")(x)))
-        y = InstanceNorm(name="in2")(ConvLayer(c, 3, dtype=self.dtype, name="conv2")(y))
+        stats = stats or {}
+        y = nn.relu(InstanceNorm(name="in1")(ConvLayer(c, 3, dtype=self.dtype, name="conv1")(x), stats.get("in1")))
+        y = InstanceNorm(name="in2")(ConvLayer(c, 3, dtype=self.dtype, name="conv2")(y), stats.get("in2"))
         return x + y
 
 
@@ -78,26 +82,29 @@ class TransformerNet(nn.Module):
     """M(I_c; theta): RGB images in [0, 1], (B, H, W, 3) -> stylized RGB in [0, 1], same shape.
 
     H and W may be any size >= 4; sizes that are not multiples of 4 are handled by reflection-padding
-    the input up to one and cropping the output back.
+    the input up to one and cropping the output back. `stats` (see `instance_norm_stats`) fixes every
+    instance norm's statistics instead of taking them from `x`.
     """
 
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, stats=None):
         h, w = x.shape[1], x.shape[2]
         ph, pw = (-h) % 4, (-w) % 4
         if ph or pw:
             x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
         x = x.astype(self.dtype)
+        stats = stats or {}
         conv = lambda f, k, s=1, u=1, name=None: ConvLayer(f, k, s, u, dtype=self.dtype, name=name)
-        y = nn.relu(InstanceNorm(name="in1")(conv(32, 9, name="conv1")(x)))
-        y = nn.relu(InstanceNorm(name="in2")(conv(64, 3, 2, name="conv2")(y)))
-        y = nn.relu(InstanceNorm(name="in3")(conv(128, 3, 2, name="conv3")(y)))
+        norm = lambda y, name: InstanceNorm(name=name)(y, stats.get(name))
+        y = nn.relu(norm(conv(32, 9, name="conv1")(x), "in1"))
+        y = nn.relu(norm(conv(64, 3, 2, name="conv2")(y), "in2"))
+        y = nn.relu(norm(conv(128, 3, 2, name="conv3")(y), "in3"))
         for i in range(1, 6):
-            y = ResidualBlock(dtype=self.dtype, name=f"res{i}")(y)
-        y = nn.relu(InstanceNorm(name="in4")(conv(64, 3, 1, 2, name="deconv1")(y)))
-        y = nn.relu(InstanceNorm(name="in5")(conv(32, 3, 1, 2, name="deconv2")(y)))
+            y = ResidualBlock(dtype=self.dtype, name=f"res{i}")(y, stats.get(f"res{i}"))
+        y = nn.relu(norm(conv(64, 3, 1, 2, name="deconv1")(y), "in4"))
+        y = nn.relu(norm(conv(32, 3, 1, 2, name="deconv2")(y), "in5"))
         y = conv(3, 9, name="deconv3")(y)
         y = jax.nn.sigmoid(y.astype(jnp.float32))
         return y[:, :h, :w, :]
@@ -114,9 +121,23 @@ def abstract_params():
     return jax.eval_shape(lambda: init_params(jax.random.key(0), 16))
 
 
-def apply(params, images, dtype=jnp.float32):
-    """Run the network: params pytree, images (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1]."""
-    return TransformerNet(dtype=dtype).apply({"params": params}, images)
+def apply(params, images, dtype=jnp.float32, stats=None):
+    """Run the network: params pytree, images (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1].
+
+    `stats` (from `instance_norm_stats`) replaces the instance norms' own per-image statistics.
+    """
+    return TransformerNet(dtype=dtype).apply({"params": params}, images, stats)
+
+
+def instance_norm_stats(params, images, dtype=jnp.float32):
+    """Every instance norm's statistics on `images` (B, H, W, 3): a pytree named like the modules,
+    {"in1": {"mean", "var"}, ..., "res1": {"in1": ..., "in2": ...}, ...}, leaves (B, 1, 1, C) float32."""
+    _, state = TransformerNet(dtype=dtype).apply({"params": params}, images, mutable=["intermediates"])
+
+    def unwrap(tree):  # sow stores {"stats": (value,)} under each instance norm
+        return tree["stats"][0] if "stats" in tree else {k: unwrap(v) for k, v in tree.items()}
+
+    return unwrap(state["intermediates"])
 
 
 def instance_norm_mask(params):
