@@ -1,0 +1,158 @@
+"""Figure 6: fast adaptation from theta (MetaStyle) vs training from random initialization (Johnson et al.).
+
+    python -m benchmarks.fig6 --theta CKPT [--style embedded:the_scream] [--steps 200] [--size 256]
+        [--eval-every 10] [--snapshots 0,50,100,200] [--out-dir benchmarks/results]
+
+Both arms take the same number of Adam updates (eq. 8, configs/adapt.py: lr 1e-3, batches of 4 content
+crops) on the same style, the same content batches and the same held-out batch; only the starting weights
+differ (theta, or transformer.init_params(key(seed)) as `metastyle_jax.adapt` without --model). Records the
+perceptual loss on the held-out content every --eval-every updates and the stylized first held-out image at
+the snapshot steps. Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both curves) and ..._grid.png
+(Johnson et al. above, MetaStyle below, as the paper; stylized photos only, never the painting).
+"""
+
+import functools
+import sys
+import time
+
+import jax
+import numpy as np
+
+from benchmarks import figures
+from metastyle_jax import (
+    adapt,
+    cli,
+    data,
+    images,
+    losses,
+    plotting,
+    stylize,
+    transformer,
+    vgg_weights,
+)
+
+DEFAULT_WEIGHTS = losses.LossWeights()
+ARMS = {"johnson": "Johnson et al. (random init)", "metastyle": "MetaStyle (from theta)"}
+
+
+def adapt_with_snapshots(params, vgg, grams, content, held_out, steps, *, lr, batch_size, only_in=False,
+                         weights=DEFAULT_WEIGHTS, eval_every=10, snapshots=(), progress=None):
+    """`steps` updates of `adapt.adapt_step` from `params`, on the batches `adapt.adapt` takes
+    (content.batch_at(step, batch_size)), the held-out loss at step 0, every `eval_every` steps and after
+    the last (as adapt.adapt), and M(held_out[:1]) after each step in `snapshots`.
+
+    vgg: a VGGWeights; grams: layer -> (1, C, C); held_out: (E, S, S, 3). Returns {"eval_step" (K,),
+    "eval_loss"|"eval_content"|"eval_style" (K,), "train_loss" (steps,), "snapshots" {step: (S, S, 3)},
+    "seconds"}. `progress(step, loss)` is called after every step.
+    """
+    step_fn = functools.partial(adapt.adapt_step, spec=vgg.spec, weights=weights, lr=lr, only_in=only_in)
+    opt_state = adapt.optimizer(lr, only_in).init(params)
+    evals, shots, train = [], {}, []
+
+    def record(done):
+        if done == 0 or done % eval_every == 0 or done == steps:
+            m = adapt.evaluate(params, vgg.params, grams, held_out, spec=vgg.spec, weights=weights)
+            evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
+        if done in snapshots:
+            shots[done] = np.asarray(stylize.stylize_batch(params, held_out[:1]))[0]
+
+    t0 = time.perf_counter()
+    record(0)
+    for step in range(steps):
+        params, opt_state, m = step_fn(params, opt_state, vgg.params, grams, content.batch_at(step, batch_size))
+        train.append(float(m["loss"]))
+        record(step + 1)
+        if progress is not None:
+            progress(step + 1, train[-1])
+    e = np.asarray(evals, np.float64)
+    return {"eval_step": e[:, 0].astype(int).tolist(), "eval_loss": e[:, 1].tolist(),
+            "eval_content": e[:, 2].tolist(), "eval_style": e[:, 3].tolist(), "train_loss": train,
+            "snapshots": shots, "seconds": time.perf_counter() - t0}
+
+
+def parse_args(argv):
+    p = cli.ArgumentParser(prog="python -m benchmarks.fig6", description=__doc__.splitlines()[0])
+    p.add_argument("--theta", required=True, help="meta-trained theta checkpoint (python -m metastyle_jax.train)")
+    p.add_argument("--style", default="embedded:the_scream", help="style image: a path or embedded:NAME "
+                   "(default embedded:the_scream)")
+    p.add_argument("--steps", type=int, help="updates per arm (default 200, the paper)")
+    p.add_argument("--size", type=int, help="content crop side in px (default 256)")
+    p.add_argument("--style-size", type=int, help="style side in px (default 512)")
+    p.add_argument("--eval-every", type=int, default=10, help="held-out loss every N updates (default 10)")
+    p.add_argument("--snapshots", help="updates after which the grid shows the stylized held-out image "
+                   "(default 0, steps/4, steps/2, steps: 0,50,100,200)")
+    p.add_argument("--lr", type=float, help="Adam learning rate of both arms (default 1e-3)")
+    p.add_argument("--batch-size", type=int, help="content crops per update (default 4)")
+    p.add_argument("--seed", type=int, help="content order and crops, and Johnson et al.'s initialization "
+                   "(default 0)")
+    figures.add_output_args(p, "fig6")
+    cli.add_config_args(p, "adapt")
+    args = p.parse_args(argv)
+    cfg = cli.config_from_args(args, ("steps", "size", "style_size", "eval_every", "lr", "batch_size", "seed"))
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1 or cfg.eval_batch < 1:
+        raise cli.UserError("--steps, --batch-size, --eval-every and eval_batch must be at least 1")
+    if cfg.size < 16 or cfg.style_size < 16:
+        raise cli.UserError("--size and --style-size must be at least 16 px")
+    if not cfg.lr > 0 or cfg.seed < 0:
+        raise cli.UserError("--lr must be positive and --seed non-negative")
+    return args, cfg
+
+
+def main(argv=None):
+    args, cfg = parse_args(argv)
+    snapshots = figures.snapshot_steps(args.snapshots, cfg.steps)
+    paths = figures.output_paths(args, "fig6", (".json", "_loss.png", "_grid.png"))
+    theta, label = figures.load_theta(args.theta)
+    style, style_name, style_sha = adapt.load_style(args.style, cfg.style_size)
+    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
+    held_out = adapt.held_out_batch(cfg)
+    if held_out is None:
+        raise cli.UserError(f"{cfg.content} leaves no held-out content to evaluate on: use a larger source")
+    vgg = cli.load_vgg_from_args(args, cfg)
+    figures.warn_vgg_mismatch(label, vgg)
+    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+    grams = adapt.style_targets(vgg.params, vgg.spec, style, weights)
+    starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
+
+    from tqdm import tqdm
+    runs = {}
+    for arm, start in starts.items():
+        with tqdm(total=cfg.steps, desc=f"fig6 {arm}", unit="step", file=sys.stderr) as bar:
+            runs[arm] = adapt_with_snapshots(
+                start, vgg, grams, content, held_out, cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+                only_in=cfg.only_in, weights=weights, eval_every=cfg.eval_every, snapshots=snapshots,
+                progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+
+    final = {arm: run["eval_loss"][-1] for arm, run in runs.items()}
+    title = f"Fig. 6: {style_name}, {cfg.size} px; {figures.theta_title(label)}"
+    plotting.loss_curves(paths["_loss.png"], {ARMS[a]: (r["eval_step"], r["eval_loss"]) for a, r in runs.items()},
+                         title=title, xlabel="update step")
+    grid = figures.comparison_grid([
+        (ARMS[arm], [("held-out photo", held_out[0])] + [(f"step {s}", run["snapshots"][s]) for s in snapshots])
+        for arm, run in runs.items()])
+    images.save_image(paths["_grid.png"], grid)
+    result = {
+        "what": "Fig. 6: perceptual loss (eq. 4) on fixed held-out content during adaptation, from theta "
+                "(MetaStyle) and from random initialization (Johnson et al.), same updates, style, batches, lr",
+        "theta": label, "style": style_name, "style_sha256": style_sha, "vgg": vgg_weights.describe(vgg),
+        "settings": {k: cfg[k] for k in ("steps", "lr", "batch_size", "size", "style_size", "alpha", "beta",
+                                         "only_in", "content", "crop", "seed", "eval_every", "eval_batch")},
+        "johnson_init": f"transformer.init_params(jax.random.key({cfg.seed}))",
+        "snapshot_steps": snapshots,
+        "curves": {arm: {k: v for k, v in run.items() if k not in ("snapshots", "seconds")}
+                   for arm, run in runs.items()},
+        "seconds": {arm: run["seconds"] for arm, run in runs.items()},
+        "initial_eval_loss": {arm: run["eval_loss"][0] for arm, run in runs.items()},
+        "final_eval_loss": final,
+        "final_loss_ratio_johnson_over_metastyle": final["johnson"] / final["metastyle"],
+        "files": {"loss_png": paths["_loss.png"].name, "grid_png": paths["_grid.png"].name},
+    }
+    figures.write_json(paths[".json"], result)
+    print(f"held-out loss after {cfg.steps} updates: MetaStyle {final['metastyle']:.4g}, Johnson et al. "
+          f"{final['johnson']:.4g} (ratio {result['final_loss_ratio_johnson_over_metastyle']:.3g}) -> "
+          f"{paths['.json']}, {paths['_loss.png'].name}, {paths['_grid.png'].name}")
+    return result
+
+
+if __name__ == "__main__":
+    cli.run(main)

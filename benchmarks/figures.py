@@ -1,0 +1,122 @@
+"""What the paper-figure benchmarks (fig6, fig7, quality) share: the theta they start from and how it is
+labelled, their output files, the loss of a batch of stylized images, and titled image grids."""
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from benchmarks.common import RESULTS, environment
+from metastyle_jax import checkpoints, cli, images, losses
+
+TITLE_HEIGHT = 14   # px of the white strip that carries a title above an image
+DEFAULT_WEIGHTS = losses.LossWeights()
+
+
+def platform():
+    """The JAX platform of the default device: 'cpu', 'gpu' or 'tpu'."""
+    return jax.devices()[0].platform
+
+
+def add_output_args(parser, name):
+    """--out-dir (default benchmarks/results) and --name (default <name>_<platform>); --force comes with
+    cli.add_config_args."""
+    parser.add_argument("--out-dir", default=str(RESULTS), help="where the JSON and PNGs go "
+                        "(default benchmarks/results)")
+    parser.add_argument("--name", help=f"file name stem (default {name}_<platform>)")
+
+
+def output_paths(args, name, suffixes):
+    """{suffix: Path} of <out-dir>/<stem><suffix> for each suffix (e.g. '.json', '_loss.png'); a UserError if
+    one exists and --force is not given."""
+    stem = args.name or f"{name}_{platform()}"
+    paths = {s: Path(args.out_dir) / f"{stem}{s}" for s in suffixes}
+    for path in paths.values():
+        cli.refuse_overwrite(path, args.force)
+    return paths
+
+
+def write_json(path, figures):
+    """Write {environment(): device, versions, date, command; **figures} to `path` (JSON); returns that
+    record as read back (plain JSON types)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**environment(), **figures}, indent=2, default=float) + "\n")
+    return json.loads(path.read_text())
+
+
+def load_theta(path):
+    """A theta checkpoint: (params, label), label = {path, iterations, content_size, style_size, styles,
+    mode, vgg, vgg_sha256, created} from its meta.json (None where it does not say). UserError if `path` is
+    not a theta checkpoint."""
+    params, meta = checkpoints.load_model(path, kinds=("theta",))
+    settings = meta.get("settings") or {}
+    config = settings.get("config") or {}
+    data_cfg = config.get("data") or {}
+    theta_vgg = meta.get("vgg") or {}
+    label = {"path": str(path), "iterations": settings.get("iterations"),
+             "content_size": data_cfg.get("content_size"), "style_size": data_cfg.get("style_size"),
+             "styles": data_cfg.get("styles"), "mode": config.get("mode"),
+             "vgg": theta_vgg.get("source"), "vgg_sha256": theta_vgg.get("sha256"), "created": meta.get("created")}
+    return params, label
+
+
+def warn_vgg_mismatch(label, vgg):
+    """Warn on stderr when theta (its `load_theta` label) was meta-trained with other VGG weights than `vgg`."""
+    if label.get("vgg_sha256") and label["vgg_sha256"] != vgg.sha256:
+        print(f"warning: theta was meta-trained with {label['vgg']} VGG weights, this run uses {vgg.source}",
+              file=sys.stderr)
+
+
+def theta_title(label):
+    """A short line naming a theta for plot titles: 'theta <path> (<iterations> it., <size> px)'."""
+    parts = [f"{label['iterations']} it." if label.get("iterations") is not None else None,
+             f"{label['content_size']} px" if label.get("content_size") else None]
+    detail = ", ".join(p for p in parts if p)
+    return f"theta {Path(label['path']).name}" + (f" ({detail})" if detail else "")
+
+
+def snapshot_steps(text, steps):
+    """Parse '--snapshots 0,50,100,200' into sorted unique ints in [0, steps]; None -> 0, steps/4, steps/2,
+    steps. UserError on anything else."""
+    if text is None:
+        return sorted({0, steps // 4, steps // 2, steps})
+    try:
+        values = sorted({int(v) for v in str(text).split(",") if v.strip()})
+    except ValueError:
+        raise cli.UserError(f"--snapshots {text!r}: give comma-separated step numbers, e.g. 0,50,100,200") from None
+    if not values or values[0] < 0 or values[-1] > steps:
+        raise cli.UserError(f"--snapshots {text!r}: steps must lie between 0 and --steps ({steps})")
+    return values
+
+
+def titled(image, text, height=TITLE_HEIGHT):
+    """`image` (H, W, 3) with a white strip of `height` px above it carrying `text` (clipped to the width)."""
+    image = np.asarray(image, np.float32)
+    strip = Image.new("RGB", (image.shape[1], height), "white")
+    ImageDraw.Draw(strip).text((2, 1), text, fill="black", font=ImageFont.load_default(height - 3))
+    return np.concatenate([np.asarray(strip, np.float32) / 255.0, image], axis=0)
+
+
+def comparison_grid(rows):
+    """rows: [(row title, [(cell title, image (H, W, 3)), ...]), ...] -> one titled grid (H', W', 3), a row each."""
+    built = [titled(images.hstack([titled(im, t) for t, im in cells]), title) for title, cells in rows]
+    return images.grid(built, nrow=1, height=max(r.shape[0] for r in built))
+
+
+def stylized_loss(vgg_params, spec, outputs, contents, grams, weights=DEFAULT_WEIGHTS):
+    """Eq. 4 of finished stylizations `outputs` of `contents`, both (B, H, W, 3), against style Grams
+    (layer -> (1, C, C)): {"loss", "content", "style"} floats. The one measure fig6, fig7 and quality
+    report, whatever produced the outputs (a network or pixel optimization)."""
+    total, parts = _perceptual_loss(vgg_params, np.asarray(outputs, np.float32),
+                                    np.asarray(contents, np.float32), grams, spec=spec, weights=weights)
+    return {"loss": float(total), "content": float(parts["content"]), "style": float(parts["style"])}
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "weights"))
+def _perceptual_loss(vgg_params, outputs, contents, grams, *, spec, weights):
+    return losses.perceptual_loss(vgg_params, spec, outputs, contents, grams, weights)

@@ -1,0 +1,176 @@
+"""The paper-figure benchmarks (fig6, fig7, quality) at 32 px with a handful of steps."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import fig6, fig7, figures, quality
+from metastyle_jax import adapt, checkpoints, cli, data, transformer
+
+SIZE = ["--size", "32", "--style-size", "32"]
+
+
+@pytest.fixture(scope="session")
+def theta_ckpt(tmp_path_factory):
+    """A 'theta' checkpoint holding transformer.init_params(key(0)): what fig6 starts Johnson et al. from
+    with --seed 0, so both arms begin at the same weights."""
+    path = tmp_path_factory.mktemp("theta") / "theta"
+    meta = checkpoints.model_meta("theta", vgg=None, iterations=0, config={"data": {"content_size": 32}})
+    checkpoints.save_model(path, transformer.init_params(jax.random.key(0)), meta)
+    return str(path)
+
+
+def _fig6(theta, out, seed, name):
+    return fig6.main(["--theta", theta, *SIZE, "--steps", "4", "--eval-every", "2", "--snapshots", "0,2,4",
+                      "--seed", str(seed), "--out-dir", str(out), "--name", name])
+
+
+@pytest.fixture(scope="session")
+def fig6_runs(theta_ckpt, tmp_path_factory):
+    """fig6 with Johnson et al. started at key(1) (not theta) and at key(0) (= theta): (out dir, results)."""
+    out = tmp_path_factory.mktemp("fig6")
+    return out, {seed: _fig6(theta_ckpt, out, seed, f"seed{seed}") for seed in (1, 0)}
+
+
+def test_fig6_writes_both_curves_and_a_two_row_grid(fig6_runs):
+    out, runs = fig6_runs
+    saved = json.loads((out / "seed1.json").read_text())
+    assert saved["final_eval_loss"] == runs[1]["final_eval_loss"]
+    for key in ("device", "command", "theta", "style", "settings", "curves", "final_eval_loss",
+                "final_loss_ratio_johnson_over_metastyle", "snapshot_steps"):
+        assert key in saved
+    assert saved["theta"]["iterations"] == 0 and saved["theta"]["content_size"] == 32
+    for arm in ("johnson", "metastyle"):
+        curve = saved["curves"][arm]
+        assert curve["eval_step"] == [0, 2, 4]
+        assert len(curve["eval_loss"]) == 3 and len(curve["train_loss"]) == 4
+        assert np.all(np.isfinite(curve["eval_loss"]))
+    final = saved["final_eval_loss"]
+    assert saved["final_loss_ratio_johnson_over_metastyle"] == pytest.approx(final["johnson"] / final["metastyle"])
+    assert saved["curves"]["johnson"]["eval_loss"] != saved["curves"]["metastyle"]["eval_loss"]
+    for png in ("seed1_loss.png", "seed1_grid.png"):
+        assert Image.open(out / png).size[0] > 0
+    grid = np.asarray(Image.open(out / "seed1_grid.png"))
+    # two rows of (title + cell title + 32 px) and a 2 px gap; four cells (photo, steps 0, 2, 4) a row
+    assert grid.shape[0] == 2 * (2 * figures.TITLE_HEIGHT + 32) + 2
+    assert grid.shape[1] == 4 * 32 + 3 * 2
+
+
+def test_fig6_arms_are_identical_when_theta_is_the_random_init(fig6_runs):
+    _, runs = fig6_runs
+    johnson, meta = runs[0]["curves"]["johnson"], runs[0]["curves"]["metastyle"]
+    assert johnson == meta
+    assert runs[0]["final_loss_ratio_johnson_over_metastyle"] == 1.0
+
+
+def test_fig6_loop_matches_adapt(real_vgg, theta_ckpt):
+    """fig6's loop (with snapshots) takes exactly the updates and evaluations of adapt.adapt."""
+    theta, _ = figures.load_theta(theta_ckpt)
+    style = np.asarray(jax.random.uniform(jax.random.key(3), (32, 32, 3))) ** 3
+    content = data.ContentData("embedded", "train", 32, seed=0)
+    held_out = data.ContentData("embedded", "val", 32, seed=0).batch_at(0, 4)
+    grams = adapt.style_targets(real_vgg.params, real_vgg.spec, style)
+    ours = fig6.adapt_with_snapshots(theta, real_vgg, grams, content, held_out, 4, lr=1e-3, batch_size=4,
+                                     eval_every=2, snapshots=(0, 4))
+    _, hist = adapt.adapt(theta, real_vgg.params, real_vgg.spec, style, content, 4, eval_contents=held_out,
+                          eval_every=2)
+    assert ours["eval_step"] == hist["eval_step"].tolist()
+    np.testing.assert_allclose(ours["eval_loss"], hist["eval_loss"], rtol=1e-6)
+    np.testing.assert_allclose(ours["train_loss"], hist["loss"], rtol=1e-6)
+    assert sorted(ours["snapshots"]) == [0, 4] and ours["snapshots"][4].shape == (32, 32, 3)
+    assert not np.allclose(ours["snapshots"][0], ours["snapshots"][4])
+
+
+def test_fig7_writes_curves_snapshots_and_grid(theta_ckpt, tmp_path):
+    result = fig7.main(["--theta", theta_ckpt, *SIZE, "--steps", "6", "--snapshots", "0,3,6",
+                        "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / f"fig7_{figures.platform()}.json").read_text())
+    assert saved["final_loss"] == result["final_loss"]
+    assert saved["snapshot_steps"] == [0, 3, 6]
+    for arm in ("content_init", "neutral_init"):
+        assert all(len(saved["curves"][arm][k]) == 6 for k in ("total", "content", "style"))
+        assert sorted(saved["loss_at_snapshots"][arm], key=int) == ["0", "3", "6"]
+        # the loss in the optimization loop and the one scored afterwards are the same function
+        for s in ("0", "3"):
+            assert saved["loss_at_snapshots"][arm][s]["loss"] == pytest.approx(
+                saved["curves"][arm]["total"][int(s)], rel=1e-3)
+        assert saved["final_loss"][arm] == saved["loss_at_snapshots"][arm]["6"]["loss"]
+        assert saved["final_loss"][arm] < saved["loss_at_snapshots"][arm]["0"]["loss"]
+    assert saved["loss_at_snapshots"]["content_init"]["0"]["content"] == 0.0  # starts at the content image
+    assert saved["loss_at_snapshots"]["neutral_init"]["0"]["content"] > 0.0  # starts at M(I_c; theta)
+    grid = np.asarray(Image.open(tmp_path / f"fig7_{figures.platform()}_grid.png"))
+    h, w = saved["settings"]["content_shape"][:2]
+    assert grid.shape[:2] == (2 * (2 * figures.TITLE_HEIGHT + h) + 2, 3 * w + 2 * 2)
+    assert (tmp_path / f"fig7_{figures.platform()}_loss.png").stat().st_size > 0
+
+
+def test_steps_to_reach():
+    assert fig7.steps_to_reach([5.0, 4.0, 3.0, 2.0], 3.5) == 2
+    assert fig7.steps_to_reach([5.0, 4.0], 1.0) is None
+
+
+def test_quality_writes_json_and_markdown_table(theta_ckpt, tmp_path):
+    result = quality.main(["--theta", theta_ckpt, *SIZE, "--steps", "2", "--gatys-steps", "3", "--held-out", "2",
+                           "--styles", "the_scream,embedded:coffee", "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / f"quality_{figures.platform()}.json").read_text())
+    assert saved["styles"] == result["styles"]
+    assert list(saved["styles"]) == ["the_scream", "coffee"]
+    assert saved["held_out_pool"] == list(data.EMBEDDED_VAL_PHOTOS)
+    for res in saved["styles"].values():
+        for method in ("metastyle", "johnson", "gatys"):
+            assert np.isfinite(res[method]["final"]["loss"]) and res[method]["seconds"] > 0
+        # theta is the random init of --seed 0: (a) and (b) are the same run
+        assert res["metastyle"]["final"] == res["johnson"]["final"]
+        assert res["gatys"]["initial"]["content"] == 0.0
+        assert res["gatys"]["final"]["loss"] < res["gatys"]["initial"]["loss"]
+    table = (tmp_path / f"quality_{figures.platform()}.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| style | MetaStyle (theta + 2 updates)") and "Gatys et al. (3 steps" in rows[0]
+    assert [r.split(" | ")[0] for r in rows[1:4]] == ["| the_scream", "| coffee", "| **mean**"]
+    gatys_cell = float(rows[1].split("|")[4].strip())
+    assert gatys_cell == pytest.approx(saved["styles"]["the_scream"]["gatys"]["final"]["loss"], rel=1e-3)
+
+
+def test_quality_style_names():
+    assert quality.style_arg("udnie") == "embedded:udnie"
+    assert quality.style_arg("embedded:coffee") == "embedded:coffee"
+    assert quality.style_arg("dir/style.jpg") == "dir/style.jpg"
+
+
+def _one_line_error(capsys, module, argv):
+    with pytest.raises(SystemExit) as e:
+        cli.run(module.main, argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("module", [fig6, fig7, quality])
+def test_bad_input_gives_one_line(module, theta_ckpt, tmp_path, capsys):
+    out = ["--out-dir", str(tmp_path)]
+    assert "--theta" in _one_line_error(capsys, module, out)
+    assert "not found" in _one_line_error(capsys, module, ["--theta", str(tmp_path / "nope"), *out])
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    flag = "--styles" if module is quality else "--style"
+    assert "bad.jpg" in _one_line_error(capsys, module, ["--theta", theta_ckpt, flag, str(bad), *out])
+    assert "--steps" in _one_line_error(capsys, module, ["--theta", theta_ckpt, "--steps", "0", *out])
+    assert "invalid int" in _one_line_error(capsys, module, ["--theta", theta_ckpt, "--size", "big", *out])
+
+
+@pytest.mark.parametrize("module", [fig6, fig7])
+def test_bad_snapshots_and_existing_outputs(module, theta_ckpt, tmp_path, capsys):
+    out = ["--theta", theta_ckpt, "--steps", "10", "--out-dir", str(tmp_path)]
+    assert "--snapshots" in _one_line_error(capsys, module, [*out, "--snapshots", "0,20"])
+    assert "--snapshots" in _one_line_error(capsys, module, [*out, "--snapshots", "a,b"])
+    (tmp_path / f"{module.__name__.split('.')[-1]}_{figures.platform()}.json").write_text("{}")
+    assert "--force" in _one_line_error(capsys, module, out)
+
+
+def test_adapted_checkpoint_is_not_a_theta(theta_ckpt, tmp_path, capsys):
+    adapted = tmp_path / "adapted"
+    checkpoints.save_model(adapted, transformer.init_params(jax.random.key(0)), checkpoints.model_meta("adapted"))
+    assert "theta" in _one_line_error(capsys, fig6, ["--theta", str(adapted), "--out-dir", str(tmp_path)])
