@@ -105,9 +105,8 @@ def main(argv=None):
     theta, label = figures.load_theta(args.theta)
     style, style_name, style_sha = adapt.load_style(args.style, cfg.style_size)
     content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
-    held_out = adapt.held_out_batch(cfg)
-    if held_out is None:
-        raise cli.UserError(f"{cfg.content} leaves no held-out content to evaluate on: use a larger source")
+    held_val = data.ContentData(cfg.content, "val", cfg.size, cfg.seed, crop=cfg.crop)
+    held_out = held_val.batch_at(0, cfg.eval_batch)  # the batch adapt.held_out_batch takes
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
@@ -137,6 +136,7 @@ def main(argv=None):
         "theta": label, "style": style_name, "style_sha256": style_sha, "vgg": vgg_weights.describe(vgg),
         "settings": {k: cfg[k] for k in ("steps", "lr", "batch_size", "size", "style_size", "alpha", "beta",
                                          "only_in", "content", "crop", "seed", "eval_every", "eval_batch")},
+        "held_out_pool": held_val.names,
         "johnson_init": f"transformer.init_params(jax.random.key({cfg.seed}))",
         "snapshot_steps": snapshots,
         "curves": {arm: {k: v for k, v in run.items() if k not in ("snapshots", "seconds")}

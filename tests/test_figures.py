@@ -43,6 +43,7 @@ def test_fig6_writes_both_curves_and_a_two_row_grid(fig6_runs):
                 "final_loss_ratio_johnson_over_metastyle", "snapshot_steps"):
         assert key in saved
     assert saved["theta"]["iterations"] == 0 and saved["theta"]["content_size"] == 32
+    assert saved["held_out_pool"] == list(data.EMBEDDED_VAL_PHOTOS)
     for arm in ("johnson", "metastyle"):
         curve = saved["curves"][arm]
         assert curve["eval_step"] == [0, 2, 4]
@@ -174,3 +175,12 @@ def test_adapted_checkpoint_is_not_a_theta(theta_ckpt, tmp_path, capsys):
     adapted = tmp_path / "adapted"
     checkpoints.save_model(adapted, transformer.init_params(jax.random.key(0)), checkpoints.model_meta("adapted"))
     assert "theta" in _one_line_error(capsys, fig6, ["--theta", str(adapted), "--out-dir", str(tmp_path)])
+
+
+def test_content_without_held_out_images_gives_one_line(theta_ckpt, tmp_path, capsys):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(folder / "a.png")
+    err = _one_line_error(capsys, fig6, ["--theta", theta_ckpt, "--set", f"content={folder}",
+                                         "--out-dir", str(tmp_path)])
+    assert "val split" in err
