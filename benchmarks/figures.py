@@ -73,11 +73,11 @@ def warn_vgg_mismatch(label, vgg):
 
 
 def theta_title(label):
-    """A short line naming a theta for plot titles: 'theta <path> (<iterations> it., <size> px)'."""
+    """A line naming a theta for plot titles: 'theta <path> (<iterations> it., <size> px)'."""
     parts = [f"{label['iterations']} it." if label.get("iterations") is not None else None,
              f"{label['content_size']} px" if label.get("content_size") else None]
     detail = ", ".join(p for p in parts if p)
-    return f"theta {Path(label['path']).name}" + (f" ({detail})" if detail else "")
+    return f"theta {label['path']}" + (f" ({detail})" if detail else "")
 
 
 def snapshot_steps(text, steps):
