@@ -136,7 +136,7 @@ class Studio:
         self._jobs, self._results = {}, collections.OrderedDict()
         self._lock, self._compute, self._adapting = threading.Lock(), threading.Lock(), threading.Lock()
         self._stop = threading.Event()
-        self._vgg, self._content = None, None
+        self._vgg, self._content, self._shapes = None, None, set()
         self._folder = tempfile.TemporaryDirectory(prefix="metastyle-serve-")
         self.folder = Path(self._folder.name)
 
@@ -171,14 +171,17 @@ class Studio:
 
     def stylize(self, photo_path, display_name, style_id):
         """Stylize the image file `photo_path` (downscaled to max_side) with style `style_id`; the PNG is kept
-        for download. Returns {id, url, download, name, width, height, seconds, style}."""
+        for download. Returns {id, url, download, name, width, height, seconds, compiled (True when the time
+        includes compiling the network for this image size), style}."""
         style = self._params(style_id)
         image = _named(display_name, photo_path, lambda: images.load_image(
             photo_path, max_side=self.limits.max_side, max_pixels=self.limits.max_pixels))
         with self._compute:
+            first = image.shape not in self._shapes
             t0 = time.perf_counter()
             result = stylize.stylize(style.params, [image])[0]
             seconds = time.perf_counter() - t0
+            self._shapes.add(image.shape)
         rid = uuid.uuid4().hex
         path = self.folder / f"{rid}.png"
         images.save_image(path, result)
@@ -191,7 +194,7 @@ class Studio:
         self.log(f"stylized {display_name} ({image.shape[1]}x{image.shape[0]}) with {style.label} in {seconds:.2f} s")
         return {"id": rid, "url": f"/results/{rid}.png", "download": f"/results/{rid}.png?download=1", "name": name,
                 "width": int(image.shape[1]), "height": int(image.shape[0]), "seconds": round(seconds, 3),
-                "style": style.label}
+                "compiled": first, "style": style.label}
 
     def result(self, rid):
         """(path, download name) of a stylized PNG; UserError if it is unknown or was deleted."""
@@ -349,7 +352,7 @@ def create_app(studio):
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(e):
         size = flask.request.content_length
-        got = f" ({size / MB:.1f} MB)" if size else ""
+        got = f" ({size / MB:.3g} MB)" if size else ""
         return error(f"the upload{got} is over the limit of {studio.limits.max_upload_bytes / MB:g} MB: "
                      "choose a smaller file", 413)
 

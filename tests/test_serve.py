@@ -93,6 +93,9 @@ def test_upload_stylize_download(client, serve_models, tmp_path):
     assert answer.status_code == 200, answer.get_json()
     result = answer.get_json()
     assert (result["width"], result["height"]) == (64, 48) and result["name"] == "holiday-photo_noise.png"
+    assert result["compiled"] is True
+    again = upload(client, "/api/stylize", "photo", content, "again.png", style="m0").get_json()
+    assert again["compiled"] is False and again["id"] != result["id"]
     got = client.get(result["download"])
     assert got.status_code == 200 and got.mimetype == "image/png"
     assert got.headers["Content-Disposition"].startswith("attachment") and result["name"] in got.headers[
@@ -151,7 +154,8 @@ def test_too_large_upload_is_refused_before_it_is_read(client):
     answer = client.post("/api/stylize", input_stream=stream, content_length=len(stream.getvalue()),
                          content_type=f"multipart/form-data; boundary={boundary}")
     assert answer.status_code == 413
-    assert answer.get_json()["error"].startswith("the upload (0.6 MB) is over the limit of 0.2 MB")
+    size = len(stream.getvalue()) / 1e6
+    assert answer.get_json()["error"].startswith(f"the upload ({size:.3g} MB) is over the limit of 0.2 MB")
     assert stream.read_bytes < LIMIT
 
 

@@ -13,7 +13,7 @@ function say(element, text, isError) {
 
 function tooLarge(file) {
   if (file.size <= settings.max_upload_bytes) return null;
-  return `${file.name} is ${(file.size / MB).toFixed(1)} MB, over the limit of ` +
+  return `${file.name} is ${(file.size / MB).toPrecision(3)} MB, over the limit of ` +
     `${settings.max_upload_bytes / MB} MB: choose a smaller file`;
 }
 
@@ -80,7 +80,8 @@ $("stylize-form").addEventListener("submit", async (event) => {
     $("download").setAttribute("download", result.name);
     $("result-caption").textContent = `${result.style}, ${result.width}×${result.height}`;
     $("result-figure").hidden = false;
-    say(message, `stylized in ${result.seconds.toFixed(2)} s`);
+    const compiled = result.compiled ? " (including compiling the network for this image size)" : "";
+    say(message, `stylized in ${result.seconds.toFixed(2)} s${compiled}`);
   } catch (err) {
     $("result-figure").hidden = true;
     say(message, err.message, true);
