@@ -1,0 +1,195 @@
+"""benchmarks/torch_metastyle.py (PyTorch) computes what metastyle_jax computes: the same network and VGG16
+features, perceptual loss, adaptation step, meta-gradient (T = 1 and 2, exact second order) and outer Adam,
+at 32 px in float32 with the same parameters and batch. The T = 1 check also shows the first-order gradient
+lies far outside the tolerance, so the comparison sees the second-order term."""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+torch = pytest.importorskip("torch")
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not put the repository on the path
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import torch_metastyle as tm  # noqa: E402
+from metastyle_jax import adapt, losses, meta, transformer, vgg16  # noqa: E402
+
+SIZE = 32
+INNER_LR, LR_DECAY, T_OUTER = 0.03, 0.5, 1  # a large inner step and decay: both visibly change the gradient
+
+
+def rel(a, b):
+    """||a - b|| / ||a|| over all leaves of two pytrees."""
+    a = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree_util.tree_leaves(a)])
+    b = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree_util.tree_leaves(b)])
+    return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+
+def numpy_theta(seed=0):
+    """Random transformer parameters (LeCun-normal kernels, small biases, instance-norm scale ~1, shift ~0)."""
+    r = np.random.default_rng(seed)
+    shapes = transformer.abstract_params()
+
+    def leaf(path, x, is_in):
+        if is_in:
+            return (float(path[-1].key == "scale") + 0.1 * r.standard_normal(x.shape)).astype(np.float32)
+        if x.ndim == 4:
+            return (r.standard_normal(x.shape) / np.sqrt(np.prod(x.shape[:3]))).astype(np.float32)
+        return (0.01 * r.standard_normal(x.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(leaf, shapes, transformer.instance_norm_mask(shapes))
+
+
+@pytest.fixture(scope="module")
+def setup(real_vgg):
+    r = np.random.default_rng(4)
+    return {"theta": numpy_theta(), "vgg": real_vgg, "torch_vgg": tm.vgg_from_params(real_vgg.params, real_vgg.spec),
+            "contents": r.random((4, SIZE, SIZE, 3), dtype=np.float32),
+            "style": r.random((SIZE, SIZE, 3), dtype=np.float32)}
+
+
+def test_network_and_features_match(setup, random_vgg):
+    x = setup["contents"][:2]
+    ours = np.asarray(transformer.apply(setup["theta"], x))
+    theirs = tm.transformer_from_params(setup["theta"])(tm.nchw(x)).detach().movedim(1, -1).numpy()
+    np.testing.assert_allclose(theirs, ours, atol=2e-5)
+    for params, spec in ((setup["vgg"].params, setup["vgg"].spec), random_vgg):  # BGR x255 /57.6, and RGB ImageNet
+        ours = vgg16.features(params, spec, x)
+        theirs = tm.vgg_from_params(params, spec)(tm.nchw(x))
+        for k in vgg16.LAYERS:
+            np.testing.assert_allclose(theirs[k].movedim(1, -1).numpy(), ours[k], rtol=1e-4,
+                                       atol=1e-4 * float(jnp.abs(ours[k]).max()), err_msg=k)
+
+
+def test_perceptual_loss_and_its_gradient_match(setup):
+    vgg, tvgg = setup["vgg"], setup["torch_vgg"]
+    contents = setup["contents"]
+    outputs = np.asarray(transformer.apply(setup["theta"], contents))
+    grams = losses.style_grams(vgg.params, vgg.spec, setup["style"][None])
+    (ours, parts), g_ours = jax.value_and_grad(
+        lambda o: losses.perceptual_loss(vgg.params, vgg.spec, o, contents, grams), has_aux=True)(outputs)
+    out_t = tm.nchw(outputs).requires_grad_(True)
+    t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
+    theirs, lc, ls = tm.perceptual_loss(tvgg, out_t, tm.content_features(tvgg, tm.nchw(contents)), t_grams)
+    theirs.backward()
+    assert float(ours) > 1.0
+    np.testing.assert_allclose([float(theirs.detach()), float(lc.detach()), float(ls.detach())],
+                               [float(ours), float(parts["content"]), float(parts["style"])], rtol=1e-4)
+    assert rel(g_ours, out_t.grad.movedim(1, -1).numpy()) < 1e-3
+
+
+def cancelled(path):
+    """Parameters whose gradient is exactly zero: a per-channel constant that an instance norm downstream
+    removes (biases of the convolutions before one, and of each residual block's last norm). Adam's first
+    step there, g / (sqrt(v) + eps), is the sign of float noise, in either framework."""
+    name = [k.key for k in path]
+    return name[-1] == "bias" and (name[-2] == "conv2d" and name[0] != "deconv3" or name[-2:] == ["in2", "bias"]
+                                   and name[0].startswith("res"))
+
+
+def test_adaptation_steps_match(setup):
+    """Adam on every parameter (batch 4): the gradient (Adam's moments) and update of one step, and the
+    losses of two steps."""
+    vgg, tvgg, theta = setup["vgg"], setup["torch_vgg"], setup["theta"]
+    batches = [setup["contents"], setup["contents"][::-1].copy()]
+    grams = adapt.style_targets(vgg.params, vgg.spec, setup["style"])
+    net = tm.transformer_from_params(theta)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
+    params, opt_state = theta, adapt.optimizer(1e-3).init(theta)
+    ours, theirs = [], []
+    for step, b in enumerate(batches):
+        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg.params, grams, jnp.asarray(b), spec=vgg.spec)
+        ours.append(float(m["loss"]))
+        theirs.append(float(tm.adapt_step(net, opt, tvgg, t_grams, tm.nchw(b))))
+        if step:
+            continue
+        state = {k: opt.state[p] for k, p in net.named_parameters()}
+        mu = tm.params_like(theta, {k: s["exp_avg"] for k, s in state.items()})  # 0.1 g
+        nu = tm.params_like(theta, {k: s["exp_avg_sq"] for k, s in state.items()})  # 0.001 g^2
+        assert rel(opt_state[0].mu, mu) < 1e-4
+        assert rel(opt_state[0].nu, nu) < 1e-4
+        step_of = lambda tree: jax.tree_util.tree_map_with_path(
+            lambda path, a, b: 0.0 * b if cancelled(path) else np.asarray(a, np.float64) - b, tree, theta)
+        # the first Adam step is ~lr * sign(g): the few entries whose |g| is at rounding level may flip
+        # (3e-3 measured: ~4 of 1.7M entries); a wrong gradient would flip a large share of them
+        assert rel(step_of(params), step_of(tm.params_like(theta, net.state_dict()))) < 1e-2
+    np.testing.assert_allclose(theirs, ours, rtol=1e-4)
+    assert abs(ours[1] - ours[0]) > 1e-2 * ours[0]  # the step changed the loss
+
+
+def config(inner_steps):
+    return ml_collections.ConfigDict(dict(
+        mode="second_order", meta_grad="autodiff", inner_steps=inner_steps, inner_lr=INNER_LR, outer_lr=1e-3,
+        lr_decay=LR_DECAY, inner_params="instance_norm", outer_params="all", styles_per_batch=2, batch_size=1,
+        styles_in_parallel=0, dtype="float32", loss=dict(alpha=1.0, beta=1e5)))
+
+
+@pytest.fixture(scope="module")
+def meta_batch():
+    r = np.random.default_rng(3)
+    return {"train": r.random((2, 1, SIZE, SIZE, 3), dtype=np.float32),
+            "val": r.random((2, 1, SIZE, SIZE, 3), dtype=np.float32),
+            "style": r.random((2, SIZE, SIZE, 3), dtype=np.float32)}
+
+
+@pytest.fixture(scope="module")
+def jax_meta_gradients(setup, meta_batch):
+    """JAX meta-gradients and metrics at t = T_OUTER: second order T=1, first order T=1, second order T=2
+    (one compilation)."""
+    hyper = meta.hyper_from_config(config(1))
+    s1 = meta.settings_from_config(config(1))
+    variants = (s1, dataclasses.replace(s1, mode="first_order"), dataclasses.replace(s1, inner_steps=2))
+    vgg = setup["vgg"]
+    fn = jax.jit(lambda theta, vgg_params, batch, t: [meta.meta_gradient(theta, vgg_params, vgg.spec, batch, t,
+                                                                         s, hyper) for s in variants])
+    return fn(setup["theta"], vgg.params, meta_batch, jnp.asarray(T_OUTER, jnp.int32))
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_meta_gradient_matches(setup, meta_batch, jax_meta_gradients, inner_steps):
+    (g1, m1), (g_first, _), (g2, m2) = jax_meta_gradients
+    ours, metrics = (g1, m1) if inner_steps == 1 else (g2, m2)
+    net = tm.transformer_from_params(setup["theta"])
+    theirs = tm.meta_gradient(net, setup["torch_vgg"], {k: tm.nchw(v) for k, v in meta_batch.items()}, T_OUTER,
+                              inner_lr=INNER_LR, lr_decay=LR_DECAY, inner_steps=inner_steps)
+    np.testing.assert_allclose([theirs["outer_loss"], theirs["inner_loss"]],
+                               [float(metrics["outer_loss"]), float(metrics["inner_loss"])], rtol=1e-4)
+    assert float(metrics["outer_loss"]) != pytest.approx(float(metrics["inner_loss"]), rel=1e-2)  # the inner step acts
+    grads = tm.params_like(setup["theta"], {k: p.grad for k, p in net.named_parameters()})
+    error = rel(ours, grads)
+    assert error < 5e-3
+    if inner_steps == 1:
+        assert rel(ours, g_first) > 100 * error  # the second-order term is far above the tolerance
+
+
+def test_outer_adam_with_decay_matches(setup):
+    """torch Adam + LambdaLR(1 / (1 + k t)) against meta.outer_optimizer on the same gradients, 3 steps."""
+    theta = setup["theta"]
+    settings, hyper = meta.settings_from_config(config(1)), meta.hyper_from_config(config(1))
+    opt = meta.outer_optimizer(settings, hyper)
+    net = tm.transformer_from_params(theta)
+    t_opt, sched = tm.meta_optimizer(net, outer_lr=1e-3, lr_decay=LR_DECAY)
+    params, state = theta, opt.init(theta)
+    r = np.random.default_rng(0)
+    for _ in range(3):
+        g = jax.tree_util.tree_map(lambda x: r.standard_normal(x.shape).astype(np.float32), theta)
+        updates, state = opt.update(g, state, params)
+        params = optax.apply_updates(params, updates)
+        tensors = tm.state_dict_from_params(g)
+        for name, p in net.named_parameters():
+            p.grad = tensors[name]
+        t_opt.step()
+        sched.step()
+    ours = jax.tree_util.tree_map(lambda a, b: np.asarray(a) - b, params, theta)
+    theirs = jax.tree_util.tree_map(lambda a, b: a - b, tm.params_like(theta, net.state_dict()), theta)
+    assert rel(ours, theirs) < 1e-4
