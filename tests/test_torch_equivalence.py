@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not put the repository on the path
     sys.path.insert(0, str(REPO))
 
-from benchmarks import torch_metastyle as tm  # noqa: E402
-from metastyle_jax import adapt, losses, meta, transformer, vgg16  # noqa: E402
+from benchmarks import torch_metastyle as tm
+from metastyle_jax import adapt, losses, meta, transformer, vgg16
 
 SIZE = 32
 INNER_LR, LR_DECAY, T_OUTER = 0.03, 0.5, 1  # a large inner step and decay: both visibly change the gradient
@@ -119,7 +119,7 @@ def test_adaptation_steps_match(setup):
         assert rel(opt_state[0].mu, mu) < 1e-4
         assert rel(opt_state[0].nu, nu) < 1e-4
         step_of = lambda tree: jax.tree_util.tree_map_with_path(
-            lambda path, a, b: 0.0 * b if cancelled(path) else np.asarray(a, np.float64) - b, tree, theta)
+            lambda path, new, old: 0.0 * old if cancelled(path) else np.asarray(new, np.float64) - old, tree, theta)
         # the first Adam step is ~lr * sign(g): the few entries whose |g| is at rounding level may flip
         # (3e-3 measured: ~4 of 1.7M entries); a wrong gradient would flip a large share of them
         assert rel(step_of(params), step_of(tm.params_like(theta, net.state_dict()))) < 1e-2
@@ -128,10 +128,11 @@ def test_adaptation_steps_match(setup):
 
 
 def config(inner_steps):
-    return ml_collections.ConfigDict(dict(
-        mode="second_order", meta_grad="autodiff", inner_steps=inner_steps, inner_lr=INNER_LR, outer_lr=1e-3,
-        lr_decay=LR_DECAY, inner_params="instance_norm", outer_params="all", styles_per_batch=2, batch_size=1,
-        styles_in_parallel=0, dtype="float32", loss=dict(alpha=1.0, beta=1e5)))
+    return ml_collections.ConfigDict({
+        "mode": "second_order", "meta_grad": "autodiff", "inner_steps": inner_steps, "inner_lr": INNER_LR,
+        "outer_lr": 1e-3, "lr_decay": LR_DECAY, "inner_params": "instance_norm", "outer_params": "all",
+        "styles_per_batch": 2, "batch_size": 1, "styles_in_parallel": 0, "dtype": "float32",
+        "loss": {"alpha": 1.0, "beta": 1e5}})
 
 
 @pytest.fixture(scope="module")
