@@ -13,9 +13,11 @@ by werkzeug on 127.0.0.1 unless `--host` says otherwise.
 
 import collections
 import dataclasses
+import errno
 import logging
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -394,14 +396,24 @@ def create_app(studio):
 
 
 def make_server(app, host="127.0.0.1", port=8000):
-    """A threaded werkzeug server for `app` on host:port (port 0: a free one; `.port` says which)."""
+    """A threaded werkzeug server for `app` on host:port (port 0: a free one; `.port` says which).
+
+    The socket is bound here, so a port in use or an unknown host is a UserError (werkzeug would exit).
+    """
+    from werkzeug.serving import get_sockaddr, select_address_family
     from werkzeug.serving import make_server as werkzeug_server
 
+    family = select_address_family(host, port)
     try:
-        return werkzeug_server(host, port, app, threaded=True)
+        sock = socket.create_server(get_sockaddr(host, port, family), family=family, backlog=128)
     except OSError as e:
-        reason = "is in use: pick another with --port" if e.errno == 98 else f"cannot be opened ({e.strerror or e})"
-        raise cli.UserError(f"{host}:{port} {reason}") from None
+        if e.errno == errno.EADDRINUSE:
+            raise cli.UserError(f"{host}:{port} is in use: pick another with --port") from None
+        if e.errno == errno.EADDRNOTAVAIL or (e.errno or 0) < 0:  # negative: getaddrinfo found no such host
+            raise cli.UserError(f"--host {host}: not an address of this machine") from None
+        raise cli.UserError(f"{host}:{port} cannot be opened ({e.strerror or e})") from None
+    with sock:  # werkzeug serves a duplicate of it
+        return werkzeug_server(host, port, app, threaded=True, fd=sock.fileno())
 
 
 def parse_args(argv=None):

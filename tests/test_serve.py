@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -236,13 +237,26 @@ def run_cli(*args, timeout=120):
     (["--adapt-steps", "0"], "no styles to offer"),
     (["--vgg", "keras"], "--vgg keras needs --vgg-path"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--host", "no.such.host.invalid", "--adapt-steps", "0", "--model", "MODEL"], "not an address of this machine"),
+    (["--theta", "/nonexistent/theta"], "model checkpoint not found: /nonexistent/theta"),
+    (["--save-adapted", __file__], "is a file, not a folder"),
 ])
-def test_cli_bad_input_is_one_line(args, message, capsys):
+def test_cli_bad_input_is_one_line(args, message, capsys, serve_models):
+    args = [str(serve_models[0] / "noise") if a == "MODEL" else a for a in args]
     with pytest.raises(SystemExit) as stop:
         cli.run(serve.main, args)
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_a_port_in_use_is_one_clear_error(client):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"127.0.0.1:{port} is in use: pick another with --port"):
+            serve.make_server(client.application, "127.0.0.1", port)
 
 
 def test_cli_errors_print_one_line(serve_models):
