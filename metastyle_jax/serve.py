@@ -117,6 +117,8 @@ def find_models(models=(), models_dir=None, log=None):
                 f"{checkpoints.ARCH}" + (" (give theta as --theta)" if meta.get("kind") == "theta" else ""))
             continue
         styles.append(Style(f"m{len(styles)}", style_label(meta, path), "checkpoint", str(path), meta))
+    if len(styles) == len(models):
+        log(f"note: no adapted model checkpoints under {root}")
     return styles
 
 

@@ -223,6 +223,9 @@ def test_find_models_loads_given_models_and_refuses_bad_ones(serve_models, tmp_p
         serve.find_models([root / "theta"])
     with pytest.raises(UserError, match="no such folder"):
         serve.find_models(models_dir=tmp_path / "absent")
+    notes = []
+    assert serve.find_models(models_dir=tmp_path, log=notes.append) == []
+    assert notes == [f"note: no adapted model checkpoints under {tmp_path}"]
 
 
 def run_cli(*args, timeout=120):
