@@ -87,7 +87,7 @@ def state_dict_from_params(params):
     """The TransformerNet state dict of a JAX params pytree: {official key: tensor}, HWIO -> OIHW."""
     def tensor(x):
         x = np.asarray(x, np.float32)
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1) if x.ndim == 4 else x))
+        return torch.from_numpy(np.array(x.transpose(3, 2, 0, 1) if x.ndim == 4 else x))
     return {convert.torch_key(path): tensor(x) for path, x in jax.tree_util.tree_leaves_with_path(params)}
 
 
