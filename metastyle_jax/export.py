@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -149,7 +148,7 @@ def model_card(fmt, size, platforms, source, meta, check):
         "platforms": list(platforms) if fmt != "onnx" else None,
         "onnx_opset": ONNX_OPSET if fmt == "onnx" else None,
         "how_to_load": HOW_TO_LOAD[fmt],
-        "source_checkpoint": str(source), "source_meta": meta, "check": check,
+        "source_checkpoint": None if source is None else str(source), "source_meta": meta, "check": check,
         "exported_by": {"package": f"metastyle-jax {__version__}", "jax": jax.__version__,
                         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")},
     }
@@ -254,7 +253,7 @@ def main(argv=None):
     check_requirements(args.format)
     params, meta = checkpoints.load_model(args.model, kinds=("adapted",))
     shape_text = "dynamic H, W" if args.size is None else f"H, W = {args.size[0]}, {args.size[1]}"
-    print(f"exporting {args.model} as {args.format} ({shape_text}) ...", file=sys.stderr)
+    print(f"exporting {args.model} as {args.format} ({shape_text}) ...", flush=True)
     card = export_model(params, meta, args.format, args.out, args.size and tuple(args.size), platforms,
                         source=Path(args.model).absolute(), force=args.force, check=not args.no_check)
     check = card["check"]
