@@ -1,9 +1,12 @@
 """Stylize images with a MetaStyle network (an adapted model, or theta for the style-neutral image).
 
-    python -m metastyle_jax.stylize --model CKPT --content IMAGE_OR_DIR --out PATH [--size N]
+    python -m metastyle_jax.stylize --model CKPT --content IMAGE_OR_DIR --out PATH [--max-side N]
+        [--preserve-color] [--tile auto|off|N] [--overlap 128] [--stats-side 1024]
 
 A folder is processed recursively, images of the same size batched through one compiled function;
-the outputs mirror the folder's layout under --out as PNG files.
+the outputs mirror the folder's layout under --out as PNG files. Images over TILE_ABOVE_PIXELS pixels
+(or over --tile N px on a side) are stylized in overlapping tiles in bounded memory (see `tiling`).
+--preserve-color keeps the content's colours, taking only the stylized luminance (see `color`).
 
     python -m metastyle_jax.stylize --model CKPT --video IN.mp4|FRAMES_DIR --out OUT.mp4|FRAMES_DIR
 
@@ -19,7 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, images, transformer
+from metastyle_jax import checkpoints, cli, color, images, tiling, transformer
+
+MAX_SIDE = 8192  # hard cap on an output's longer side (memory: ~0.8 GB per float32 image array at the cap)
+TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
 @jax.jit
@@ -28,8 +34,11 @@ def stylize_batch(params, batch):
     return transformer.apply(params, batch)
 
 
-def stylize(params, pictures, batch_size=8):
-    """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list."""
+def stylize(params, pictures, batch_size=8, preserve_color=False):
+    """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
+
+    preserve_color: keep each picture's colours, take only the stylized luminance (`color.preserve_color`).
+    """
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
         by_shape[img.shape].append(i)
@@ -37,10 +46,48 @@ def stylize(params, pictures, batch_size=8):
     for idx in by_shape.values():
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
-            result = np.asarray(stylize_batch(params, jnp.stack([pictures[i] for i in chunk])))
+            batch = jnp.stack([pictures[i] for i in chunk])
+            result = stylize_batch(params, batch)
+            result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)
             for i, r in zip(chunk, result):
                 out[i] = r
     return out
+
+
+def tile_size(shape, tile="auto"):
+    """The tile side to stylize an (H, W, 3) image with, or None for the whole image at once.
+
+    tile: "auto" (tiles of `tiling.DEFAULT_TILE` above TILE_ABOVE_PIXELS pixels), "off", or a side N (tiles
+    whenever the image does not fit in one N x N tile).
+    """
+    if tile == "off":
+        return None
+    if tile == "auto":
+        return tiling.DEFAULT_TILE if shape[0] * shape[1] > TILE_ABOVE_PIXELS else None
+    return tile if max(shape[:2]) > tile else None
+
+
+def parse_tile(value):
+    """--tile: "auto", "off" or a positive int."""
+    if value in ("auto", "off"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise cli.argparse.ArgumentTypeError(f"expected auto, off or a number of pixels, got {value!r}") from None
+
+
+def check_tiling_args(args):
+    """One-line errors for a tile or overlap too small, a bad --stats-side."""
+    min_overlap = 2 * tiling.RECEPTIVE_RADIUS
+    if args.overlap < min_overlap:
+        raise cli.UserError(f"--overlap {args.overlap} is under twice the network's receptive radius "
+                            f"({tiling.RECEPTIVE_RADIUS} px): tiles would show seams; use at least {min_overlap}")
+    if isinstance(args.tile, int) and (args.tile < 2 * args.overlap or args.tile % tiling.ALIGN):
+        raise cli.UserError(f"--tile {args.tile} must be a multiple of {tiling.ALIGN} and at least twice the "
+                            f"overlap ({2 * args.overlap} px)")
+    if not 16 <= args.stats_side <= MAX_SIDE:
+        raise cli.UserError(f"--stats-side must be between 16 and {MAX_SIDE} px")
 
 
 def load_params(model, seed=0):
@@ -79,16 +126,31 @@ def main(argv=None):
                    "a video file (.mp4, .mkv, .mov, .avi) or a folder of frames")
     p.add_argument("--fps", type=float, help="with --video: the output frame rate (default: the input video's, "
                    "25 for a folder of frames)")
-    p.add_argument("--size", type=int, help="resize so the longer side is N px (default: keep the size)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per compiled call (default 8)")
+    p.add_argument("--size", "--max-side", dest="size", type=int, metavar="N",
+                   help=f"downscale so the longer side is at most N px (default: keep the size; at most {MAX_SIDE})")
+    p.add_argument("--preserve-color", action="store_true",
+                   help="keep the content's colours: take only the stylized luminance (YCbCr, BT.601)")
+    p.add_argument("--tile", type=parse_tile, help=f"auto (default: tiles of {tiling.DEFAULT_TILE} px above "
+                   f"{TILE_ABOVE_PIXELS:,} pixels), off (whole images), or N: tiles of N px")
+    p.add_argument("--overlap", type=int, help=f"pixels neighbouring tiles share (default {tiling.DEFAULT_OVERLAP}, "
+                   f"at least {2 * tiling.RECEPTIVE_RADIUS})")
+    p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
+                   f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE})")
+    p.add_argument("--batch-size", type=int, default=8, help="images per compiled call (default 8; tiles go one at a time)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
-    if args.size is not None and args.size < 16:
-        raise cli.UserError("--size must be at least 16 px")
+    if args.size is not None and not 16 <= args.size <= MAX_SIDE:
+        raise cli.UserError(f"--max-side/--size must be between 16 and {MAX_SIDE} px (the cap), got {args.size}")
     if args.batch_size < 1:
         raise cli.UserError("--batch-size must be at least 1")
     if args.video is not None:
+        if any(v is not None for v in (args.tile, args.overlap, args.stats_side)):
+            raise cli.UserError("--tile, --overlap and --stats-side apply to images, not to --video")
         return stylize_video(args)
+    args.tile = "auto" if args.tile is None else args.tile
+    args.overlap = tiling.DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    args.stats_side = tiling.DEFAULT_STATS_SIDE if args.stats_side is None else args.stats_side
+    check_tiling_args(args)
 
     plan = plan_outputs(args.content, args.out)
     for _, dst in plan:
@@ -98,7 +160,7 @@ def main(argv=None):
     loaded, skipped = [], []
     for src, dst in plan:
         try:
-            loaded.append((images.load_image(src, max_side=args.size), dst))
+            loaded.append((load_content(src, args.size), dst))
         except cli.UserError as e:
             if len(plan) == 1:
                 raise
@@ -106,15 +168,33 @@ def main(argv=None):
     if not loaded:
         raise cli.UserError(f"none of the {len(plan)} images could be read")
     t0 = time.perf_counter()
-    results = stylize(params, [img for img, _ in loaded], args.batch_size)
+    pictures = [img for img, _ in loaded]
+    tiles = [tile_size(img.shape, args.tile) for img in pictures]
+    whole = [i for i, t in enumerate(tiles) if t is None]
+    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], args.batch_size, args.preserve_color)))
+    for i, tile in enumerate(tiles):
+        if tile is not None:
+            styled = tiling.stylize_tiled(params, pictures[i], tile, args.overlap, args.stats_side, progress=True)
+            results[i] = color.preserve_color(styled, pictures[i]) if args.preserve_color else styled
     seconds = time.perf_counter() - t0
-    for result, (_, dst) in zip(results, loaded):
-        images.save_image(dst, result)
+    for i, (_, dst) in enumerate(loaded):
+        images.save_image(dst, results[i])
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = loaded[0][1] if len(loaded) == 1 else args.out
-    print(f"stylized {len(loaded)} image(s) with the {meta.get('kind')} network in {seconds:.2f} s "
+    tiled = len(pictures) - len(whole)
+    print(f"stylized {len(loaded)} image(s)" + (f" ({tiled} in tiles)" if tiled else "") +
+          f" with the {meta.get('kind')} network in {seconds:.2f} s "
           f"(compilation included) -> {where}" + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def load_content(path, max_side):
+    """A content image, downscaled to `max_side`; a UserError if its longer side is then over MAX_SIDE."""
+    image = images.load_image(path, max_side=max_side)
+    if max(image.shape[:2]) > MAX_SIDE:
+        raise cli.UserError(f"{path}: {image.shape[1]}x{image.shape[0]} is over {MAX_SIDE} px on a side: "
+                            f"pass --max-side {MAX_SIDE} or less")
+    return image
 
 
 def stylize_video(args):
@@ -129,7 +209,8 @@ def stylize_video(args):
         raise cli.UserError(f"video not found: {args.video}")
     params, meta = load_params(args.model)
     t0 = time.perf_counter()
-    stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force)
+    stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
+                                preserve_color=args.preserve_color)
     seconds = time.perf_counter() - t0
     print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
           f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "

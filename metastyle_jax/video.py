@@ -24,7 +24,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import cli, data, images, stylize
+from metastyle_jax import cli, color, data, images, stylize
 
 WRITE_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 DEFAULT_FOLDER_FPS = 25.0
@@ -204,18 +204,22 @@ def _batches(frames, batch_size, size):
         yield batch
 
 
-def stylize_frames(params, frames, batch_size=8, size=None):
+def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False):
     """Yield (content, stylized) float32 (H, W, 3) pairs for an iterable of frames, in order. Every call of
-    the compiled network gets `batch_size` frames (a short last batch is padded with its last frame)."""
+    the compiled network gets `batch_size` frames (a short last batch is padded with its last frame).
+    preserve_color: keep each frame's colours, take only the stylized luminance (`color.preserve_color`)."""
     with data.prefetch(_batches(frames, batch_size, size), depth=2) as batches:
         for batch in batches:
-            padded = batch + [batch[-1]] * (batch_size - len(batch))
-            out = np.asarray(stylize.stylize_batch(params, jnp.stack(padded)))
+            padded = jnp.stack(batch + [batch[-1]] * (batch_size - len(batch)))
+            out = stylize.stylize_batch(params, padded)
+            out = np.asarray(color.preserve_color(out, padded) if preserve_color else out)
             yield from zip(batch, out[:len(batch)])
 
 
-def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=False, progress=True):
-    """Stylize video (or frames folder) `src` into `dst` (a video file by its suffix, else a frames folder).
+def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=False, progress=True,
+                  preserve_color=False):
+    """Stylize video (or frames folder) `src` into `dst` (a video file by its suffix, else a frames folder);
+    `preserve_color` keeps the frames' colours (see `stylize_frames`).
 
     Returns {"frames", "fps", "size": (W, H), "content_change", "stylized_change", "ratio"}.
     """
@@ -228,7 +232,7 @@ def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=Fal
     bar = tqdm(total=source.count, desc="stylize video", unit="frame", file=sys.stderr, disable=not progress)
     try:
         sink = _VideoSink(dst, source.fps) if kind == "video" else _FramesSink(dst)
-        for content, styled in stylize_frames(params, source.frames, batch_size, size):
+        for content, styled in stylize_frames(params, source.frames, batch_size, size, preserve_color):
             sink.write(styled)
             change.add(content, styled)
             n, shape = n + 1, content.shape
