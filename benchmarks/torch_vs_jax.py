@@ -154,6 +154,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="timed calls per column (median; default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls after the first (default 1)")
     p.add_argument("--torch-compile", action="store_true", help="add a torch.compile column")
+    p.add_argument("--torch-threads", type=int, help="torch.set_num_threads (CPU; default: PyTorch's choice). On a "
+                   "CPU shared with other jobs, OpenMP's spinning threads can make PyTorch ~8x slower: use 1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="configs/metastyle.py override")
     p.add_argument("--name", help="result file name (default torch_vs_jax_<platform>)")
     args = p.parse_args(argv)
@@ -166,6 +168,8 @@ def main(argv=None):
     overrides += [f"batch_size={args.batch_size}"] * bool(args.batch_size)
     cfg = config.load("metastyle", overrides)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     s, b, n, ns = cfg.styles_per_batch, cfg.batch_size, cfg.data.content_size, cfg.data.style_size
     r = np.random.default_rng(0)
@@ -202,10 +206,16 @@ def figures(args, cfg, vgg, device, columns, load):
                 "(T inner SGD steps on IN params per style, exact second-order meta-gradient, outer Adam); "
                 "adapt_step = one Adam step on every parameter (eq. 8)",
         "torch": torch.__version__, "torch_device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "torch_threads": torch.get_num_threads(),
         "config": {"mode": cfg.mode, "inner_steps": int(cfg.inner_steps), "styles_per_batch": cfg.styles_per_batch,
                    "batch_size": cfg.batch_size, "content_size": cfg.data.content_size,
                    "style_size": cfg.data.style_size, "styles_in_parallel_jax": int(cfg.styles_in_parallel),
                    "dtype": cfg.dtype},
+        "precision": {"torch_cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                      "torch_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                      "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+                      "note": "float32 parameters and data in both; on NVIDIA GPUs both frameworks' defaults may "
+                              "run float32 convolutions on TF32 tensor cores"},
         "vgg": vgg_weights.describe(vgg), "warmup": args.warmup, "repeats": args.repeats,
         "columns": columns, "ratios": ratios(columns), "load_average_at_start": list(load),
         "load_average_at_end": list(os.getloadavg()),
