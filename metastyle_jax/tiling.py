@@ -16,8 +16,9 @@ and the last tile of a row or column is shifted back to end at the image's edge 
 Neighbouring tiles overlap by at least `overlap` pixels. At a tile's inner edge its weight is 0 over a
 margin of up to the receptive radius (57 px, `receptive_radius`), where its reflection padding reaches,
 then rises as a raised cosine; the weighted sum is divided by the summed weights. With the default overlap
-(128 px = 2 margins + a 16 px ramp) the result equals the whole image run with the same statistics to
-float rounding, so no seam can appear. Memory is bounded by the tile size: tiles go `batch` at a time
+(128 px = 2 margins of 56 px + a 16 px ramp) the result equals the whole image run with the same statistics
+to float rounding (measured: max 1.8e-6; the outermost, 57th pixel of the receptive field weighs nothing
+measurable), so no seam can appear. Memory is bounded by the tile size: tiles go `batch` at a time
 through one compiled function of the tile shape; only the image-sized input, output and weight arrays
 grow with the image.
 """
@@ -87,9 +88,9 @@ def window_1d(size, overlap, rise, fall, margin=0):
 
 
 def default_margin(overlap):
-    """Zero-weight pixels at each inner tile edge: the receptive radius where the overlap allows it, leaving
-    at least an eighth of the overlap to the ramp. With overlap >= 2 * RECEPTIVE_RADIUS + overlap / 8 every
-    pixel that counts is computed from real neighbours only, so tiles agree exactly with one another."""
+    """Zero-weight pixels at each inner tile edge: up to the receptive radius, leaving at least an eighth of
+    the overlap to the ramp (56 px for the default 128). Pixels that count are then computed (almost) only
+    from real neighbours, not from a tile's reflection padding, so tiles agree with one another."""
     return min(RECEPTIVE_RADIUS, (overlap - overlap // 8) // 2)
 
 
