@@ -119,6 +119,7 @@ def main():
         "image": [1, args.size, args.size, 3], "runs": args.runs, "model": args.model or "untrained (key 0)",
         "num_params": transformer.count_params(params),
         "runtimes": runtimes(formats),
+        "jax_output_mean_std": [float(expected.mean()), float(expected.std())],
         "results": results, "load_average_at_start": list(load), "load_average_at_end": list(os.getloadavg()),
     }
     print(f"wrote {write_result(args.name or f'export_{jax.devices()[0].platform}', figures)}")
