@@ -146,7 +146,7 @@ def source_state():
     """The git commit and the package files modified in the working tree when the figures were taken."""
     def git(*a):
         try:
-            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=30,
+            return subprocess.run(["git", *a], check=False, capture_output=True, text=True, timeout=30,
                                   cwd=Path(__file__).resolve().parents[1]).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
@@ -179,7 +179,10 @@ def markdown(result):
             cells += [fmt(t["median_s"]) + star, fmt(t["paper_s"]), fmt(t["ratio"], 3)]
             compile_s.append(fmt(t["compile_s"], 3))
         lines.append("| " + " | ".join(cells + [" / ".join(compile_s)]) + " |")
-    out = ["# Table 1: speed and flexibility", "", "\n".join(lines), ""]
+    out = ["# Table 1: speed and flexibility", ""]
+    if not result.get("complete", True):
+        out += ["**Incomplete run: only the rows below were measured.**", ""]
+    out += ["\n".join(lines), ""]
     if "adapt" in result:
         a = result["adapt"]
         out.append(f"- Fast adaptation, {ADAPT_STEPS} steps at {a['content_size']} px (batch {a['batch_size']}, "
@@ -202,6 +205,18 @@ def markdown(result):
                 f"(1, 5, 15 min) before {result['loadavg_before']} and after {result['loadavg_after']}."),
             f"Command: `{result['command']}`", ""]
     return "\n".join(out)
+
+
+def save(paths, result, load_before, complete):
+    """Write the JSON and Markdown of `result` (after every row, so that a stopped run leaves what it
+    measured; "complete" says whether every requested row is in)."""
+    result = {**common.environment(), **result, **source_state(), "complete": complete,
+              "loadavg_before": [round(x, 2) for x in load_before],
+              "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    paths[0].write_text(json.dumps(result, indent=2, default=float) + "\n")
+    paths[1].write_text(markdown(result))
+    return result
 
 
 def parse_args(argv):
@@ -278,6 +293,7 @@ def main(argv=None):
                   f"(ratio {row['params_ratio_paper_convention']:.4f})", file=sys.stderr, flush=True)
         result["methods"][name] = row
         del variables
+        save(paths, result, load_before, complete=False)
     if "adapt" in args.methods:
         a = time_adapt(args.adapt_size, args.adapt_style_size, min(args.adapt_steps, ADAPT_STEPS), key)
         a["ratio"] = ratio(a["median_s"], ADAPT_PAPER_S)
@@ -285,6 +301,7 @@ def main(argv=None):
         print(f"adaptation, {ADAPT_STEPS} steps: {a['median_s']:.1f} s [{a['figure']}] (paper {ADAPT_PAPER_S:g} s, "
               f"ratio {a['ratio']:.3g})", file=sys.stderr, flush=True)
         bar.update(1)
+        save(paths, result, load_before, complete=False)
     if "throughput" in args.methods:
         result["throughput"] = {}
         for s in args.sizes:
@@ -294,12 +311,7 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
             bar.update(1)
     bar.close()
-    result["loadavg_before"] = [round(x, 2) for x in load_before]
-    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    result = {**common.environment(), **result, **source_state()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths[0].write_text(json.dumps(result, indent=2, default=float) + "\n")
-    paths[1].write_text(markdown(result))
+    result = save(paths, result, load_before, complete=True)
     print(f"wrote {paths[0]} and {paths[1]}")
     return result
 

@@ -77,6 +77,7 @@ def test_forward_shapes_finite(name):
     assert bool(jnp.all(jnp.isfinite(out)))
 
 
+@pytest.mark.slow
 def test_meta_networks_forward_depends_on_style():
     """Shen's forward (base 8 for speed) runs and the predicted network changes with the style."""
     variables = meta_networks.init(jax.random.key(1), SIZE, 8)
@@ -132,6 +133,7 @@ def test_style_swap_of_style_with_itself_is_identity():
     np.testing.assert_allclose(np.asarray(style_swap.swap(style, style, pad=True)), np.asarray(style), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_table1_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     argv = ["--sizes", "32", "--runs", "1", "--methods", "gatys", "johnson", "adapt", "throughput",
             "--gatys-steps", "1", "--adapt-steps", "1", "--adapt-size", "32", "--adapt-style-size", "32",
@@ -147,8 +149,9 @@ def test_table1_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert "extrapolated" in data["adapt"]["figure"] and data["adapt"]["median_s"] > 0
     assert data["throughput"]["32"]["images_per_s"] > 0
     assert len(data["loadavg_before"]) == 3 and len(data["loadavg_after"]) == 3
+    assert data["complete"] is True and data["git_commit"]
     md = (tmp_path / f"table1_{platform}.md").read_text()
-    assert "| Johnson et al. | 1.68M |" in md and "extrapolated" in md
+    assert "| Johnson et al. | 1.68M |" in md and "extrapolated" in md and "Incomplete" not in md
     with pytest.raises(table1.cli.UserError, match="--force"):
         table1.main(argv)
 
