@@ -4,9 +4,14 @@ For every style s of a meta-batch: w_s = theta; T steps of plain SGD (lr delta_t
 of a training content batch, moving only the parameters `inner_params` selects (instance-norm scale and
 shift by default, supplementary section 2); then the perceptual loss of w_s on a validation content batch.
 The outer loss E is the mean of those over the styles, and theta takes an Adam step (lr eta_t) on
-dE/dtheta, differentiated through the inner updates: `jax.grad` through the `lax.scan` of the T inner
-steps (meta_grad="autodiff"), or the same exact gradient by reverse accumulation with Hessian-vector
+dE/dtheta, differentiated through the inner updates: `jax.grad` through the T inner steps
+(meta_grad="autodiff"), or the same exact gradient by reverse accumulation with Hessian-vector
 products (meta_grad="hvp").
+
+Loops over inner steps and over style groups are unrolled in Python (`unrolled_scan`), not `lax.scan`:
+XLA's CPU backend rewrites convolutions into its fast (Eigen/XNNPACK) layouts only outside loop bodies,
+and inside a `while` the backward-data and weight-gradient convolutions of the meta-gradient ran as
+naive loops, ~10x slower (benchmarks/profile_meta.py, benchmarks/results/meta_step_profile_cpu.json).
 
 The perceptual loss is `losses.perceptual_loss`'s (same terms, same reduction) with VGG16 run on the
 stylized outputs only: the content targets are computed once per batch outside every derivative, where
@@ -194,6 +199,20 @@ def task_loss(params, vgg_params, spec, contents, content_feat, grams, settings,
     return hyper.alpha * lc + hyper.beta * ls, {"content": lc, "style": ls}
 
 
+def unrolled_scan(f, init, xs=None, length=None, reverse=False):
+    """`jax.lax.scan(f, init, xs, length, reverse)` unrolled in Python: (final carry, stacked outputs).
+
+    Same semantics (f(carry, x) -> (carry, y); outputs stacked on a new leading axis, in xs order), but
+    the steps are traced one after the other, so the compiled program has no loop: XLA's CPU backend
+    only gives convolutions outside loop bodies its fast layouts. Compile time grows with the length.
+    """
+    n = length if xs is None else jax.tree_util.tree_leaves(xs)[0].shape[0]
+    carry, ys = init, [None] * n
+    for i in (reversed(range(n)) if reverse else range(n)):
+        carry, ys[i] = f(carry, None if xs is None else jax.tree_util.tree_map(lambda x, i=i: x[i], xs))
+    return carry, jax.tree_util.tree_map(lambda *y: jnp.stack(y), *ys)
+
+
 def _inner_batches(task, settings):
     """(per-step xs for a scan or None, shared (contents, features) or None) of a task's training contents."""
     if task["train"].ndim == 5:
@@ -222,7 +241,7 @@ def _inner_trajectory(theta, vgg_params, spec, task, t, settings, hyper):
             grads = jax.lax.stop_gradient(grads)
         return [w - lr.astype(w.dtype) * g for w, g in zip(fast, grads)], (fast, loss)
 
-    fast_t, (history, inner_losses) = jax.lax.scan(step, fast, xs, length=settings.inner_steps)
+    fast_t, (history, inner_losses) = unrolled_scan(step, fast, xs, length=settings.inner_steps)
     return _merge(fast_t, slow, mask, treedef), history, inner_losses, (mask, slow, treedef)
 
 
@@ -231,7 +250,7 @@ def adapt(theta, vgg_params, spec, task, t, settings, hyper):
 
     task: {"train": (B, H, W, 3) reused at every step, or (T, B, H, W, 3) one batch per step,
     "train_feat": their content features, "grams": {layer: (C, C)}}. Returns (w_T, (T,) inner losses,
-    each before its step). Differentiable in theta (through a `lax.scan`); in "first_order" mode the inner
+    each before its step). Differentiable in theta (through the unrolled steps); in "first_order" mode the inner
     gradients are constants.
     """
     w, _, inner_losses, _ = _inner_trajectory(theta, vgg_params, spec, task, t, settings, hyper)
@@ -280,7 +299,7 @@ def _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper):
             _, hv = jax.jvp(grad_at, (fast,), (a_fast,))
             return jax.tree_util.tree_map(lambda ai, hi: ai - lr.astype(ai.dtype) * hi, a, hv), None
 
-        a, _ = jax.lax.scan(back, a, (history, xs), reverse=True, length=settings.inner_steps)
+        a, _ = unrolled_scan(back, a, (history, xs), reverse=True, length=settings.inner_steps)
     return a, _metrics(outer, parts, inner_losses)
 
 
@@ -314,7 +333,7 @@ def _tasks(vgg_params, spec, batch, settings):
 
 def _map_styles(fn, tasks, settings):
     """fn(task) -> (tree, metrics) over the S styles of `tasks`, `styles_in_parallel` (P; 0: all) at a
-    time under vmap and the S / P groups one after the other in a scan (memory for speed).
+    time under vmap and the S / P groups one after the other (unrolled, `unrolled_scan`; memory for speed).
     Returns (mean tree over the styles, metrics stacked (S,))."""
     s = jax.tree_util.tree_leaves(tasks)[0].shape[0]
     p = settings.styles_in_parallel or s
@@ -324,9 +343,9 @@ def _map_styles(fn, tasks, settings):
         trees, metrics = jax.vmap(fn)(tasks)
         return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), trees), metrics
     grouped = jax.tree_util.tree_map(lambda x: x.reshape(p, s // p, *x.shape[1:]), tasks)
-    # Sequential groups: each style's tree is computed (and its intermediates freed) inside the scan;
+    # Sequential groups: each style's tree is computed (and its intermediates freed) one after the other;
     # only the trees themselves (parameter-sized) are stacked.
-    group = lambda g: jax.lax.scan(lambda _, task: (None, fn(task)), None, g)[1]
+    group = lambda g: unrolled_scan(lambda _, task: (None, fn(task)), None, g)[1]
     trees, metrics = jax.vmap(group)(grouped)
     return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=(0, 1)) / s, trees),
             jax.tree_util.tree_map(lambda x: x.reshape(s), metrics))
