@@ -7,7 +7,7 @@ Deviations from the paper, each for the CPU's time budget:
   shared CPU (load ~17 on 2 cores), too slow for ~500 iterations in 45 minutes;
 - 2 styles x 2 contents per meta-batch (paper: 4 x 4);
 - outer Adam lr 3e-4 (paper: 1e-3, which spiked at 32 px in the tests; official code: 1e-5);
-- a few hundred iterations, as many as fit in ~45 minutes (paper: 100,000);
+- num_steps 2000, stopped by hand after ~38 minutes at the checkpoint of iteration 1,275 (paper: 100,000);
 - styles: 4 paintings + 4 scikit-image colour pictures (paper: ~20,000 WikiArt paintings), read from
   runs/theta_cpu/styles (git-ignored). The Scream is held out of training, for Figure 6. The folder is
   made by linking composition_vii, starry_night, udnie and wave from ../shared/styles and saving the
