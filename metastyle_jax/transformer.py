@@ -102,8 +102,11 @@ class ConvLayer(nn.Module):
         if self.upsample > 1:
             x = upsample_nearest(x, self.upsample)
         x = reflect_pad(x, self.kernel // 2)
+        # the rev-free gradient works around XLA CPU's naive reversed-window convolutions; other backends
+        # (cuDNN on GPU) keep JAX's own convolution and its gradient rule
+        conv = conv_general_dilated if jax.default_backend() == "cpu" else jax.lax.conv_general_dilated
         return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                       padding="VALID", dtype=self.dtype, conv_general_dilated=conv_general_dilated,
+                       padding="VALID", dtype=self.dtype, conv_general_dilated=conv,
                        name="conv2d")(x)
 
 
