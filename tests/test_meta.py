@@ -263,7 +263,10 @@ def test_reptile_moves_theta_toward_adapted_weights(adapted, random_vgg):
     step = meta.make_train_step(cfg, random_vgg, IMAGENET_SPEC)
     new, metrics = step(state, random_batch(0, s=1))
     step_taken, toward = flat(new.params) - flat(theta), flat(w) - flat(theta)
-    moved = toward != 0
+    # Entries whose inner gradient is zero in exact arithmetic (e.g. an instance norm's shift feeding a
+    # convolution and the next instance norm, which removes it) move by float rounding alone (~1e-11), with a
+    # sign that differs between two compiled programs; only entries that really move have a direction.
+    moved = np.abs(toward) > 1e-4 * np.median(np.abs(toward[toward != 0]))
     # Adam's first step is lr * sign(theta - w) per entry: every adapted entry steps toward w.
     assert moved.any() and np.all(np.sign(step_taken[moved]) == np.sign(toward[moved]))
     assert np.dot(step_taken, toward) > 0
