@@ -1,7 +1,6 @@
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image
