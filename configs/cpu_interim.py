@@ -21,18 +21,13 @@ Stopped early, a run's theta is exported from its last checkpoint with
 `--resume --set num_steps=<that checkpoint's iteration>`.
 """
 
-import importlib.util
-from pathlib import Path
+from metastyle_jax import config
 
 HELD_OUT_STYLES = ("the_scream",)
 
 
 def get_config():
-    path = Path(__file__).with_name("metastyle.py")
-    spec = importlib.util.spec_from_file_location("metastyle_config_base", path)
-    base = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(base)
-    c = base.get_config()
+    c = config.load("metastyle")
     c.styles_per_batch = 2
     c.batch_size = 2
     c.outer_lr = 3e-4

@@ -3,16 +3,11 @@
 Everything else is configs/metastyle.py (the paper's settings); only size, length and bookkeeping differ.
 """
 
-import importlib.util
-from pathlib import Path
+from metastyle_jax import config
 
 
 def get_config():
-    path = Path(__file__).with_name("metastyle.py")
-    spec = importlib.util.spec_from_file_location("metastyle_config_base", path)
-    base = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(base)
-    c = base.get_config()
+    c = config.load("metastyle")
     c.styles_per_batch = 2
     c.batch_size = 2
     c.num_steps = 20
