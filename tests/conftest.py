@@ -10,7 +10,7 @@ import jax  # noqa: E402
 import numpy as np
 import pytest
 
-from metastyle_jax import transformer, vgg16
+from metastyle_jax import checkpoints, transformer, vgg16
 
 REPO = Path(__file__).resolve().parents[1]
 STYLES = REPO.parent / "shared" / "styles"
@@ -34,6 +34,14 @@ def real_vgg():
 def theta():
     """A random transformer parameter pytree."""
     return transformer.init_params(jax.random.key(0))
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory, theta):
+    """Path of an "adapted" model checkpoint holding the random `theta` (for stylize, tiling, video, colour)."""
+    path = tmp_path_factory.mktemp("model") / "adapted"
+    checkpoints.save_model(path, theta, checkpoints.model_meta("adapted"))
+    return path
 
 
 @pytest.fixture

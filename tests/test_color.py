@@ -5,14 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import checkpoints, color, data, images, stylize, video
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, theta):
-    path = tmp_path_factory.mktemp("c") / "adapted"
-    checkpoints.save_model(path, theta, checkpoints.model_meta("adapted"))
-    return path
+from metastyle_jax import color, data, images, stylize, video
 
 
 def _rgb_samples():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import checkpoints, images, stylize, transformer
+from metastyle_jax import images, stylize, transformer
 from metastyle_jax.cli import UserError
 
 
@@ -18,13 +18,6 @@ def _write(path, size=(40, 30), mode="RGB"):
 
 def _touch(path):
     path.write_bytes(b"\0" * 8)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, theta):
-    path = tmp_path_factory.mktemp("m") / "adapted"
-    checkpoints.save_model(path, theta, checkpoints.model_meta("adapted"))
     return path
 
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from metastyle_jax import checkpoints, data, images, stylize, tiling, transformer
+from metastyle_jax import data, images, stylize, tiling, transformer
 from metastyle_jax.cli import UserError
 
 H, W = 260, 392  # tiles of 256 overlapping by 128: 2 rows x 3 columns
@@ -45,13 +45,6 @@ def tiled_exact(theta, photo):
 def tiled_half(theta, photo):
     """Tiles of 256 overlapping by 128, sharing the statistics of the photo at half size (196 px)."""
     return tiling.stylize_tiled(theta, photo, 256, 128, stats_side=196)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, theta):
-    path = tmp_path_factory.mktemp("t") / "adapted"
-    checkpoints.save_model(path, theta, checkpoints.model_meta("adapted"))
-    return path
 
 
 def test_receptive_radius_is_the_measured_support_of_one_output_pixel(theta):

@@ -4,7 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from metastyle_jax import checkpoints, images, stylize, video
+from metastyle_jax import images, stylize, video
 from metastyle_jax.cli import UserError
 
 iio = pytest.importorskip("imageio.v2")
@@ -36,13 +36,6 @@ def _probe(path):
 def _read(path):
     with iio.get_reader(str(path), format="FFMPEG") as r:
         return np.stack([f for f in r])  # list(r) would preallocate len(r), infinite for ffmpeg
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, theta):
-    path = tmp_path_factory.mktemp("v") / "adapted"
-    checkpoints.save_model(path, theta, checkpoints.model_meta("adapted"))
-    return path
 
 
 @pytest.fixture(scope="module")
