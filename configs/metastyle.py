@@ -17,7 +17,7 @@ def get_config():
     #                            the second-order term) | reptile (theta moves toward the adapted weights)
     c.meta_grad = "autodiff"   # how the exact meta-gradient is computed: autodiff (jax.grad through the
     #                            lax.scan of the inner steps, as the official code's create_graph=True) |
-    #                            hvp (reverse accumulation over the inner steps with forward-over-reverse
+    #                            hvp (reverse accumulation over the inner steps with reverse-over-reverse
     #                            Hessian-vector products: same gradient to float rounding, same speed at T=1,
     #                            memory independent of T)
     c.inner_steps = 1          # T; paper 5.1 "we constrain T = 1" (supp.: T up to 5 did not help)
@@ -46,8 +46,8 @@ def get_config():
     c.data = ml_collections.ConfigDict({
         "content": "embedded",  # an image folder (e.g. COCO train2014), tfds:coco/2017, or embedded
         #                         (scikit-image photos). Paper: MS-COCO, ~80,000 images
-        "styles": "embedded",   # an image folder (e.g. WikiArt test), or embedded (../shared/styles, else
-        #                         scikit-image pictures). Paper: WikiArt test set, ~20,000 paintings
+        "styles": "embedded",   # an image folder (e.g. WikiArt test), or embedded (the five paintings shipped in
+        #                         the package). Paper: WikiArt test set, ~20,000 paintings
         "content_size": 256,    # px, square content crops; paper 5.1 (official: Resize(256) + CenterCrop(256))
         "style_size": 256,      # px, styles resized to style_size x style_size as the official code does
         "crop": "random",       # random | center. Deviation: the official code centre-crops

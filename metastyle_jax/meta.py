@@ -277,8 +277,8 @@ def _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper):
     """dE_s/dtheta by reverse accumulation over the inner steps with Hessian-vector products.
 
     a_T = grad E_s(w_T); for t = T .. 1: a_{t-1} = a_t - delta H(w_{t-1}) P a_t, where H is the Hessian of
-    the inner loss over all parameters, P keeps the inner-trained entries (H P a by forward-over-reverse,
-    `jax.jvp` of `jax.grad`). a_0 is the exact meta-gradient ("first_order": a_0 = a_T). Returns
+    the inner loss over all parameters, P keeps the inner-trained entries (H P a by reverse-over-reverse:
+    `jax.grad` of <P grad, a>, since conv.py's CPU convolution is a custom_vjp, which forward mode cannot enter). a_0 is the exact meta-gradient ("first_order": a_0 = a_T). Returns
     (a_0, metrics).
     """
     w, history, inner_losses, (mask, slow, treedef) = _inner_trajectory(theta, vgg_params, spec, task, t,
@@ -293,10 +293,12 @@ def _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper):
         def back(a, x):
             fast, batch = x
             contents, feat = shared if batch is None else batch
-            grad_at = lambda f: jax.grad(lambda p: task_loss(p, vgg_params, spec, contents, feat, task["grams"],
-                                                             settings, hyper)[0])(_merge(f, slow, mask, treedef))
+            inner_grad = jax.grad(lambda p: task_loss(p, vgg_params, spec, contents, feat, task["grams"],
+                                                      settings, hyper)[0])
             a_fast = _split(a, mask)[0]
-            _, hv = jax.jvp(grad_at, (fast,), (a_fast,))
+            # H P a = grad_p <(grad L(p))_fast, a_fast> (H symmetric), at p = theta's inner iterate
+            hv = jax.grad(lambda p: sum(jnp.vdot(g, v) for g, v in zip(_split(inner_grad(p), mask)[0], a_fast)))(
+                _merge(fast, slow, mask, treedef))
             return jax.tree_util.tree_map(lambda ai, hi: ai - lr.astype(ai.dtype) * hi, a, hv), None
 
         a, _ = unrolled_scan(back, a, (history, xs), reverse=True, length=settings.inner_steps)

@@ -9,7 +9,8 @@ import re
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from metastyle_jax import conv as convolution
 
 IN_NAME = re.compile(r"^in\d+$")
 
@@ -22,70 +23,6 @@ def reflect_pad(x, pad):
 def upsample_nearest(x, factor=2):
     """Nearest-neighbour upsampling of an NHWC batch: (B, H, W, C) -> (B, fH, fW, C)."""
     return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
-
-
-def _flip(kernel, axes):
-    """`kernel` reversed along `axes`, as a product with anti-identity matrices (exact: one 1, zeros
-    elsewhere) rather than `lax.rev`, which XLA folds into a convolution's `rhs_reversal` window."""
-    for axis in axes:
-        anti = jnp.asarray(np.eye(kernel.shape[axis])[::-1], kernel.dtype)
-        kernel = jnp.moveaxis(jnp.tensordot(anti, kernel, axes=[[1], [axis]],
-                                            precision=jax.lax.Precision.HIGHEST), 0, axis)
-    return kernel
-
-
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, precision=None):
-    """`jax.lax.conv_general_dilated` (no kernel dilation, one feature group) with the same value and
-    gradients, and no `lax.rev` in its gradients or theirs.
-
-    JAX's input gradient convolves with `rev(kernel)`; differentiated again with respect to the kernel
-    (the second order of the meta-gradient), XLA turns the revs into weight-gradient convolutions with a
-    reversed window, which its CPU backend runs as naive loops (~0.3 GFLOP/s, ~10x slower than the
-    rest; benchmarks/profile_meta.py). Here the input gradient convolves with the kernel flipped by
-    `_flip`, a matrix product, so its kernel derivative is a plain weight-gradient convolution.
-    """
-    n = lhs.ndim - 2
-    dn = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-    lhs_dilation = tuple(lhs_dilation or (1,) * n)
-    if tuple(rhs_dilation or (1,) * n) != (1,) * n or feature_group_count != 1:
-        raise ValueError("conv_general_dilated: kernel dilation and feature groups are not supported")
-    window = tuple(rhs.shape[d] for d in dn.rhs_spec[2:])
-    if isinstance(padding, str):
-        dilated = tuple((lhs.shape[d] - 1) * k + 1 for d, k in zip(dn.lhs_spec[2:], lhs_dilation))
-        padding = jax.lax.padtype_to_pads(dilated, window, window_strides, padding)
-    padding = tuple(tuple(p) for p in padding)
-    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, window_strides, padding, lhs_dilation,
-                                                     dimension_numbers=dn, precision=precision)
-
-    @jax.custom_vjp
-    def f(x, w):
-        return conv(x, w)
-
-    def fwd(x, w):
-        return conv(x, w), (x, w)
-
-    def bwd(res, g):
-        x, w = res
-        in_size = [(x.shape[d] - 1) * k + 1 for d, k in zip(dn.lhs_spec[2:], lhs_dilation)]
-        out_size = [(g.shape[d] - 1) * s + 1 for d, s in zip(dn.out_spec[2:], window_strides)]
-        before = [k - lo - 1 for k, (lo, _) in zip(window, padding)]
-        after = [i + k - 1 - o - b for i, k, o, b in zip(in_size, window, out_size, before)]
-        swapped = jax.lax.ConvDimensionNumbers(dn.out_spec, (dn.rhs_spec[1], dn.rhs_spec[0]) + dn.rhs_spec[2:],
-                                               dn.lhs_spec)
-        # the input gradient's zero padding and stride dilation as a lax.pad, so that the convolution
-        # itself is unpadded and undilated (XLA swaps the operands of padded ones, reversing windows)
-        config = [(0, 0, 0)] * g.ndim
-        for d, b, a, s in zip(dn.out_spec[2:], before, after, window_strides):
-            config[d] = (b, a, s - 1)
-        dx = jax.lax.conv_general_dilated(jax.lax.pad(g, jnp.zeros((), g.dtype), config), _flip(w, dn.rhs_spec[2:]),
-                                          (1,) * n, "VALID", lhs_dilation, dimension_numbers=swapped,
-                                          precision=precision)
-        _, vjp_w = jax.vjp(lambda w_: conv(x, w_), w)
-        return dx, vjp_w(g)[0]
-
-    f.defvjp(fwd, bwd)
-    return f(lhs, rhs)
 
 
 class ConvLayer(nn.Module):
@@ -102,9 +39,9 @@ class ConvLayer(nn.Module):
         if self.upsample > 1:
             x = upsample_nearest(x, self.upsample)
         x = reflect_pad(x, self.kernel // 2)
-        # the rev-free gradient works around XLA CPU's naive reversed-window convolutions; other backends
+        # on the CPU, conv.py's convolution keeps every derivative off XLA:CPU's slow paths; other backends
         # (cuDNN on GPU) keep JAX's own convolution and its gradient rule
-        conv = conv_general_dilated if jax.default_backend() == "cpu" else jax.lax.conv_general_dilated
+        conv = convolution.conv_general_dilated if jax.default_backend() == "cpu" else jax.lax.conv_general_dilated
         return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
                        padding="VALID", dtype=self.dtype, conv_general_dilated=conv,
                        name="conv2d")(x)

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metastyle_jax import conv as convolution
+
 LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512))
 CONV_NAMES = tuple(f"conv{b + 1}_{i + 1}" for b, widths in enumerate(BLOCKS) for i in range(len(widths)))
@@ -52,12 +54,14 @@ class VGG16Features(nn.Module):
     def __call__(self, x):
         feats = {}
         x = x.astype(self.dtype)
+        # on the CPU, conv.py's convolution keeps the loss's derivatives off XLA:CPU's slow paths
+        conv = convolution.conv_general_dilated if jax.default_backend() == "cpu" else jax.lax.conv_general_dilated
         for b, widths in enumerate(BLOCKS):
             if b:
                 x = nn.max_pool(x, (2, 2), (2, 2), padding="VALID")
             for i, width in enumerate(widths):
                 x = nn.relu(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                                    name=f"conv{b + 1}_{i + 1}")(x))
+                                    conv_general_dilated=conv, name=f"conv{b + 1}_{i + 1}")(x))
             feats[f"relu{b + 1}_{len(widths)}"] = x
         return feats
 
