@@ -1,6 +1,6 @@
 """Wall time of fast adaptation at the paper's sizes: 256 px content batches of 4, the style at 512 px.
 
-    python -m benchmarks.adapt_time [--steps 200] [--model THETA] [--style ../shared/styles/the_scream.jpg]
+    python -m benchmarks.adapt_time [--steps 200] [--model THETA] [--style embedded:the_scream]
 
 Runs `adapt.adapt` (the loop the CLI runs, held-out evaluation off) with the default (HED) VGG16 and times
 every step; the first includes compilation. Where `--steps` is under 200, the 200-step figures are
@@ -16,7 +16,6 @@ import numpy as np
 
 from benchmarks.common import write_result
 from metastyle_jax import adapt, checkpoints, data, transformer, vgg_weights
-from metastyle_jax.cli import SHARED_STYLES
 
 PAPER_STEPS = 200
 
@@ -25,7 +24,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=PAPER_STEPS, help="steps to time (default 200)")
     p.add_argument("--model", help="theta checkpoint (default: an untrained theta, random initialization)")
-    p.add_argument("--style", default=os.path.join(SHARED_STYLES, "the_scream.jpg"))
+    p.add_argument("--style", default="embedded:the_scream")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=4)

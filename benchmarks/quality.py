@@ -33,7 +33,7 @@ from metastyle_jax import (
     vgg_weights,
 )
 
-PAINTINGS = cli.SHARED_PAINTINGS
+PAINTINGS = data.PAINTINGS
 METHODS = {"metastyle": "MetaStyle (theta + {steps} updates)",
            "johnson": "Johnson et al. (random init + {steps} updates)",
            "gatys": "Gatys et al. ({gatys_steps} steps per image)"}
@@ -51,7 +51,7 @@ def parse_args(argv):
     p = cli.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0])
     p.add_argument("--theta", required=True, help="meta-trained theta checkpoint (python -m metastyle_jax.train)")
     p.add_argument("--styles", default=",".join(PAINTINGS), help="comma-separated styles: names of "
-                   f"../shared/styles paintings, embedded:NAME or paths (default {','.join(PAINTINGS)})")
+                   f"shipped paintings, embedded:NAME or paths (default {','.join(PAINTINGS)})")
     p.add_argument("--steps", type=int, help="adaptation updates of (a) and (b) (default 200, the paper)")
     p.add_argument("--gatys-steps", type=int, default=800, help="Gatys et al. steps per held-out image "
                    "(default 800, the paper)")

@@ -139,8 +139,8 @@ def load_style(spec, size, allow_gray=False):
     bundled with scikit-image). Tiny, huge, transparent and grayscale images raise a one-line UserError."""
     spec = str(spec)
     if spec.startswith(cli.EMBEDDED_PREFIX):
-        painting = Path(cli.SHARED_STYLES) / f"{spec[len(cli.EMBEDDED_PREFIX):]}.jpg"
-        if not painting.exists():
+        painting = data.painting_path(spec[len(cli.EMBEDDED_PREFIX):])
+        if painting is None:
             picture = cli.load_image_arg(spec)
             _check_colour(picture, spec, allow_gray)
             digest = hashlib.sha256(np.round(picture * 255).astype(np.uint8).tobytes()).hexdigest()

@@ -64,35 +64,23 @@ def check_image_suffix(path):
 
 
 EMBEDDED_PREFIX = "embedded:"
-SHARED_STYLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
-                             "shared", "styles")
-SHARED_PAINTINGS = ("starry_night", "the_scream", "wave", "composition_vii", "udnie")
-PAINTING_STAND_IN = "immunohistochemistry"
 
 
 def load_image_arg(spec, max_side=None):
-    """An image argument as (H, W, 3) float32 in [0, 1]: a file path, or `embedded:NAME` for a photo
-    bundled with scikit-image (astronaut, coffee, chelsea, rocket, ...) or a painting of ../shared/styles
-    (starry_night, the_scream, wave, composition_vii, udnie) where that folder exists."""
-    from metastyle_jax import images
+    """An image argument as (H, W, 3) float32 in [0, 1]: a file path, or `embedded:NAME` for a painting
+    shipped in the package (starry_night, the_scream, wave, composition_vii, udnie) or a photo bundled with
+    scikit-image (astronaut, coffee, chelsea, rocket, ...)."""
+    from metastyle_jax import data, images
 
     if not spec.startswith(EMBEDDED_PREFIX):
         return images.load_image(spec, max_side=max_side)
     name = spec[len(EMBEDDED_PREFIX):]
-    painting = os.path.join(SHARED_STYLES, f"{name}.jpg")
-    if os.path.exists(painting):
-        return images.load_image(painting, max_side=max_side)
-    if name in SHARED_PAINTINGS:
-        print(f"warning: the painting {name!r} lives in ../shared/styles, absent here: using scikit-image's "
-              f"{PAINTING_STAND_IN!r} photo as the style instead", file=sys.stderr)
-        name = PAINTING_STAND_IN
-    from metastyle_jax import data
-
-    if name not in data.EMBEDDED_PHOTOS + data.FALLBACK_STYLES:
+    if data.painting_path(name) is not None:
+        return images.load_image(data.painting_path(name), max_side=max_side)
+    if name not in data.EMBEDDED_PHOTOS:
         raise UserError(f"unknown embedded image {name!r}: use a file path or one of "
-                        f"{', '.join(data.EMBEDDED_PHOTOS + SHARED_PAINTINGS)}")
-    array = data.skimage_image(name)
-    image = images.as_float_rgb(array)
+                        f"{', '.join(data.PAINTINGS + data.EMBEDDED_PHOTOS)}")
+    image = images.as_float_rgb(data.skimage_image(name))
     return images.resize(image, max_side=max_side) if max_side and max(image.shape[:2]) > max_side else image
 
 

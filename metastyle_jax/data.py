@@ -45,10 +45,9 @@ EMBEDDED_PHOTOS = (
     "rocket",
 )
 EMBEDDED_VAL_PHOTOS = ("chelsea", "rocket")
-# Paintings beside the project (never copied into it): <repo root>/../shared/styles.
-SHARED_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles"
-# Stand-in styles when the shared paintings are absent: bundled scikit-image textures and photos.
-FALLBACK_STYLES = ("hubble_deep_field", "immunohistochemistry", "retina", "coffee", "gravel", "brick")
+# The five public-domain paintings shipped in the package (paintings/CREDITS.md), held out of meta-training.
+PAINTINGS_DIR = Path(__file__).resolve().parent / "paintings"
+PAINTINGS = ("starry_night", "the_scream", "wave", "composition_vii", "udnie")
 TFDS_VAL_SPLITS = ("validation", "test")
 TFDS_INSTALL = 'pip install "metastyle-jax[tfds]"'
 SPLITS = ("train", "val")
@@ -103,6 +102,11 @@ def _val_mask(keys, fraction):
     mask = np.zeros(n, bool)
     mask[order[:n_val]] = True
     return mask
+
+
+def painting_path(name):
+    """The file of shipped painting `name` (one of PAINTINGS), or None for any other name."""
+    return PAINTINGS_DIR / f"{name}.jpg" if name in PAINTINGS else None
 
 
 def skimage_image(name):
@@ -414,9 +418,9 @@ def _square(image, size, mode):
 
 class StyleData(_Sampled):
     """Style images, float32 (S, S, 3) each, from a folder (recursive, e.g. WikiArt), one image file, or
-    "embedded": the paintings in ../shared/styles beside the repository when that folder exists, else
-    scikit-image pictures (FALLBACK_STYLES). `split` None uses every style; "train"/"val" keep 1 in 10
-    styles (by hash of the relative path) apart for testing adaptation to unseen styles.
+    "embedded": the five paintings shipped in the package (PAINTINGS). `split` None uses every style;
+    "train"/"val" keep 1 in 10 styles (by hash of the relative path) apart for testing adaptation to unseen
+    styles.
     """
 
     def __init__(
@@ -442,26 +446,16 @@ class StyleData(_Sampled):
         if source.kind == "tfds":
             raise UserError(f"{spec}: styles come from an image folder, an image file, or {EMBEDDED}")
         self.origin = source.kind
-        if source.kind == EMBEDDED and SHARED_STYLES.is_dir() and images.list_images(SHARED_STYLES):
-            source, self.origin = Source("folder", str(SHARED_STYLES)), "shared"
         if source.kind == EMBEDDED:
-            self.origin = "skimage"
-            names = list(FALLBACK_STYLES)
-            if split is not None:
-                mask = _val_mask(names, val_fraction)
-                names = [n for n, v in zip(names, mask, strict=True) if v == (split == "val")]
-            pictures = [_square(images.as_float_rgb(skimage_image(n)), self.size, resize_mode) for n in names]
-            pool = _array_pool(names, pictures)
-        else:
-            paths = _folder_paths(source, split, val_fraction)
+            source = Source("folder", str(PAINTINGS_DIR))
+        paths = _folder_paths(source, split, val_fraction)
 
-            def load(i):
-                return _square(images.load_image(paths[i], min_side=min_side), self.size, resize_mode)
+        def load(i):
+            return _square(images.load_image(paths[i], min_side=min_side), self.size, resize_mode)
 
-            pool = _Pool(paths, load)
-            if self.origin == "shared":
-                pictures = [pool.load(i) for i in range(len(paths))]
-                pool = _array_pool(paths, pictures)
+        pool = _Pool(paths, load)
+        if self.origin == EMBEDDED:
+            pool = _array_pool(paths, [pool.load(i) for i in range(len(paths))])
         self._sampler = _Sampler(pool, self.seed, _STREAMS[("style", split)])
 
 

@@ -92,7 +92,7 @@ def main(argv=None):
                    help="content image: a path or embedded:NAME (default embedded:astronaut)")
     p.add_argument("--style", default="embedded:starry_night",
                    help="style image: a path or embedded:NAME (default embedded:starry_night, a painting "
-                        "of ../shared/styles; elsewhere give a path)")
+                        "shipped in the package)")
     p.add_argument("--out", default="gatys.png", help="output image (.png or .jpg); its loss curve goes "
                    "beside it as <name>_loss.png")
     p.add_argument("--init", help="content | noise | path to an image (default: content)")

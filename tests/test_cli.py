@@ -1,7 +1,7 @@
+import numpy as np
 import pytest
 
-from metastyle_jax import cli
-from conftest import painting
+from metastyle_jax import cli, data, images
 
 
 def test_embedded_photo_and_max_side():
@@ -9,17 +9,21 @@ def test_embedded_photo_and_max_side():
     assert img.shape == (64, 64, 3) and img.dtype.name == "float32" and 0 <= img.min() <= img.max() <= 1
 
 
-@pytest.mark.skipif(painting("wave.jpg") is None, reason="../shared/styles is absent")
-def test_embedded_painting_from_shared_styles():
-    img = cli.load_image_arg("embedded:wave", max_side=80)
-    assert max(img.shape[:2]) == 80
+@pytest.mark.parametrize("name", ["wave", "starry_night"])
+def test_embedded_painting_ships_with_the_package(name):
+    """embedded:NAME reads the package's copy (no ../shared needed), at most 1024 px, and equals it."""
+    path = data.painting_path(name)
+    assert path.is_file() and path.parent == data.PAINTINGS_DIR
+    full = cli.load_image_arg(f"embedded:{name}")
+    assert max(full.shape[:2]) <= 1024 and full.std() > 0.1
+    np.testing.assert_array_equal(full, images.load_image(path))
+    assert max(cli.load_image_arg(f"embedded:{name}", max_side=80).shape[:2]) == 80
 
 
-def test_painting_falls_back_to_a_bundled_photo_where_shared_is_absent(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "SHARED_STYLES", str(tmp_path))
-    img = cli.load_image_arg("embedded:starry_night", max_side=48)
-    assert max(img.shape[:2]) == 48
-    assert "absent here" in capsys.readouterr().err
+def test_every_shipped_painting_is_credited():
+    credits = (data.PAINTINGS_DIR / "CREDITS.md").read_text()
+    for name in data.PAINTINGS:
+        assert data.painting_path(name).is_file() and f"| {name} |" in credits
 
 
 def test_unknown_embedded_name():
