@@ -31,6 +31,11 @@ def get_config():
     c.styles_per_batch = 4     # styles per meta-batch; paper 5.1 "all batches are of size 4" (official too)
     c.batch_size = 4           # contents per style batch, B_tr and B_val; paper 5.1 (official too)
     c.num_steps = 100_000      # outer iterations; paper 5.1 "0.1 million iterations" (official too)
+    c.init_from = ""           # a theta model (path or shipped name) to start from instead of a random theta, at
+    #                            its recorded iteration, with a fresh Adam state (not in the paper: continuing
+    #                            a campaign from a committed theta, whose optimizer state is not kept)
+    c.outer_warmup = 0         # outer lr ramps linearly over this many updates (0: none; not in the paper:
+    #                            the warm-up of a fresh Adam state after init_from)
     c.loss = ml_collections.ConfigDict({
         "alpha": 1.0,          # content weight, eq. 4; paper 5.1 (official too)
         "beta": 1e5,           # style weight, eq. 4; paper 5.1 (official too)

@@ -19,6 +19,9 @@ import orbax.checkpoint as ocp
 from metastyle_jax import transformer
 from metastyle_jax.cli import UserError
 
+# Models shipped in the package (metastyle_jax/models/NAME), loadable by name: theta, and one adapted model
+# per shipped painting where present.
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 FORMAT = "metastyle-jax"
 ARCH = "TransformerNet(table1)"
 KINDS = ("theta", "adapted")
@@ -63,11 +66,28 @@ def save_model(path, params, meta, force=False):
     return path
 
 
+def shipped_models():
+    """Names of the models shipped in the package (e.g. "theta")."""
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "meta.json").is_file()) if MODELS_DIR.is_dir() else []
+
+
+def resolve_model(spec):
+    """The directory of model `spec`: an existing path, else the shipped model of that name, else `spec`
+    as a path (which the readers then report as not found)."""
+    path = Path(spec)
+    if not path.exists() and str(spec) in shipped_models():
+        return MODELS_DIR / str(spec)
+    return path
+
+
 def read_meta(path):
-    """The meta.json of a model checkpoint; a UserError saying what `path` is if it is not one."""
-    path = Path(path)
+    """The meta.json of a model checkpoint (a path or a shipped model's name); a UserError saying what
+    `path` is if it is not one."""
+    path = resolve_model(path)
     if not path.exists():
-        raise UserError(f"model checkpoint not found: {path}")
+        names = shipped_models() if os.sep not in str(path) else []  # a bare name: say which exist
+        raise UserError(f"model checkpoint not found: {path}" + (f" (shipped models: {', '.join(names)})"
+                                                                  if names else ""))
     if path.is_file():
         hint = {".pth": "a PyTorch file: convert it with `python -m metastyle_jax.convert --from-pytorch`",
                 ".pt": "a PyTorch file: convert it with `python -m metastyle_jax.convert --from-pytorch`",
@@ -87,6 +107,7 @@ def read_meta(path):
 def load_model(path, kinds=KINDS):
     """Load a model checkpoint: (params pytree of numpy arrays, meta dict). Checks kind and architecture."""
     meta = read_meta(path)
+    path = resolve_model(path)
     if meta.get("kind") not in kinds:
         raise UserError(f"{path} holds a {meta.get('kind')!r} model; this command needs {' or '.join(kinds)}")
     if meta.get("arch") != ARCH:
@@ -95,7 +116,8 @@ def load_model(path, kinds=KINDS):
         params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
         raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
-    params = jax.tree_util.tree_map(np.asarray, params)
+    # float16 storage (shipped models) is widened back: every computation runs in float32
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
     if not same_shapes(params, transformer.abstract_params()):
         raise UserError(f"cannot read the parameters in {path}: their names or shapes are not {ARCH}'s")
     return params, meta

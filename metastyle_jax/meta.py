@@ -72,13 +72,15 @@ class TrainState(flax.struct.PyTreeNode):
 
 class Hyper(NamedTuple):
     """The numeric hyper-parameters (float32 scalars, traced): inner SGD lr delta_0, outer Adam lr eta_0,
-    decay k of lr0 / (1 + k t), and alpha, beta of eq. 4."""
+    decay k of lr0 / (1 + k t), alpha, beta of eq. 4, and outer_warmup W: the outer lr is scaled by
+    min(1, (n + 1) / W) at Adam's n-th update (0: no warm-up)."""
 
     inner_lr: Any
     outer_lr: Any
     lr_decay: Any
     alpha: Any
     beta: Any
+    outer_warmup: Any = np.float32(0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +120,8 @@ def hyper_from_config(config, dtype=np.float32):
     """Hyper (numpy scalars of `dtype`) from a meta-training ConfigDict."""
     c = lambda v: np.asarray(v, dtype)
     return Hyper(inner_lr=c(config.inner_lr), outer_lr=c(config.outer_lr), lr_decay=c(config.lr_decay),
-                 alpha=c(config.loss.alpha), beta=c(config.loss.beta))
+                 alpha=c(config.loss.alpha), beta=c(config.loss.beta),
+                 outer_warmup=c(config.get("outer_warmup", 0)))
 
 
 def decayed(lr0, k, t):
@@ -140,11 +143,19 @@ def param_mask(params, which):
     return jax.tree_util.tree_map(lambda m: not m, in_mask)
 
 
+def warmup(n, steps):
+    """The warm-up factor min(1, (n + 1) / steps) at update n (1 when steps is 0)."""
+    steps = jnp.asarray(steps, jnp.float32)
+    return jnp.where(steps > 0, jnp.minimum(1.0, (jnp.asarray(n, jnp.float32) + 1) / jnp.maximum(steps, 1)), 1.0)
+
+
 def outer_optimizer(settings, hyper):
-    """The outer optimizer: Adam (PyTorch's defaults) with lr outer_lr / (1 + k t), over the parameters
-    `settings.outer_params` selects; the others get a zero update (not their raw gradient)."""
-    adam = optax.chain(optax.scale_by_adam(),
-                       optax.scale_by_learning_rate(lambda t: decayed(hyper.outer_lr, hyper.lr_decay, t)))
+    """The outer optimizer: Adam (PyTorch's defaults) with lr outer_lr / (1 + k n) at its n-th update,
+    times the warm-up factor, over the parameters `settings.outer_params` selects; the others get a zero
+    update (not their raw gradient). n counts from Adam's initialization (the run's iteration t, unless
+    the run started from a shipped theta: `config.init_from`)."""
+    lr = lambda n: decayed(hyper.outer_lr, hyper.lr_decay, n) * warmup(n, hyper.outer_warmup)
+    adam = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(lr))
     if settings.outer_params == "all":
         return adam
     labels = lambda params: jax.tree_util.tree_map(

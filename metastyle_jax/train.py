@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -53,7 +54,7 @@ def check_config(cfg):
             value = value[part]
         if value < 1:
             raise cli.UserError(f"config: {key} must be at least 1, not {value}")
-    for key in ("plot_every", "sample_every", "eval_every"):
+    for key in ("plot_every", "sample_every", "eval_every", "outer_warmup"):
         if cfg[key] < 0:
             raise cli.UserError(f"config: {key} must be >= 0 (0: never), not {cfg[key]}")
     for key in ("inner_lr", "outer_lr", "lr_decay"):
@@ -176,6 +177,10 @@ def resolve_config(args):
         return cfg
     saved = ml_collections.ConfigDict(json.loads((Path(args.workdir) / "config.json").read_text()))
     new, old = _flat(cfg), _flat(saved)
+    defaults = _flat(config_lib.load("metastyle"))
+    for key in new.keys() - old.keys():  # a key added to the configs since the run began: its default
+        if key in defaults and "." not in key:
+            saved[key] = old[key] = defaults[key]
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
     if changed:
         raise cli.UserError(f"--resume: {', '.join(changed)} differ from the run in {args.workdir} "
@@ -264,6 +269,15 @@ def write_samples(path, params, contents):
     images.save_image(path, images.grid(list(contents) + list(outputs), nrow=len(contents)))
 
 
+def start_from_theta(state, spec, vgg_info):
+    """`state` with theta and the iteration of model `spec` (config.init_from) and its fresh Adam state."""
+    params, model = checkpoints.load_model(spec, kinds=("theta",))
+    if (model.get("vgg") or {}).get("sha256") != vgg_info["sha256"]:
+        raise cli.UserError(f"init_from {spec}: it was trained with VGG weights {model.get('vgg')}, not {vgg_info}")
+    step = int((model.get("settings") or {}).get("iterations") or 0)
+    return state.replace(step=jnp.asarray(step, jnp.int32), params=jax.tree_util.tree_map(jnp.asarray, params))
+
+
 def init_distributed(args):
     """jax.distributed.initialize from --coordinator/--num-processes/--process-id, or auto with --distributed."""
     if args.coordinator or args.num_processes or args.process_id is not None:
@@ -325,8 +339,11 @@ def main(argv=None):
     state = meta.init_state(cfg, cfg.seed)
     ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints", interval=cfg.checkpoint_every,
                                         keep=cfg.keep_checkpoints)
-    start = 0
-    if args.resume and ckpt.latest_step() is not None:
+    resumed = args.resume and ckpt.latest_step() is not None
+    if cfg.init_from and not resumed:
+        state = start_from_theta(state, cfg.init_from, vgg_info)
+    start = int(state.step)
+    if resumed:
         restored, saved_meta = ckpt.restore(meta.host_tree(state))
         if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
             raise cli.UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
@@ -363,8 +380,8 @@ def main(argv=None):
     last_saved = ckpt.latest_step()
     t0, done = time.perf_counter(), start
     try:
-        if cfg.eval_every and start == 0:
-            evaluate(0, state.params)
+        if cfg.eval_every and not resumed:
+            evaluate(start, state.params)
         for t in range(start, cfg.num_steps):
             state, metrics = step_fn(state, next(batches))
             metrics = jax.device_get(metrics)

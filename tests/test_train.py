@@ -42,6 +42,12 @@ def same(a, b):
                for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
+def leaves(tree):
+    """Every scalar of a pytree, as one flat float64 array."""
+    import jax
+    return np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree_util.tree_leaves(tree)])
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
@@ -137,3 +143,24 @@ def test_existing_run_is_never_overwritten(runs, capsys):
     assert "--resume" in err and "--force" in err
     err = one_line_error([*TINY, "--workdir", str(runs["b"]), "--resume", "--set", "mode=reptile"], capsys)
     assert "mode differ" in err
+
+
+def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_adam(runs, tmp_path):
+    """init_from: theta and iteration from a model, fresh Adam; outer_warmup scales the first update by 1/W
+    (Adam's first update is lr * sign(g), so its size is exactly the learning rate)."""
+    theta = runs["theta_a"]
+    moved = {}
+    for warm in (0, 4):
+        out = run(tmp_path / f"w{warm}", "--set", f"init_from={runs['a'] / 'theta'}", "--set", f"outer_warmup={warm}",
+                  "--set", "num_steps=31")
+        steps = [m["step"] for m in metrics(tmp_path / f"w{warm}")]
+        assert steps[0] == 30 and max(steps) == 31
+        step = np.abs(leaves(out) - leaves(theta))
+        moved[warm] = np.median(step[step > 0])
+    np.testing.assert_allclose(moved[0], 1e-4, rtol=1e-3)
+    np.testing.assert_allclose(moved[4], 1e-4 / 4, rtol=1e-3)
+
+
+def test_warmup_factor():
+    assert [float(meta.warmup(n, 4)) for n in (0, 1, 3, 9)] == [0.25, 0.5, 1.0, 1.0]
+    assert float(meta.warmup(0, 0)) == 1.0
