@@ -7,7 +7,8 @@ element-wise ops count too), for `meta.train_step` with configs/metastyle.py (25
 contents, T=1, exact second order), `adapt.adapt_step` (batch 4 at 256 px, Adam on every parameter) and
 `transformer.apply` on one image at each of --sizes. The stylization count is cross-checked against
 `stylize_conv_flops`, the analytic count of the network's convolutions (its docstring has the formula).
-They are device-independent (the same HLO; the CPU compiler's count is the one recorded). Writes
+On the CPU, metastyle_jax/conv.py's convolutions compute one output row and column more than they keep
+(`stylize_conv_flops(..., cpu_program=True)`), so XLA's CPU counts are a few percent above the network's. Writes
 benchmarks/results/flops.json.
 
 Achieved fraction of peak: with --time, each stylization is timed here (median of --runs after a warm-up);
@@ -39,15 +40,20 @@ TRANSFORMER_CONVS = (
 )
 
 
-def stylize_conv_flops(h, w, batch=1):
+def stylize_conv_flops(h, w, batch=1, cpu_program=False):
     """Analytic FLOPs of the transformer's convolutions on `batch` images of h x w (multiples of 4):
 
         sum over layers of 2 * (h f) * (w f) * k^2 * c_in * c_out
 
     with f the layer's output side over the input side (1, 1/2, 1/4, ..., Table 1) and 2 FLOPs per
     multiply-add; = 307,584 FLOPs per pixel (20.2 GFLOP at 256 x 256). Bias, instance norm, ReLU,
-    padding, upsampling and sigmoid are left out (element-wise: under 1% more)."""
-    return batch * sum(2 * (h * f) * (w * f) * k * k * c_in * c_out for _, k, c_in, c_out, f in TRANSFORMER_CONVS)
+    padding, upsampling and sigmoid are left out (element-wise: under 1% more). `cpu_program`: the count
+    of the program the CPU runs, whose convolutions (metastyle_jax/conv.py) each compute one output row
+    and column more than they keep, as XLA counts them (the kernel taps inside the input: per axis
+    o k + k - 1 instead of o k, o the output side; +1.6% at 256 px)."""
+    extra = lambda k: k - 1 if cpu_program else 0
+    return batch * sum(2 * (h * f * k + extra(k)) * (w * f * k + extra(k)) * c_in * c_out
+                       for _, k, c_in, c_out, f in TRANSFORMER_CONVS)
 
 
 def vgg_conv_flops(h, w, batch=1):

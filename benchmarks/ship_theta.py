@@ -1,0 +1,129 @@
+"""Ship a meta-training run's theta in the package, in float16, with its card.
+
+    python -m benchmarks.ship_theta --workdir runs/theta64 [--step N] [--out metastyle_jax/models/theta]
+
+Reads the run's training checkpoint (default: its latest), stores theta's parameters as float16 (half the
+bytes; `checkpoints.load_model` widens them back to float32) with a meta.json that carries the card: the
+config, the iteration, the run's wall time, the machine, the VGG16 source and hash, the training styles (from
+the manifest of the style folder) and the content photos (SOURCES.txt of the content folder). Measures
+the largest change of the stylized output that float16 storage causes on the embedded photos at 256 px,
+and copies the run's loss curves to docs/theta_loss_curves.png. Writes docs/theta_card.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from metastyle_jax import checkpoints, cli, data, images, meta, transformer
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def run_seconds(workdir, step_dir):
+    """Wall time from the run's first TensorBoard event file to the checkpoint's last write, in seconds."""
+    events = sorted((Path(workdir) / "tb").glob("events.out.tfevents.*"))
+    start = min(int(p.name.split(".")[3]) for p in events) if events else None
+    end = max(p.stat().st_mtime for p in Path(step_dir).rglob("*") if p.is_file())
+    return None if start is None else round(end - start)
+
+
+def training_styles(folder):
+    """[(file, artist, title, year)] from the manifest.json of a style folder ([] where there is none)."""
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        return []
+    return [(m["file"], m["artist"], m["title"], m["year"]) for m in json.loads(manifest.read_text())["images"]]
+
+
+def content_sources(folder):
+    """The lines of SOURCES.txt (benchmarks/get_photos.sh) of a content folder ([] where there is none)."""
+    sources = Path(folder) / "SOURCES.txt"
+    return sources.read_text().splitlines() if sources.is_file() else []
+
+
+def float16_change(params):
+    """Largest |M(x; theta) - M(x; float16(theta))| over the embedded photos at 256 px, in [0, 1] units."""
+    half = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float16).astype(np.float32), params)
+    photos = np.stack([images.resize(images.as_float_rgb(data.skimage_image(n)), (256, 256))
+                       for n in data.EMBEDDED_PHOTOS]).astype(np.float32)
+    run = jax.jit(transformer.apply)
+    return float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(half, photos))).max())
+
+
+def main(argv=None):
+    p = cli.ArgumentParser(prog="python -m benchmarks.ship_theta", description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", required=True, help="the meta-training run folder")
+    p.add_argument("--step", type=int, help="the checkpoint's iteration (default: the latest)")
+    p.add_argument("--out", default=str(checkpoints.MODELS_DIR / "theta"), help="model directory to write")
+    args = p.parse_args(argv)
+
+    workdir = Path(args.workdir)
+    try:
+        cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    except (OSError, ValueError) as e:
+        raise cli.UserError(f"{workdir} is not a meta-training run folder (config.json: {e})") from None
+    ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints")
+    step = args.step if args.step is not None else ckpt.latest_step()
+    if step is None:
+        raise cli.UserError(f"no checkpoint in {workdir / 'checkpoints'}")
+    state, saved = ckpt.restore(meta.host_tree(meta.init_state(cfg, cfg.seed)), step)
+    ckpt.close()
+    params = meta.host_tree(state.params)
+    change = float16_change(params)
+    seconds = run_seconds(workdir, ckpt.directory / str(step))
+    card = {
+        "iterations": int(step), "run_seconds": seconds,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
+        "jax": jax.__version__, "training_styles": training_styles(cfg.data.styles),
+        "content": content_sources(cfg.data.content), "float16_max_output_change": change,
+        "shipped": datetime.date.today().isoformat(),
+    }
+    half = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float16), params)
+    model_meta = checkpoints.model_meta("theta", vgg=saved["vgg"], config=cfg.to_dict(), iterations=int(step),
+                                        card=card)
+    out = checkpoints.save_model(args.out, half, model_meta, force=True)
+    if (workdir / "loss_curves.png").is_file():
+        shutil.copyfile(workdir / "loss_curves.png", DOCS / "theta_loss_curves.png")
+    write_card(DOCS / "theta_card.md", cfg, saved["vgg"], card)
+    print(f"theta of iteration {step} -> {out} (float16; largest output change {change * 255:.3f}/255); "
+          f"card in {DOCS / 'theta_card.md'}")
+
+
+def write_card(path, cfg, vgg, card):
+    """The model card of the shipped theta, as Markdown."""
+    hours = f"{card['run_seconds'] / 3600:.2f} h" if card["run_seconds"] else "unknown"
+    lines = [
+        "# The shipped theta", "",
+        "`metastyle_jax/models/theta`, loadable as `--model theta`. Written by `python -m benchmarks.ship_theta` "
+        "from a meta-training run; every figure below comes from that run.", "",
+        f"- iterations: {card['iterations']:,}; wall time of the run: {hours}; machine: {card['machine']}; "
+        f"jax {card['jax']}",
+        f"- settings: {cfg.mode}, T={cfg.inner_steps}, inner SGD lr {cfg.inner_lr} on {cfg.inner_params}, "
+        f"outer Adam lr {cfg.outer_lr} on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
+        f"beta {cfg.loss.beta}, {cfg.styles_per_batch} styles x {cfg.batch_size} contents, "
+        f"{cfg.data.content_size} px content, {cfg.data.style_size} px styles, seed {cfg.seed} "
+        f"(configs/theta_cpu.py names every deviation from the paper)",
+        f"- VGG16: {vgg['source']} (sha256 {vgg['sha256']}); the HED backbone is a stand-in for ImageNet VGG16",
+        f"- stored as float16: the stylized output of the embedded photos at 256 px moves by at most "
+        f"{card['float16_max_output_change'] * 255:.3f}/255",
+        "- held out: the five shipped paintings (metastyle_jax/paintings) were never shown to meta-training", "",
+        "![loss curves](theta_loss_curves.png)", "",
+        f"## Training styles ({len(card['training_styles'])}, from the manifest of `{cfg.data.styles}`)", "",
+        "| file | artist | title | year |", "| --- | --- | --- | --- |",
+        *[f"| {f} | {a} | {t} | {y} |" for f, a, t, y in card["training_styles"]], "",
+        f"## Content photos ({len(card['content'])}, `{cfg.data.content}`, made by benchmarks/get_photos.sh)", "",
+        *[f"- {line}" for line in card["content"]], "",
+    ]
+    Path(path).write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    cli.run(main)
