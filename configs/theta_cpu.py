@@ -2,6 +2,13 @@
 
     bash benchmarks/get_photos.sh          # content photos into runs/photos (never committed)
     python -m metastyle_jax.train --config configs/theta_cpu.py --workdir runs/theta64
+    python -m benchmarks.ship_theta --workdir runs/theta64      # its latest checkpoint -> --model theta
+
+A later session (whose clone has no runs/) continues from the shipped theta at its recorded iteration, with a
+fresh Adam state warmed up over 50 updates (not in the paper; the optimizer state is not committed):
+
+    python -m metastyle_jax.train --config configs/theta_cpu.py --workdir runs/theta64 \
+        --set init_from=theta --set outer_warmup=50
 
 Everything else is configs/metastyle.py: exact second order, T=1, inner SGD 1e-4 on the instance-norm
 parameters only, Adam on all of theta, lr decay 2.5e-5, alpha=1, beta=1e5, HED VGG16 (the stand-in).

@@ -1,0 +1,56 @@
+"""The models shipped in the package: theta loads by name, float32 in memory, with its card; the five
+shipped paintings were held out of its training; float16 storage moves its output by at most 1/255."""
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from metastyle_jax import checkpoints, cli, data, images, transformer
+
+pytestmark = pytest.mark.skipif("theta" not in checkpoints.shipped_models(), reason="no shipped theta")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return checkpoints.load_model("theta", kinds=("theta",))
+
+
+def test_theta_loads_by_name_as_float32(shipped):
+    params, meta = shipped
+    assert checkpoints.resolve_model("theta") == checkpoints.MODELS_DIR / "theta"
+    assert checkpoints.same_shapes(params, transformer.abstract_params())
+    assert all(x.dtype == np.float32 and np.isfinite(x).all() for x in jax.tree_util.tree_leaves(params))
+    assert meta["kind"] == "theta" and meta["settings"]["iterations"] > 0
+
+
+def test_the_shipped_paintings_were_held_out(shipped):
+    card = shipped[1]["settings"]["card"]
+    trained = {Path(f).stem for f, *_ in card["training_styles"]}
+    assert len(trained) >= 50 and not trained & set(data.PAINTINGS)
+    config = shipped[1]["settings"]["config"]
+    assert Path(config["data"]["styles"]).resolve() != data.PAINTINGS_DIR.resolve()
+    assert card["float16_max_output_change"] <= 1 / 255
+
+
+def test_float16_rounding_moves_the_output_by_at_most_one_level(shipped):
+    """Each weight moved by half a float16 ulp of itself (the largest rounding error), random signs."""
+    params = shipped[0]
+    r = np.random.default_rng(0)
+
+    def rounded(x):
+        ulp = np.spacing(np.abs(x).astype(np.float16)).astype(np.float32)
+        return x + 0.5 * ulp * r.choice([-1.0, 1.0], size=x.shape).astype(np.float32)
+
+    moved = jax.tree_util.tree_map(rounded, params)
+    photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (128, 128))
+                       for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
+    run = jax.jit(transformer.apply)
+    change = float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(moved, photos))).max())
+    assert change <= 1 / 255
+
+
+def test_a_bare_unknown_name_lists_the_shipped_models():
+    with pytest.raises(cli.UserError, match="shipped models: .*theta"):
+        checkpoints.load_model("no_such_model")
