@@ -10,7 +10,6 @@ the largest change of the stylized output that float16 storage causes on the emb
 and copies the run's loss curves to docs/theta_loss_curves.png. Writes docs/theta_card.md.
 """
 
-import argparse
 import datetime
 import json
 import os
