@@ -1,11 +1,11 @@
 """Fast adaptation: minimize eq. 8, E_c[l(I_c, I_s, M(I_c; w))], over w from theta, for one style.
 
-    python -m metastyle_jax.adapt --model THETA --style PAINTING --steps 200 --out STYLE_CKPT
+    python -m metastyle_jax.adapt [--model THETA] --style PAINTING --steps 200 --out STYLE_CKPT
 
 Adam (lr 1e-3) on batches of 4 content crops (256 px) against the Gram targets of the style (512 px), as the
 paper (section 5.2) and the official `fast` command do; `--only-in` moves only the instance-norm scale and
-shift. Without `--model`, w starts from random initialization: that is Johnson et al. (2016), the baseline
-of Fig. 6, through the same code. Writes the adapted checkpoint, its loss curve and a preview grid.
+shift. w starts from `--model` (default: the shipped theta); with `--random-init` it starts from random
+initialization: that is Johnson et al. (2016), the baseline of Fig. 6, through the same code. Writes the adapted checkpoint, its loss curve and a preview grid.
 """
 
 import functools
@@ -25,6 +25,7 @@ from metastyle_jax import checkpoints, cli, data, images, losses, plotting, styl
 STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
 GRAY_SPREAD = 2.0 / 255.0        # largest channel spread (max - min over R, G, B) of a colourless image
+DEFAULT_THETA = "theta"          # the meta-trained theta shipped in the package (checkpoints.MODELS_DIR)
 
 
 def optimizer(lr, only_in=False):
@@ -179,7 +180,11 @@ def _outputs(out):
 
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m metastyle_jax.adapt", description=__doc__.splitlines()[0])
-    p.add_argument("--model", help="theta checkpoint to adapt (default: random initialization, i.e. Johnson et al.)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--model", help="theta checkpoint to adapt: a path or a shipped model's name (default: theta, "
+                       "the meta-trained theta shipped in the package)")
+    start.add_argument("--random-init", action="store_true",
+                       help="start from random initialization instead of theta: Johnson et al.")
     p.add_argument("--style", required=True, help="style image: a path or embedded:NAME")
     p.add_argument("--out", required=True, help="adapted checkpoint (a directory); <out>_loss.png and "
                    "<out>_preview.png go beside it")
@@ -211,11 +216,12 @@ def main(argv=None):
     style, style_name, style_sha = load_style(args.style, cfg.style_size, args.allow_gray)
     content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
     held_out = held_out_batch(cfg) if cfg.eval_every else None
-    if args.model:
+    if not args.random_init:
+        args.model = args.model or DEFAULT_THETA
         params, theta_meta = checkpoints.load_model(args.model, kinds=("theta",))
     else:
         params, theta_meta = transformer.init_params(jax.random.key(cfg.seed), 16), None
-        print("no --model: training from random initialization (Johnson et al.)", file=sys.stderr)
+        print("--random-init: training from random initialization (Johnson et al.)", file=sys.stderr)
     vgg = cli.load_vgg_from_args(args, cfg)
     theta_vgg = (theta_meta or {}).get("vgg") or {}
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:

@@ -1,6 +1,6 @@
 """Stylize images with a MetaStyle network (an adapted model, or theta for the style-neutral image).
 
-    python -m metastyle_jax.stylize --model CKPT --content IMAGE_OR_DIR --out PATH [--max-side N]
+    python -m metastyle_jax.stylize --model CKPT|--style NAME --content IMAGE_OR_DIR --out PATH [--max-side N]
         [--preserve-color] [--tile auto|off|N] [--overlap 128] [--stats-side 1024]
 
 A folder is processed recursively, images of the same size batched through one compiled function;
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, color, images, tiling, transformer
+from metastyle_jax import checkpoints, cli, color, data, images, tiling, transformer
 
 MAX_SIDE = 8192  # hard cap on an output's longer side (memory: ~0.8 GB per float32 image array at the cap)
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
@@ -90,6 +90,22 @@ def check_tiling_args(args):
         raise cli.UserError(f"--stats-side must be between 16 and {MAX_SIDE} px")
 
 
+def shipped_style(name):
+    """The directory of the adapted model shipped for painting `name` (one of data.PAINTINGS); a UserError
+    naming the shipped styles if there is none."""
+    shipped = [n for n in data.PAINTINGS if n in checkpoints.shipped_models()]
+    if name in shipped:
+        return checkpoints.MODELS_DIR / name
+    how = (f"the shipped styles are {', '.join(shipped)}" if shipped else "this version ships no adapted styles")
+    raise cli.UserError(f"--style {name}: {how}; adapt one with `python -m metastyle_jax.adapt --style "
+                        f"embedded:{name if name in data.PAINTINGS else 'NAME'} --out DIR` and pass --model DIR")
+
+
+def network_from_args(args):
+    """(params, meta) of --style NAME (a shipped style) or --model (a checkpoint; none: untrained)."""
+    return load_params(shipped_style(args.style) if args.style else args.model)
+
+
 def load_params(model, seed=0):
     """Params and meta from a model checkpoint; with no model, an untrained network (with a warning)."""
     if model is None:
@@ -100,7 +116,16 @@ def load_params(model, seed=0):
 
 
 def plan_outputs(content, out):
-    """[(input path, output path)] for a file or a folder of images."""
+    """[(input, output path)] for a file, a folder of images, `embedded:NAME` (one embedded image) or
+    `embedded` (the embedded photos, into folder `out` as NAME.png)."""
+    if content == data.EMBEDDED:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise cli.UserError(f"--out {out} must be a folder for --content embedded")
+        return [(f"{cli.EMBEDDED_PREFIX}{name}", out / f"{name}.png") for name in data.EMBEDDED_PHOTOS]
+    if content.startswith(cli.EMBEDDED_PREFIX):
+        cli.check_image_suffix(out)
+        return [(content, Path(out))]
     content, out = Path(content), Path(out)
     if not content.exists():
         raise cli.UserError(f"content not found: {content}")
@@ -117,10 +142,14 @@ def plan_outputs(content, out):
 
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m metastyle_jax.stylize", description=__doc__.splitlines()[0])
-    p.add_argument("--model", help="model checkpoint (adapted, or theta for the style-neutral image); "
-                   "none: an untrained network")
+    network = p.add_mutually_exclusive_group()
+    network.add_argument("--model", help="model checkpoint (adapted, or theta for the style-neutral image) or a "
+                         "shipped model's name; none: an untrained network")
+    network.add_argument("--style", choices=data.PAINTINGS, help="a shipped style: the model adapted to that "
+                         "painting, shipped in the package")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--content", help="an image or a folder of images")
+    source.add_argument("--content", help="an image, a folder of images, embedded:NAME, or embedded (the "
+                        "embedded photos)")
     source.add_argument("--video", help="a video file, or a folder of frames, to stylize frame by frame")
     p.add_argument("--out", required=True, help="output image (.png/.jpg), or a folder for a folder; with --video "
                    "a video file (.mp4, .mkv, .mov, .avi) or a folder of frames")
@@ -155,7 +184,7 @@ def main(argv=None):
     plan = plan_outputs(args.content, args.out)
     for _, dst in plan:
         cli.refuse_overwrite(dst, args.force)
-    params, meta = load_params(args.model)
+    params, meta = network_from_args(args)
 
     loaded, skipped = [], []
     for src, dst in plan:
@@ -190,7 +219,7 @@ def main(argv=None):
 
 def load_content(path, max_side):
     """A content image, downscaled to `max_side`; a UserError if its longer side is then over MAX_SIDE."""
-    image = images.load_image(path, max_side=max_side)
+    image = cli.load_image_arg(str(path), max_side=max_side)
     if max(image.shape[:2]) > MAX_SIDE:
         raise cli.UserError(f"{path}: {image.shape[1]}x{image.shape[0]} is over {MAX_SIDE} px on a side: "
                             f"pass --max-side {MAX_SIDE} or less")
@@ -207,7 +236,7 @@ def stylize_video(args):
     cli.refuse_overwrite(args.out, args.force)
     if not Path(args.video).exists():
         raise cli.UserError(f"video not found: {args.video}")
-    params, meta = load_params(args.model)
+    params, meta = network_from_args(args)
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
                                 preserve_color=args.preserve_color)

@@ -155,8 +155,19 @@ def cli_runs(tmp_path_factory, theta):
     model = _theta_ckpt(root / "theta", theta)
     common = ["--style", str(style), "--size", "32", "--style-size", "64", "--steps", "3", "--eval-every", "2"]
     adapt.main(common + ["--model", str(model), "--out", str(root / "adapted")])
-    adapt.main(common + ["--out", str(root / "johnson"), "--seed", "1"])
+    adapt.main(common + ["--random-init", "--out", str(root / "johnson"), "--seed", "1"])
+    adapt.main(common + ["--out", str(root / "default")])
     return root
+
+
+def test_cli_starts_from_the_shipped_theta_by_default(cli_runs):
+    assert checkpoints.load_model(cli_runs / "default")[1]["settings"]["from_theta"] == "theta"
+    shipped, _ = checkpoints.load_model("theta")
+    random_init = transformer.init_params(jax.random.key(1), 16)
+    moved = lambda p: max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(shipped)))
+    # 3 Adam steps of lr 1e-3 move a weight by about 3e-3 (at most 3 * 3.2e-3 for beta1 0.9, beta2 0.999);
+    # theta and another network differ by far more
+    assert moved(checkpoints.load_model(cli_runs / "default")[0]) < 1e-2 < moved(random_init)
 
 
 def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):

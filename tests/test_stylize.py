@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -5,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import images, stylize, transformer
+from metastyle_jax import checkpoints, data, images, stylize, transformer
 from metastyle_jax.cli import UserError
 
 
@@ -47,6 +48,36 @@ def test_cli_folder_recursive_skips_corrupt(tmp_path, model, capsys):
     assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "sub" / "b.png").exists()
     captured = capsys.readouterr()
     assert "skipped 1" in captured.out and "bad.jpg" in captured.err
+
+
+def test_style_name_uses_the_shipped_adapted_model(tmp_path, model, monkeypatch, capsys):
+    shipped = tmp_path / "models"
+    shutil.copytree(model, shipped / "wave")
+    monkeypatch.setattr(checkpoints, "MODELS_DIR", shipped)
+    src = _write(tmp_path / "in.png")
+    stylize.main(["--style", "wave", "--content", str(src), "--out", str(tmp_path / "by_name.png")])
+    stylize.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "by_path.png")])
+    assert (Image.open(tmp_path / "by_name.png").tobytes() == Image.open(tmp_path / "by_path.png").tobytes())
+    with pytest.raises(UserError, match="the shipped styles are wave; adapt one"):
+        stylize.main(["--style", "udnie", "--content", str(src), "--out", str(tmp_path / "u.png")])
+    capsys.readouterr()
+    for bad, match in ((["--style", "mona_lisa"], "invalid choice"), (["--style", "wave", "--model", str(model)],
+                                                                      "not allowed with")):
+        with pytest.raises(SystemExit) as e:
+            stylize.main(bad + ["--content", str(src), "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_embedded_content(tmp_path, model):
+    stylize.main(["--model", str(model), "--content", "embedded", "--out", str(tmp_path / "all"), "--size", "24"])
+    assert sorted(p.stem for p in (tmp_path / "all").iterdir()) == sorted(data.EMBEDDED_PHOTOS)
+    stylize.main(["--model", str(model), "--content", "embedded:coffee", "--out", str(tmp_path / "c.png"),
+                  "--size", "24"])
+    assert images.load_image(tmp_path / "c.png", min_side=1).shape == (16, 24, 3)  # coffee is 400 x 600
+    with pytest.raises(UserError, match="unknown embedded image"):
+        stylize.main(["--model", str(model), "--content", "embedded:nothing", "--out", str(tmp_path / "n.png")])
 
 
 def test_untrained_network_warns(tmp_path, capsys):
