@@ -5,7 +5,7 @@
 
 Both arms take the same number of Adam updates (eq. 8, configs/adapt.py: lr 1e-3, batches of 4 content
 crops) on the same style, the same content batches and the same held-out batch; only the starting weights
-differ (theta, or transformer.init_params(key(seed)) as `metastyle_jax.adapt` without --model). Records the
+differ (theta, or transformer.init_params(key(seed)) as `metastyle_jax.adapt --random-init`). Records the
 perceptual loss on the held-out content every --eval-every updates and the stylized first held-out image at
 the snapshot steps. Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both curves) and ..._grid.png
 (Johnson et al. above, MetaStyle below, as the paper; stylized photos only, never the painting).

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, data, images, losses, plotting, stylize, transformer, vgg_weights
+from metastyle_jax import checkpoints, cli, data, images, losses, outputs, plotting, stylize, transformer, vgg_weights
 
 STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
@@ -210,8 +210,8 @@ def main(argv=None):
     if not cfg.lr > 0 or cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
     out, curve, grid_png = _outputs(args.out)
-    for path in (out, curve, grid_png):
-        cli.refuse_overwrite(path, args.force)
+    outputs.check([out, curve, grid_png], [args.style, cfg.content] + ([] if args.random_init else [
+        checkpoints.resolve_model(args.model or DEFAULT_THETA)]), args.force)
 
     style, style_name, style_sha = load_style(args.style, cfg.style_size, args.allow_gray)
     content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)

@@ -16,8 +16,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from metastyle_jax import transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax import outputs, transformer
+from metastyle_jax.errors import UserError
 
 # Models shipped in the package (metastyle_jax/models/NAME), loadable by name: theta, and one adapted model
 # per shipped painting where present.
@@ -45,8 +45,7 @@ def model_meta(kind, vgg=None, **settings):
 def save_model(path, params, meta, force=False):
     """Write params + meta.json to directory `path` atomically; refuse to replace it unless `force`."""
     path = Path(path).absolute()  # Orbax refuses relative paths
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; pass --force to overwrite it")
+    outputs.check([path], force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
@@ -54,13 +53,7 @@ def save_model(path, params, meta, force=False):
         ckpt.save(tmp / "params", jax.device_get(params))
         ckpt.wait_until_finished()
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        outputs.replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -4,9 +4,7 @@ import argparse
 import os
 import sys
 
-
-class UserError(Exception):
-    """A mistake in what the user asked for (bad file, bad flag, bad value); shown as one line."""
+from metastyle_jax.errors import UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):

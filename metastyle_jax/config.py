@@ -4,7 +4,7 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

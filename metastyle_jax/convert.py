@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, transformer
+from metastyle_jax import checkpoints, cli, outputs, transformer
 
 OFFICIAL_INPUT_SCALE = 255.0
 # Buffers that PyTorch < 0.4.1 saved for InstanceNorm2d; they are unused by the network (no running stats).
@@ -98,7 +98,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not args.input_scale > 0:
         raise cli.UserError("--input-scale must be positive (255 for the official code)")
-    cli.refuse_overwrite(args.out, args.force)
+    outputs.check([args.out], [args.from_pytorch], args.force)
     src = Path(args.from_pytorch)
     params = from_state_dict(_load_state(src), args.input_scale, where=str(src))
     meta = checkpoints.model_meta(args.kind, vgg=None, converted_from=str(src),

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from metastyle_jax import images
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 log = logging.getLogger(__name__)
 

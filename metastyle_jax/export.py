@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import __version__, checkpoints, cli, transformer
+from metastyle_jax import __version__, checkpoints, cli, outputs, transformer
 
 FORMATS = ("stablehlo", "savedmodel", "onnx")
 ARTEFACTS = {"stablehlo": "model.stablehlo", "savedmodel": "saved_model", "onnx": "model.onnx"}
@@ -172,7 +172,7 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
     over CHECK_TOLERANCE aborts the export.
     """
     out = Path(out).absolute()
-    cli.refuse_overwrite(out, force)
+    outputs.check([out], force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -188,24 +188,10 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
             result.update(image_shape=list(image.shape), max_abs_diff_vs_jax=diff, tolerance=CHECK_TOLERANCE)
         card = model_card(fmt, size, platforms, source, meta, result)
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
-        replace_path(tmp, out)
+        outputs.replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return card
-
-
-def replace_path(src, dst):
-    """Move directory `src` to `dst`, replacing whatever is there only after `src` is complete."""
-    if not os.path.lexists(dst):
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-    os.replace(dst, old)
-    os.replace(src, dst)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink()
 
 
 def artefact_size(path):
@@ -249,7 +235,7 @@ def main(argv=None):
     if args.size is not None and min(args.size) < MIN_SIDE:
         raise cli.UserError(f"--size H W: both must be at least {MIN_SIDE} px")
     platforms = parse_platforms(args.platforms)
-    cli.refuse_overwrite(args.out, args.force)
+    outputs.check([args.out], [checkpoints.resolve_model(args.model)], args.force)
     check_requirements(args.format)
     params, meta = checkpoints.load_model(args.model, kinds=("adapted",))
     shape_text = "dynamic H, W" if args.size is None else f"H, W = {args.size[0]}, {args.size[1]}"

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import cli, images, losses, plotting, vgg16
+from metastyle_jax import cli, images, losses, outputs, plotting, vgg16
 
 
 def _loss(x, vgg_params, spec, content_feat, grams, weights):
@@ -111,8 +111,7 @@ def main(argv=None):
         raise cli.UserError("--size and --style-size must be at least 16 px")
     out = Path(args.out)
     curve = out.with_name(f"{out.stem}_loss.png")
-    for path in filter(None, (out, curve, args.compare)):
-        cli.refuse_overwrite(path, args.force)
+    outputs.check([out, curve, args.compare], [args.content, args.style, cfg.init], args.force)
     cli.check_image_suffix(out)
 
     content = cli.load_image_arg(args.content, max_side=cfg.size)

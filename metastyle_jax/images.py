@@ -6,6 +6,7 @@ large, unknown extension) raises `UserError` with one line naming the file and t
 
 import os
 import struct
+import sys
 import threading
 import uuid
 import warnings
@@ -14,7 +15,7 @@ import zlib
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SAVE_FORMATS = {
@@ -243,6 +244,8 @@ def load_image(path, max_side=None, min_side=DEFAULT_MIN_SIDE, short_side=None, 
     path = os.fspath(path)
     if os.path.isdir(path):
         raise UserError(f"{path} is a folder, not an image file: give the path of an image")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UserError(f"{path} is not a regular file (a FIFO, socket or device): give the path of an image")
     try:
         with _open(path, max_pixels) as im:
             w, h = im.size
@@ -359,8 +362,8 @@ def save_image(path, image):
 def list_images(root):
     """All image files under the folder `root`, recursively, by extension (case-insensitive), sorted by path.
 
-    Hidden files and folders (names starting with '.', e.g. macOS '._x.jpg' resource forks) are left out;
-    symlinked folders are followed once.
+    Hidden files and folders (names starting with '.', e.g. macOS '._x.jpg' resource forks) and anything that
+    is not a regular file (a FIFO, a socket; said on stderr) are left out; symlinked folders are followed once.
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -374,11 +377,14 @@ def list_images(root):
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [
-            os.path.join(folder, f)
-            for f in files
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
-        ]
+        for f in files:
+            path = os.path.join(folder, f)
+            if f.startswith(".") or os.path.splitext(f)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            if os.path.isfile(path):
+                found.append(path)
+            else:  # a FIFO, socket or device would block or fail when read
+                print(f"note: skipping {path}: not a regular file", file=sys.stderr)
     return sorted(found)
 
 

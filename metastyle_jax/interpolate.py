@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, images, stylize
+from metastyle_jax import checkpoints, cli, images, outputs, stylize
 
 SUM_TOLERANCE = 1e-4
 
@@ -96,8 +96,8 @@ def main(argv=None):
     if args.size is not None and args.size < 16:
         raise cli.UserError("--size must be at least 16 px")
     cli.check_image_suffix(args.out)
-    for path in filter(None, (args.out, args.save_model)):
-        cli.refuse_overwrite(path, args.force)
+    outputs.check([args.out, args.save_model], [checkpoints.resolve_model(m) for m in args.models] + [args.content],
+                  args.force)
     vectors = parse_weights(args.weights, len(args.models))
     if args.save_model and len(vectors) != 1:
         raise cli.UserError(f"--save-model needs exactly one weight vector, not {len(vectors)}")

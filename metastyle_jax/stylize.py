@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, color, data, images, tiling, transformer
+from metastyle_jax import checkpoints, cli, color, data, images, outputs, tiling, transformer
 
 MAX_SIDE = 8192  # hard cap on an output's longer side (memory: ~0.8 GB per float32 image array at the cap)
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
@@ -101,9 +101,16 @@ def shipped_style(name):
                         f"embedded:{name if name in data.PAINTINGS else 'NAME'} --out DIR` and pass --model DIR")
 
 
+def model_path(args):
+    """The checkpoint directory of --style NAME (a shipped style) or --model; None for an untrained network."""
+    if args.style:
+        return shipped_style(args.style)
+    return checkpoints.resolve_model(args.model) if args.model else None
+
+
 def network_from_args(args):
-    """(params, meta) of --style NAME (a shipped style) or --model (a checkpoint; none: untrained)."""
-    return load_params(shipped_style(args.style) if args.style else args.model)
+    """(params, meta) of --style NAME or --model (none: an untrained network)."""
+    return load_params(model_path(args))
 
 
 def load_params(model, seed=0):
@@ -135,7 +142,9 @@ def plan_outputs(content, out):
             raise cli.UserError(f"no images found in {content}")
         if out.exists() and not out.is_dir():
             raise cli.UserError(f"--out {out} must be a folder when --content is a folder")
-        return [(f, (out / Path(f).relative_to(content)).with_suffix(".png")) for f in files]
+        targets = [(out / Path(f).relative_to(content)).with_suffix(".png") for f in files]
+        clash = {t for t in targets if targets.count(t) > 1}  # x.png, x.jpg: each keeps its suffix, x.jpg.png
+        return [(f, t.with_name(Path(f).name + ".png") if t in clash else t) for f, t in zip(files, targets)]
     cli.check_image_suffix(out)
     return [(content, out)]
 
@@ -182,8 +191,7 @@ def main(argv=None):
     check_tiling_args(args)
 
     plan = plan_outputs(args.content, args.out)
-    for _, dst in plan:
-        cli.refuse_overwrite(dst, args.force)
+    outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model_path(args)], args.force)
     params, meta = network_from_args(args)
 
     loaded, skipped = [], []
@@ -233,9 +241,9 @@ def stylize_video(args):
     if args.fps is not None and not args.fps > 0:
         raise cli.UserError("--fps must be positive")
     video.output_kind(args.out)
-    cli.refuse_overwrite(args.out, args.force)
     if not Path(args.video).exists():
         raise cli.UserError(f"video not found: {args.video}")
+    outputs.check([args.out], [args.video, model_path(args)], args.force)
     params, meta = network_from_args(args)
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,

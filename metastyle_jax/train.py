@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, plotting, transformer, vgg_weights
+from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, outputs, plotting, transformer, vgg_weights
 
 RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta")
 # Keys a resumed run may change: how long it runs, how it reports, and its learning rates (e.g. after a
@@ -316,6 +316,7 @@ def main(argv=None):
     cfg = resolve_config(args)
     check_config(cfg)
     workdir = Path(args.workdir)
+    outputs.check_not_input([workdir], [cfg.data.content, cfg.data.styles, cfg.init_from, cfg.vgg.path])
     prepare_workdir(workdir, args.resume, args.force)
     lead = jax.process_index() == 0
 

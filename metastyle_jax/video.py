@@ -24,7 +24,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import cli, color, data, images, stylize
+from metastyle_jax import cli, color, data, images, outputs, stylize
 
 WRITE_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 DEFAULT_FOLDER_FPS = 25.0
@@ -152,13 +152,7 @@ class _FramesSink:
     def finish(self, ok):
         """Move the frames into place if everything succeeded; remove the temporary folder either way."""
         if ok:
-            if self.path.exists():
-                old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
-                os.replace(self.path, old)
-                os.replace(self.tmp, self.path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.tmp, self.path)
+            outputs.replace_dir(self.tmp, self.path)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -224,7 +218,7 @@ def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=Fal
     Returns {"frames", "fps", "size": (W, H), "content_change", "stylized_change", "ratio"}.
     """
     kind = output_kind(dst)
-    cli.refuse_overwrite(dst, force)
+    outputs.check([dst], [src], force)
     source = open_source(src, fps)
     change, n, shape, ok, sink = TemporalChange(), 0, None, False, None
     from tqdm import tqdm

@@ -115,16 +115,24 @@ def test_fixed_size_stablehlo_accepts_only_that_size(model, image, expected, tmp
     assert json.loads((out / "card.json").read_text())["input"]["shape"] == ["b", 37, 50, 3]
 
 
-def test_existing_out_is_kept_without_force_and_replaced_with_it(model, tmp_path):
+def test_existing_out_is_kept_without_force_and_an_export_replaced_with_it(model, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("user data")
     argv = ["--model", str(model), "--format", "stablehlo", "--out", str(out), "--no-check", "--platforms", "cpu"]
     with pytest.raises(UserError, match="--force"):
         export.main(argv)
-    assert (out / "keep.txt").exists()
+    with pytest.raises(UserError, match="folder of other files"):  # --force replaces only an export
+        export.main(argv + ["--force"])
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    export.main(argv)
+    (out / "mark.txt").write_text("in the old export")
+    with pytest.raises(UserError, match="--force"):
+        export.main(argv)
     export.main(argv + ["--force"])
-    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.stablehlo"]
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.stablehlo"]  # the old export replaced
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

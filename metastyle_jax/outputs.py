@@ -1,0 +1,91 @@
+"""What a command may write: its outputs never replace its inputs, never each other, and `--force` replaces
+only what this program wrote before (an image or video file, a model, an export, a folder of frames).
+
+`check` runs before any work starts, so a refused command leaves everything as it was. `replace_dir` moves a
+finished directory into place, replacing the old one only once the new one is complete.
+"""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from metastyle_jax.errors import UserError
+
+FRAME_NAME = re.compile(r"frame_\d{6}\.png")
+
+
+def _real(path):
+    return Path(os.path.realpath(os.path.expanduser(str(path))))
+
+
+def _inside(path, folder):
+    return path == folder or folder in path.parents
+
+
+def written_by_us(path):
+    """True if directory `path` is something this program writes whole: a model checkpoint (meta.json of
+    format metastyle-jax), an export (card.json) or a folder of stylized video frames (frame_NNNNNN.png only)."""
+    path = Path(path)
+    try:
+        if json.loads((path / "meta.json").read_text()).get("format") == "metastyle-jax":
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        if str(json.loads((path / "card.json").read_text())["exported_by"]["package"]).startswith("metastyle-jax"):
+            return True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    names = [p.name for p in path.iterdir()]
+    return bool(names) and all(FRAME_NAME.fullmatch(n) for n in names)
+
+
+def check_not_input(outputs, inputs):
+    """Refuse (UserError) an output that is one of `inputs` or a folder holding one."""
+    ins = [(i, _real(i)) for i in inputs if i is not None and os.path.exists(str(i))]
+    for given in filter(None, outputs):
+        real = _real(given)
+        for name, src in ins:
+            if real == src or (real.is_dir() and _inside(src, real)):
+                raise UserError(f"{given} is an input of this command ({name}): choose another output path; "
+                                "an output never replaces an input, with or without --force")
+
+
+def check(outputs, inputs=(), force=False):
+    """Refuse (UserError, one line) before anything is written if an output is one of `inputs` or holds one,
+    if two outputs are the same path, if an output exists without `force`, or if `force` would replace a
+    folder this program did not write. `outputs` and `inputs` are paths; None entries are ignored, as are
+    inputs that are not on disk (embedded:NAME)."""
+    outs = [(o, _real(o)) for o in outputs if o is not None]
+    ins = [(i, _real(i)) for i in inputs if i is not None and os.path.exists(str(i))]
+    check_not_input([o for o, _ in outs], [i for i, _ in ins])
+    seen = {}
+    for given, real in outs:
+        if real in seen:
+            raise UserError(f"two outputs of this command are the same file, {seen[real]} and {given}: "
+                            "give each its own path")
+        seen[real] = given
+        if not os.path.lexists(real):
+            continue
+        if not force:
+            raise UserError(f"{given} exists; pass --force to overwrite it")
+        if real.is_dir() and not written_by_us(real):
+            raise UserError(f"{given} is a folder of other files, not one this program wrote: --force replaces "
+                            "only a model, an export or stylized frames; choose another output path")
+
+
+def replace_dir(src, dst):
+    """Move the finished directory `src` to `dst`, replacing what is at `dst` only after `src` is complete."""
+    dst = Path(dst)
+    if not os.path.lexists(dst):
+        os.replace(src, dst)
+        return
+    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+    os.replace(dst, old)
+    os.replace(src, dst)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()

@@ -1,0 +1,127 @@
+"""Nothing of the user's is lost: an output never replaces an input (with or without --force), two outputs
+never share a path, --force replaces only what this program wrote, special files are skipped, not read."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from metastyle_jax import adapt, checkpoints, cli, convert, export, gatys, interpolate, outputs, stylize, train
+from metastyle_jax.errors import UserError
+
+
+def _png(path, size=(40, 30), seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.random.default_rng(seed).random((size[1], size[0], 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _snapshot(root):
+    """{relative path: bytes} of every file under `root`."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(main, argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.run(main, argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_check_rules(tmp_path, model):
+    photo = _png(tmp_path / "in" / "a.png")
+    with pytest.raises(UserError, match="is an input of this command"):
+        outputs.check([photo], [photo], force=True)
+    with pytest.raises(UserError, match="is an input of this command"):
+        outputs.check([tmp_path / "in"], [photo], force=True)  # a folder holding an input
+    with pytest.raises(UserError, match="the same file"):
+        outputs.check([tmp_path / "o.png", tmp_path / "." / "o.png"])
+    with pytest.raises(UserError, match="exists; pass --force"):
+        outputs.check([photo])
+    mine = tmp_path / "mine"
+    (mine / "notes").mkdir(parents=True)
+    (mine / "notes" / "todo.txt").write_text("keep")
+    with pytest.raises(UserError, match="folder of other files"):
+        outputs.check([mine], force=True)
+    frames = tmp_path / "frames"
+    _png(frames / "frame_000001.png")
+    outputs.check([model, frames, photo], force=True)  # a model, stylized frames and an image file: replaceable
+    outputs.check([tmp_path / "new.png"], ["embedded:astronaut"])
+
+
+def test_force_never_replaces_an_input(tmp_path, model, theta, capsys):
+    """Each entry point, given an output that is one of its inputs and --force: exit 2, one line, and every
+    file in the folder byte-identical afterwards."""
+    photo = _png(tmp_path / "w.png")
+    style = _png(tmp_path / "style.png", (70, 70), seed=1)
+    pth = tmp_path / "official.pth"
+    pth.write_bytes(b"not read: refused before")
+    second = tmp_path / "second"
+    shutil.copytree(model, second)
+    before = _snapshot(tmp_path)
+    cases = [
+        (stylize.main, ["--model", str(model), "--content", str(photo), "--out", str(photo)]),
+        (stylize.main, ["--model", str(model), "--content", str(tmp_path), "--out", str(tmp_path)]),
+        (adapt.main, ["--style", str(style), "--out", str(style), "--steps", "1"]),
+        (adapt.main, ["--style", str(style), "--out", str(tmp_path), "--content", str(tmp_path)]),
+        (gatys.main, ["--content", str(photo), "--style", str(style), "--out", str(photo)]),
+        (gatys.main, ["--content", str(photo), "--style", str(style), "--out", str(tmp_path / "g.png"),
+                      "--compare", str(style)]),
+        (interpolate.main, ["--models", str(model), str(second), "--content", str(photo), "--weights", "0.5,0.5",
+                            "--out", str(tmp_path / "i.png"), "--save-model", str(second)]),
+        (export.main, ["--model", str(model), "--format", "onnx", "--out", str(model)]),
+        (convert.main, ["--from-pytorch", str(pth), "--out", str(pth)]),
+        (train.main, ["--config", "tiny", "--workdir", str(tmp_path), "--set", f"data.content={tmp_path}"]),
+    ]
+    for main, argv in cases:
+        err = _one_line_error(main, argv + ["--force"], capsys)
+        assert "is an input of this command" in err, (argv, err)
+        assert _snapshot(tmp_path) == before, argv
+
+
+def test_force_replaces_only_what_this_program_wrote(tmp_path, model, capsys):
+    photo = _png(tmp_path / "in.png")
+    folder = tmp_path / "holiday"
+    _png(folder / "beach.png")
+    (folder / "notes.txt").write_text("keep")
+    before = _snapshot(folder)
+    err = _one_line_error(export.main, ["--model", str(model), "--format", "onnx", "--out", str(folder), "--force"],
+                          capsys)
+    assert "folder of other files" in err and _snapshot(folder) == before
+    err = _one_line_error(stylize.main, ["--model", str(model), "--video", str(photo), "--out", str(folder),
+                                         "--force"], capsys)
+    assert "folder of other files" in err and _snapshot(folder) == before
+    saved = checkpoints.save_model(tmp_path / "ckpt", *checkpoints.load_model(model))
+    checkpoints.save_model(saved, *checkpoints.load_model(model), force=True)  # a model replaces a model
+
+
+def test_colliding_names_get_their_own_outputs(tmp_path, model, capsys):
+    (tmp_path / "in").mkdir()
+    for i, ext in enumerate(("png", "jpg", "jpeg")):
+        _png(tmp_path / "in" / f"x.{ext}", (32, 24), seed=i)
+    stylize.main(["--model", str(model), "--content", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.jpeg.png", "x.jpg.png", "x.png.png"]
+    assert "stylized 3 image(s)" in capsys.readouterr().out
+    shown = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "out").iterdir()}
+    assert not np.array_equal(shown["x.png.png"], shown["x.jpg.png"])  # three different results, none lost
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_in_a_folder_is_skipped_not_read(tmp_path, model):
+    _png(tmp_path / "in" / "a.png")
+    os.mkfifo(tmp_path / "in" / "pipe.png")
+    r = subprocess.run([sys.executable, "-m", "metastyle_jax.stylize", "--model", str(model), "--content",
+                        str(tmp_path / "in"), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "pipe.png: not a regular file" in r.stderr and "stylized 1 image(s)" in r.stdout
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+    r = subprocess.run([sys.executable, "-m", "metastyle_jax.stylize", "--model", str(model), "--content",
+                        str(tmp_path / "in" / "pipe.png"), "--out", str(tmp_path / "p.png")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
