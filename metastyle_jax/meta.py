@@ -149,6 +149,14 @@ def warmup(n, steps):
     return jnp.where(steps > 0, jnp.minimum(1.0, (jnp.asarray(n, jnp.float32) + 1) / jnp.maximum(steps, 1)), 1.0)
 
 
+def outer_lr_used(opt_state, hyper):
+    """The learning rate of the outer update that `opt_state` is about to take: decay and warm-up at Adam's
+    own update count n (not t: they differ after `config.init_from`)."""
+    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
+    n = next(s.count for s in jax.tree_util.tree_leaves(opt_state, is_leaf=is_schedule) if is_schedule(s))
+    return decayed(hyper.outer_lr, hyper.lr_decay, n) * warmup(n, hyper.outer_warmup)
+
+
 def outer_optimizer(settings, hyper):
     """The outer optimizer: Adam (PyTorch's defaults) with lr outer_lr / (1 + k n) at its n-th update,
     times the warm-up factor, over the parameters `settings.outer_params` selects; the others get a zero
@@ -413,7 +421,8 @@ def train_step(state, vgg_params, batch, hyper, *, spec, settings, mesh=None):
 
     mesh: None for one device, else the styles of `batch` are split over its "data" axis
     (`data_parallel`) and theta, the VGG and the optimizer state are replicated.
-    metrics: those of `meta_gradient` plus grad_norm (of the direction), inner_lr and outer_lr (at t),
+    metrics: those of `meta_gradient` plus grad_norm (of the direction), inner_lr (at t), outer_lr (the one
+    this update used),
     and finite (the losses and the direction are free of NaN/inf). A non-finite step still returns its
     state; the caller decides not to keep it.
     """
@@ -427,7 +436,7 @@ def train_step(state, vgg_params, batch, hyper, *, spec, settings, mesh=None):
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(direction),
                    inner_lr=decayed(hyper.inner_lr, hyper.lr_decay, state.step),
-                   outer_lr=decayed(hyper.outer_lr, hyper.lr_decay, state.step),
+                   outer_lr=outer_lr_used(state.opt_state, hyper),
                    finite=_all_finite((metrics["outer_loss"], metrics["inner_loss"], direction)))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -153,8 +153,10 @@ def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_ada
     for warm in (0, 4):
         out = run(tmp_path / f"w{warm}", "--set", f"init_from={runs['a'] / 'theta'}", "--set", f"outer_warmup={warm}",
                   "--set", "num_steps=31")
-        steps = [m["step"] for m in metrics(tmp_path / f"w{warm}")]
-        assert steps[0] == 30 and max(steps) == 31
+        logged = metrics(tmp_path / f"w{warm}")
+        assert logged[0]["step"] == 30 and max(m["step"] for m in logged) == 31
+        first = next(m for m in logged if "outer_lr" in m)
+        assert first["outer_lr"] == pytest.approx(1e-4 / (warm or 1), rel=1e-6)  # the lr of Adam's update 0
         step = np.abs(leaves(out) - leaves(theta))
         moved[warm] = np.median(step[step > 0])
     np.testing.assert_allclose(moved[0], 1e-4, rtol=1e-3)
