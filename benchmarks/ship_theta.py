@@ -6,24 +6,28 @@ Reads the run's training checkpoint (default: its latest), stores theta's parame
 bytes; `checkpoints.load_model` widens them back to float32) with a meta.json that carries the card: the
 config, the iteration, the run's wall time, the machine, the VGG16 source and hash, the training styles (from
 the manifest of the style folder) and the content photos (SOURCES.txt of the content folder). Measures
-the largest change of the stylized output that float16 storage causes on the embedded photos at 256 px,
-and copies the run's loss curves to docs/theta_loss_curves.png. Writes docs/theta_card.md.
+the largest change of the stylized output that float16 storage causes on the embedded photos at 256 px.
+
+A campaign runs over several sessions, each a phase that continues from the shipped theta (`init_from`).
+Each phase's metrics.jsonl is kept in benchmarks/results/theta_campaign/ (a few kB; runs/ is not committed)
+with the phase's iterations, wall time and learning rate in phases.json, so the card and
+docs/theta_loss_curves.png cover the whole campaign. Writes docs/theta_card.md.
 """
 
 import datetime
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, data, images, meta, transformer
+from metastyle_jax import checkpoints, cli, data, images, meta, plotting, transformer
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+CAMPAIGN = Path(__file__).resolve().parent / "results" / "theta_campaign"
 
 
 def run_seconds(workdir, step_dir):
@@ -57,6 +61,39 @@ def float16_change(params):
     return float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(half, photos))).max())
 
 
+def record_phase(workdir, cfg, step, seconds, shipped_meta):
+    """Append this run to the campaign's phases.json (seeded from the shipped theta's card if the file is new)
+    and keep its metrics as metrics_<first>-<step>.jsonl; returns the list of phases."""
+    CAMPAIGN.mkdir(parents=True, exist_ok=True)
+    index = CAMPAIGN / "phases.json"
+    phases = json.loads(index.read_text()) if index.is_file() else []
+    if not phases and shipped_meta:  # the phase before this record existed: from the shipped theta's card
+        card = shipped_meta["settings"].get("card", {})
+        phases.append({"first": 0, "last": card.get("iterations"), "seconds": card.get("run_seconds"),
+                       "outer_lr": shipped_meta["settings"]["config"]["outer_lr"], "metrics": None})
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()] \
+        if (workdir / "metrics.jsonl").is_file() else []
+    lines = [m for m in lines if m["step"] <= step]
+    first = min((m["step"] for m in lines), default=step)
+    name = f"metrics_{first}-{step}.jsonl"
+    (CAMPAIGN / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
+    phases = [ph for ph in phases if ph["first"] != first] + [
+        {"first": first, "last": int(step), "seconds": seconds, "outer_lr": cfg.outer_lr, "metrics": name}]
+    index.write_text(json.dumps(phases, indent=2) + "\n")
+    return phases
+
+
+def campaign_curves(phases, path):
+    """The outer loss (training batches and the fixed evaluation batch) over every recorded phase, as a PNG."""
+    rows = [json.loads(x) for ph in phases if ph["metrics"]
+            for x in (CAMPAIGN / ph["metrics"]).read_text().splitlines()]
+    train = sorted((m["step"], m["outer_loss"]) for m in rows if "outer_loss" in m)
+    held = sorted((m["step"], m["eval_outer_loss"]) for m in rows if "eval_outer_loss" in m)
+    curves = {name: tuple(zip(*pts)) for name, pts in (("outer loss (training batch)", train),
+                                                       ("outer loss (fixed evaluation batch)", held)) if pts}
+    plotting.loss_curves(path, curves, title="meta-training of the shipped theta", xlabel="iteration")
+
+
 def main(argv=None):
     p = cli.ArgumentParser(prog="python -m benchmarks.ship_theta", description=__doc__.splitlines()[0])
     p.add_argument("--workdir", required=True, help="the meta-training run folder")
@@ -78,8 +115,10 @@ def main(argv=None):
     params = meta.host_tree(state.params)
     change = float16_change(params)
     seconds = run_seconds(workdir, ckpt.directory / str(step))
+    shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
+    phases = record_phase(workdir, cfg, step, seconds, shipped)
     card = {
-        "iterations": int(step), "run_seconds": seconds,
+        "iterations": int(step), "run_seconds": sum(ph["seconds"] or 0 for ph in phases), "phases": phases,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
         "jax": jax.__version__, "training_styles": training_styles(cfg.data.styles),
         "content": content_sources(cfg.data.content), "float16_max_output_change": change,
@@ -89,8 +128,7 @@ def main(argv=None):
     model_meta = checkpoints.model_meta("theta", vgg=saved["vgg"], config=cfg.to_dict(), iterations=int(step),
                                         card=card)
     out = checkpoints.save_model(args.out, half, model_meta, force=True)
-    if (workdir / "loss_curves.png").is_file():
-        shutil.copyfile(workdir / "loss_curves.png", DOCS / "theta_loss_curves.png")
+    campaign_curves(phases, DOCS / "theta_loss_curves.png")
     write_card(DOCS / "theta_card.md", cfg, saved["vgg"], card)
     print(f"theta of iteration {step} -> {out} (float16; largest output change {change * 255:.3f}/255); "
           f"card in {DOCS / 'theta_card.md'}")
@@ -103,10 +141,14 @@ def write_card(path, cfg, vgg, card):
         "# The shipped theta", "",
         "`metastyle_jax/models/theta`, loadable as `--model theta`. Written by `python -m benchmarks.ship_theta` "
         "from a meta-training run; every figure below comes from that run.", "",
-        f"- iterations: {card['iterations']:,}; wall time of the run: {hours}; machine: {card['machine']}; "
+        f"- iterations: {card['iterations']:,}; wall time of the campaign: {hours}; machine: {card['machine']}; "
         f"jax {card['jax']}",
+        "- phases (each continues from the theta shipped by the one before, with a fresh Adam warmed up over "
+        "`outer_warmup` updates): " + "; ".join(
+            f"iterations {ph['first']}-{ph['last']}, outer lr {ph['outer_lr']:g}, "
+            f"{(ph['seconds'] or 0) / 3600:.2f} h" for ph in card["phases"]),
         f"- settings: {cfg.mode}, T={cfg.inner_steps}, inner SGD lr {cfg.inner_lr} on {cfg.inner_params}, "
-        f"outer Adam lr {cfg.outer_lr} on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
+        f"outer Adam on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
         f"beta {cfg.loss.beta}, {cfg.styles_per_batch} styles x {cfg.batch_size} contents, "
         f"{cfg.data.content_size} px content, {cfg.data.style_size} px styles, seed {cfg.seed} "
         f"(configs/theta_cpu.py names every deviation from the paper)",
@@ -115,6 +157,7 @@ def write_card(path, cfg, vgg, card):
         f"{card['float16_max_output_change'] * 255:.3f}/255",
         "- held out: the five shipped paintings (metastyle_jax/paintings) were never shown to meta-training", "",
         "![loss curves](theta_loss_curves.png)", "",
+        "The curves cover the phases whose metrics were kept (benchmarks/results/theta_campaign/).", "",
         f"## Training styles ({len(card['training_styles'])}, from the manifest of `{cfg.data.styles}`)", "",
         "| file | artist | title | year |", "| --- | --- | --- | --- |",
         *[f"| {f} | {a} | {t} | {y} |" for f, a, t, y in card["training_styles"]], "",

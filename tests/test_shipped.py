@@ -1,11 +1,13 @@
 """The models shipped in the package: theta loads by name, float32 in memory, with its card; the five
 shipped paintings were held out of its training; float16 storage moves its output by at most 1/255."""
 
+import json
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from metastyle_jax import checkpoints, cli, data, images, transformer
 
@@ -54,3 +56,26 @@ def test_float16_rounding_moves_the_output_by_at_most_one_level(shipped):
 def test_a_bare_unknown_name_lists_the_shipped_models():
     with pytest.raises(cli.UserError, match="shipped models: .*theta"):
         checkpoints.load_model("no_such_model")
+
+
+def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypatch):
+    import ml_collections
+
+    from benchmarks import ship_theta
+
+    monkeypatch.setattr(ship_theta, "CAMPAIGN", tmp_path / "campaign")
+    shipped = {"settings": {"card": {"iterations": 400, "run_seconds": 4000}, "config": {"outer_lr": 5e-4}}}
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"step": 400, "eval_outer_loss": 5.3}] + [{"step": s, "outer_loss": 9.0 - s / 100} for s in (410, 420, 430)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = ml_collections.ConfigDict({"outer_lr": 2e-4})
+    phases = ship_theta.record_phase(run, cfg, 420, 600, shipped)
+    assert [(p["first"], p["last"], p["seconds"], p["outer_lr"]) for p in phases] == [(0, 400, 4000, 5e-4),
+                                                                                      (400, 420, 600, 2e-4)]
+    kept = (tmp_path / "campaign" / phases[1]["metrics"]).read_text().splitlines()
+    assert [json.loads(x)["step"] for x in kept] == [400, 410, 420]  # nothing after the shipped iteration
+    again = ship_theta.record_phase(run, cfg, 430, 900, None)  # the same phase shipped again, later: replaced
+    assert [(p["first"], p["last"]) for p in again] == [(0, 400), (400, 430)]
+    ship_theta.campaign_curves(again, tmp_path / "curves.png")
+    assert Image.open(tmp_path / "curves.png").size[0] > 100
