@@ -104,10 +104,16 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
             hist.append((float(m["loss"]), float(m["content"]), float(m["style"])))
+            if not np.isfinite(hist[-1][0]):
+                raise cli.UserError(f"adaptation diverged: the loss of step {step + 1} is {hist[-1][0]}; nothing "
+                                    "was written (try a lower --lr)")
             if do_eval and ((step + 1) % eval_every == 0 or step + 1 == steps):
                 record_eval(step + 1)
             if progress is not None:
                 progress(step + 1, hist[-1][0])
+    if not checkpoints.all_finite(params):
+        raise cli.UserError("adaptation diverged: the last update made some parameters NaN or infinite; nothing "
+                            "was written (try a lower --lr)")
     h = np.asarray(hist, np.float64).reshape(-1, 3)
     e = np.asarray(evals, np.float64).reshape(-1, 4)
     history = {"loss": h[:, 0], "content": h[:, 1], "style": h[:, 2], "eval_step": e[:, 0].astype(int),
@@ -207,7 +213,8 @@ def main(argv=None):
         raise cli.UserError("--steps and --batch-size must be at least 1")
     if cfg.size < 16 or cfg.style_size < 16:
         raise cli.UserError("--size and --style-size must be at least 16 px")
-    if not cfg.lr > 0 or cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
+    cli.check_lr("--lr", cfg.lr)
+    if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
     out, curve, grid_png = _outputs(args.out)
     outputs.check([out, curve, grid_png], [args.style, cfg.content] + ([] if args.random_init else [

@@ -113,7 +113,14 @@ def load_model(path, kinds=KINDS):
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
     if not same_shapes(params, transformer.abstract_params()):
         raise UserError(f"cannot read the parameters in {path}: their names or shapes are not {ARCH}'s")
+    if not all_finite(params):
+        raise UserError(f"{path} holds NaN or infinite parameters (a diverged run?): it cannot stylize anything")
     return params, meta
+
+
+def all_finite(tree):
+    """True if every leaf of pytree `tree` is free of NaN and inf."""
+    return all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree_util.tree_leaves(tree))
 
 
 def same_shapes(a, b):

@@ -1,6 +1,7 @@
 """Shared command-line plumbing: one-line errors for user mistakes, never a traceback."""
 
 import argparse
+import math
 import os
 import sys
 
@@ -25,6 +26,12 @@ def run(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def check_lr(flag, value):
+    """UserError unless learning rate `value` (of `flag`) is finite and positive."""
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"{flag} must be a finite number above 0, not {value}")
 
 
 def refuse_overwrite(path, force):

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from metastyle_jax import cli, images, losses, outputs, plotting, vgg16
+from metastyle_jax.errors import UserError
 
 
 def _loss(x, vgg_params, spec, content_feat, grams, weights):
@@ -69,6 +70,9 @@ def optimize(vgg_params, spec, content, style, init, steps, lr, weights, chunk=1
                                     spec=spec, weights=weights, lr=lr, steps=n)
         hist.append(jax.device_get(h))
         done += n
+        if not (np.isfinite(hist[-1][0]).all() and bool(jnp.isfinite(x).all())):
+            raise UserError(f"Gatys et al. diverged by step {done} (a NaN or infinite loss or pixel); nothing was "
+                            "written (try a lower --lr)")
         if progress is not None:
             progress(n, float(h[0][-1]))
     total, lc, ls = (np.concatenate([h[i] for h in hist]) for i in range(3))
@@ -105,6 +109,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     cfg = cli.config_from_args(args, ("init", "steps", "size", "style_size", "lr"))
+    cli.check_lr("--lr", cfg.lr)
     if cfg.steps < 1:
         raise cli.UserError("--steps must be at least 1")
     if cfg.size < 16 or cfg.style_size < 16:

