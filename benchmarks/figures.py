@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.common import RESULTS, environment
-from metastyle_jax import checkpoints, cli, images, losses
+from metastyle_jax import checkpoints, cli, images, losses, outputs
 
 TITLE_HEIGHT = 14   # px of the white strip that carries a title above an image
 DEFAULT_WEIGHTS = losses.LossWeights()
@@ -35,8 +35,7 @@ def output_paths(args, name, suffixes):
     one exists and --force is not given."""
     stem = args.name or f"{name}_{platform()}"
     paths = {s: Path(args.out_dir) / f"{stem}{s}" for s in suffixes}
-    for path in paths.values():
-        cli.refuse_overwrite(path, args.force)
+    outputs.check(paths.values(), force=args.force)
     return paths
 
 

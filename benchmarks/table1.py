@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.methods import MODULES, ROWS, gatys
-from metastyle_jax import adapt, cli, losses, transformer, vgg16
+from metastyle_jax import adapt, cli, losses, outputs, transformer, vgg16
 
 EXTRA_ROWS = ("adapt", "throughput")
 ADAPT_PAPER_S = 24.0        # paper section 5.2: 200 steps "amounts to an additional 24 seconds" (Titan Xp)
@@ -250,8 +250,7 @@ def main(argv=None):
     if out_dir.exists() and not out_dir.is_dir():
         raise cli.UserError(f"--out-dir {out_dir} is not a directory")
     paths = [out_dir / f"table1_{platform}.{ext}" for ext in ("json", "md")]
-    for path in paths:
-        cli.refuse_overwrite(path, args.force)
+    outputs.check(paths, force=args.force)
 
     from tqdm import tqdm
     rows = [m for m in ROWS if m in args.methods]

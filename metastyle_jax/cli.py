@@ -34,12 +34,6 @@ def check_lr(flag, value):
         raise UserError(f"{flag} must be a finite number above 0, not {value}")
 
 
-def refuse_overwrite(path, force):
-    """Raise a UserError if `path` exists and `force` is not set."""
-    if os.path.exists(path) and not force:
-        raise UserError(f"{path} exists; pass --force to overwrite it")
-
-
 def add_vgg_args(parser):
     """--vgg SOURCE and --vgg-path FILE: which VGG16 weights the perceptual loss uses."""
     parser.add_argument("--vgg", choices=("hed", "torchvision", "keras"),
