@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from metastyle_jax import cli, config, images, serve
+from metastyle_jax import cli, config, images, outputs, serve
 
 
 def browser(width, height):
@@ -46,7 +46,7 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="overwrite --out")
     args = p.parse_args(argv)
     cli.check_image_suffix(args.out)
-    cli.refuse_overwrite(args.out, args.force)
+    outputs.check([args.out], force=args.force)
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
