@@ -78,19 +78,25 @@ def record_phase(workdir, cfg, step, seconds, shipped_meta):
     name = f"metrics_{first}-{step}.jsonl"
     (CAMPAIGN / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
     phases = [ph for ph in phases if ph["first"] != first] + [
-        {"first": first, "last": int(step), "seconds": seconds, "outer_lr": cfg.outer_lr, "metrics": name}]
+        {"first": first, "last": int(step), "seconds": seconds, "outer_lr": cfg.outer_lr,
+         "content_size": cfg.data.content_size, "metrics": name}]
     index.write_text(json.dumps(phases, indent=2) + "\n")
     return phases
 
 
 def campaign_curves(phases, path):
-    """The outer loss (training batches and the fixed evaluation batch) over every recorded phase, as a PNG."""
-    rows = [json.loads(x) for ph in phases if ph["metrics"]
-            for x in (CAMPAIGN / ph["metrics"]).read_text().splitlines()]
-    train = sorted((m["step"], m["outer_loss"]) for m in rows if "outer_loss" in m)
-    held = sorted((m["step"], m["eval_outer_loss"]) for m in rows if "eval_outer_loss" in m)
-    curves = {name: tuple(zip(*pts)) for name, pts in (("outer loss (training batch)", train),
-                                                       ("outer loss (fixed evaluation batch)", held)) if pts}
+    """The outer loss (training batches and the fixed evaluation batch) over every recorded phase, as a PNG;
+    one pair of curves per image size (the losses of different sizes are not comparable)."""
+    series = {}
+    for ph in phases:
+        if not ph["metrics"]:
+            continue
+        size = ph.get("content_size", 64)
+        for m in map(json.loads, (CAMPAIGN / ph["metrics"]).read_text().splitlines()):
+            for key, what in (("outer_loss", "training batch"), ("eval_outer_loss", "fixed evaluation batch")):
+                if key in m:
+                    series.setdefault(f"outer loss, {what}, {size} px", []).append((m["step"], m[key]))
+    curves = {name: tuple(zip(*sorted(pts))) for name, pts in series.items()}
     plotting.loss_curves(path, curves, title="meta-training of the shipped theta", xlabel="iteration")
 
 
@@ -145,7 +151,7 @@ def write_card(path, cfg, vgg, card):
         f"jax {card['jax']}",
         "- phases (each continues from the theta shipped by the one before, with a fresh Adam warmed up over "
         "`outer_warmup` updates): " + "; ".join(
-            f"iterations {ph['first']}-{ph['last']}, outer lr {ph['outer_lr']:g}, "
+            f"iterations {ph['first']}-{ph['last']} at {ph.get('content_size', 64)} px, outer lr {ph['outer_lr']:g}, "
             f"{(ph['seconds'] or 0) / 3600:.2f} h" for ph in card["phases"]),
         f"- settings: {cfg.mode}, T={cfg.inner_steps}, inner SGD lr {cfg.inner_lr} on {cfg.inner_params}, "
         f"outer Adam on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "

@@ -142,3 +142,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     padding = tuple(tuple(int(p) for p in pair) for pair in padding)
     lhs, rhs = _same_variance(lhs, rhs)
     return conv(lhs, rhs, tuple(int(s) for s in window_strides), padding, precision)
+
+
+def for_backend(backend=None):
+    """The convolution for `flax.linen.Conv(conv_general_dilated=...)` on `backend` (default: JAX's):
+    `conv_general_dilated` of this module on the CPU, `lax.conv_general_dilated` (cuDNN's path) elsewhere."""
+    return conv_general_dilated if (backend or jax.default_backend()) == "cpu" else jax.lax.conv_general_dilated

@@ -39,11 +39,8 @@ class ConvLayer(nn.Module):
         if self.upsample > 1:
             x = upsample_nearest(x, self.upsample)
         x = reflect_pad(x, self.kernel // 2)
-        # on the CPU, conv.py's convolution keeps every derivative off XLA:CPU's slow paths; other backends
-        # (cuDNN on GPU) keep JAX's own convolution and its gradient rule
-        conv = convolution.conv_general_dilated if jax.default_backend() == "cpu" else jax.lax.conv_general_dilated
         return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                       padding="VALID", dtype=self.dtype, conv_general_dilated=conv,
+                       padding="VALID", dtype=self.dtype, conv_general_dilated=convolution.for_backend(),
                        name="conv2d")(x)
 
 

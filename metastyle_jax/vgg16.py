@@ -54,8 +54,7 @@ class VGG16Features(nn.Module):
     def __call__(self, x):
         feats = {}
         x = x.astype(self.dtype)
-        # on the CPU, conv.py's convolution keeps the loss's derivatives off XLA:CPU's slow paths
-        conv = convolution.conv_general_dilated if jax.default_backend() == "cpu" else jax.lax.conv_general_dilated
+        conv = convolution.for_backend()
         for b, widths in enumerate(BLOCKS):
             if b:
                 x = nn.max_pool(x, (2, 2), (2, 2), padding="VALID")

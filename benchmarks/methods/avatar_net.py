@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from benchmarks.methods import vgg19
 from benchmarks.methods.adain import adain
 from benchmarks.methods.style_swap import swap
+from metastyle_jax import conv as convolution
 from metastyle_jax.transformer import reflect_pad, upsample_nearest
 
 NAME = "Sheng et al. (Avatar-Net)"
@@ -60,8 +61,10 @@ class AvatarDecoder(nn.Module):
                 x = adain(x, style_feats[fuse])
             if up:
                 x = upsample_nearest(x)
-            x = nn.relu(nn.Conv(width, (3, 3), padding="VALID", name=name)(reflect_pad(x, 1)))
-        return nn.Conv(3, (7, 7), padding="VALID", name="output")(reflect_pad(x, 3))
+            x = nn.relu(nn.Conv(width, (3, 3), padding="VALID", conv_general_dilated=convolution.for_backend(),
+                                name=name)(reflect_pad(x, 1)))
+        return nn.Conv(3, (7, 7), padding="VALID", conv_general_dilated=convolution.for_backend(),
+                       name="output")(reflect_pad(x, 3))
 
 
 def init(key, size=32):

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.methods import vgg19
+from metastyle_jax import conv as convolution
 
 NAME = "Chen et al. (style swap, inverse net)"
 PAPER = {"params_m": 1.48, 256: 0.2679, 512: 1.0890}
@@ -34,8 +35,8 @@ def best_patches(content, style, k=PATCH):
     n = sp.shape[0] * sp.shape[1]
     kernels = sp.reshape(n, k, k, -1)
     kernels = kernels / (jnp.sqrt(jnp.sum(jnp.square(kernels), axis=(1, 2, 3), keepdims=True)) + 1e-8)
-    scores = jax.lax.conv_general_dilated(content[None], jnp.transpose(kernels, (1, 2, 3, 0)), (1, 1), "VALID",
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+    scores = convolution.for_backend()(content[None], jnp.transpose(kernels, (1, 2, 3, 0)), (1, 1), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
     return jnp.argmax(scores, axis=-1).astype(jnp.int32)
 
 

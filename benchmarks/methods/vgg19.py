@@ -12,6 +12,7 @@ The Torch-era models (WCT, AdaIN, style swap) start with a 1x1 convolution 3 -> 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from metastyle_jax import conv as convolution
 from metastyle_jax.transformer import reflect_pad, upsample_nearest
 
 BLOCKS = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
@@ -57,7 +58,8 @@ def full_vgg19_count():
 
 def conv3(x, features, name, relu=True, dtype=jnp.float32):
     """Reflection pad 1, 3x3 convolution, optional ReLU: (B, H, W, C) -> (B, H, W, features)."""
-    y = nn.Conv(features, (3, 3), padding="VALID", dtype=dtype, name=name)(reflect_pad(x, 1))
+    y = nn.Conv(features, (3, 3), padding="VALID", dtype=dtype, conv_general_dilated=convolution.for_backend(),
+                name=name)(reflect_pad(x, 1))
     return nn.relu(y) if relu else y
 
 
