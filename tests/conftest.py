@@ -1,10 +1,18 @@
 """Shared fixtures: tiny inputs, random and real VGG16 weights, paths to the shared paintings."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Halves XLA's CPU compile time without slowing the compiled code; tests compile many small programs.
 os.environ.setdefault("XLA_FLAGS", "--xla_llvm_disable_expensive_passes=true")
+# One persistent compilation cache for the session, shared with the commands the tests run as subprocesses
+# (they compile the same programs again), and never the user's own cache folder.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="metastyle-tests-xla-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 import numpy as np
