@@ -2,7 +2,10 @@
 
 import ast
 import importlib.util
+import math
 from pathlib import Path
+
+import ml_collections
 
 from metastyle_jax.errors import UserError
 
@@ -31,9 +34,15 @@ def load(name, overrides=()):
         cfg = module.get_config()
     except Exception as e:
         raise UserError(f"cannot load config {path}: {e}") from None
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        raise UserError(f"cannot load config {path}: get_config() returned a {type(cfg).__name__}, "
+                        "not an ml_collections.ConfigDict")
     for item in overrides:
         override(cfg, item)
     return cfg
+
+
+_KINDS = {bool: "True or False", int: "an integer", float: "a number", tuple: "a tuple", list: "a list"}
 
 
 def _parse(text, current):
@@ -44,18 +53,23 @@ def _parse(text, current):
         except (ValueError, SyntaxError):
             return text
         return value if current is None else str(value) if not isinstance(value, str) else value
-    value = ast.literal_eval(text)
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"expected {_KINDS.get(type(current), 'a ' + type(current).__name__)}") from None
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise ValueError("expected True or False")
         return value
     if isinstance(current, (int, float)) and not isinstance(value, bool) and isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
         if isinstance(current, int) and not isinstance(current, bool) and float(value) != int(value):
             raise ValueError("expected an integer")
         return type(current)(value)
     if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
         return type(current)(value)
-    raise ValueError(f"expected a {type(current).__name__}")
+    raise ValueError(f"expected {_KINDS.get(type(current), 'a ' + type(current).__name__)}")
 
 
 def override(cfg, item):
@@ -66,12 +80,12 @@ def override(cfg, item):
     *parents, leaf = key.strip().split(".")
     node = cfg
     for p in parents:
-        if p not in node:
+        if not isinstance(node, ml_collections.ConfigDict) or p not in node:
             raise UserError(f"unknown config key {key!r}")
         node = node[p]
-    if leaf not in node:
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
         raise UserError(f"unknown config key {key!r}")
     try:
         node[leaf] = _parse(text.strip(), node[leaf])
-    except (ValueError, SyntaxError, TypeError) as e:
+    except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError) as e:
         raise UserError(f"bad value for {key}: {text!r} ({e})") from None

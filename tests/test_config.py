@@ -18,7 +18,11 @@ def test_overrides_are_typed():
 
 @pytest.mark.parametrize("item,match", [("nope=1", "unknown config key"), ("vgg.x=1", "unknown"),
                                         ("steps=ten", "bad value"), ("steps=1.5", "bad value"),
-                                        ("steps", "expected key=value")])
+                                        ("steps", "expected key=value"),
+                                        ("steps=1e400", "expected a finite number"),
+                                        ("lr=nan", "expected a number"), ("lr=-inf", "expected a number"),
+                                        ("steps.x=1", "unknown config key 'steps.x'"),
+                                        ("steps=[1,", "expected an integer")])
 def test_bad_overrides_are_one_line_errors(item, match):
     with pytest.raises(UserError, match=match):
         config.load("gatys", [item])
@@ -27,3 +31,10 @@ def test_bad_overrides_are_one_line_errors(item, match):
 def test_unknown_config_lists_the_known_ones():
     with pytest.raises(UserError, match="gatys"):
         config.load("no_such_config")
+
+
+def test_get_config_must_return_a_configdict(tmp_path):
+    path = tmp_path / "odd.py"
+    path.write_text("def get_config():\n    return {'steps': 1}\n")
+    with pytest.raises(UserError, match="returned a dict, not an ml_collections.ConfigDict"):
+        config.load(str(path))
