@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,22 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 FORMAT = "metastyle-jax"
 ARCH = "TransformerNet(table1)"
 KINDS = ("theta", "adapted")
+
+
+def _drop_orbax_teardown_noise():
+    """After a failed Orbax read, its reads still in flight finish on a closed asyncio loop and each reports
+    `RuntimeError: Event loop is closed` as an unraisable exception (dozens of tracebacks after the one-line
+    error). Install an unraisable-exception hook that drops exactly those and passes on every other."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_orbax_teardown_noise", False):
+        return
+
+    def hook(unraisable):
+        if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.drops_orbax_teardown_noise = True
+    sys.unraisablehook = hook
 
 
 def _abstract(tree):
@@ -108,6 +125,7 @@ def load_model(path, kinds=KINDS):
     try:
         params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
+        _drop_orbax_teardown_noise()
         raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
     # float16 storage (shipped models) is widened back: every computation runs in float32
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
@@ -167,6 +185,33 @@ class TrainCheckpoints:
             raise UserError(f"the checkpoint in {self.directory} does not match this configuration's "
                             "model/optimizer state; resume with the config it was written with")
         return out["state"], out["meta"]
+
+    def restore_intact(self, state_like, damaged_dir):
+        """(state, meta, set_aside) from the latest checkpoint that reads back whole, shaped like `state_like`.
+
+        A later one that cannot be read (truncated, corrupted) is moved to `damaged_dir`/<step>, never
+        deleted, and listed in set_aside as (step, reason); a UserError if none is intact."""
+        set_aside = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                state, meta = self.restore(state_like, step)
+            except UserError:
+                raise
+            except Exception as e:  # Orbax raises many types for missing or corrupt files
+                _drop_orbax_teardown_noise()
+                reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+                target, n = Path(damaged_dir) / str(step), 1
+                while target.exists():
+                    target, n = Path(damaged_dir) / f"{step}.{n}", n + 1
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(self.directory / str(step)), str(target))
+                set_aside.append((step, reason))
+                continue
+            if set_aside:
+                self.manager.reload()
+            return state, meta, set_aside
+        raise UserError(f"no intact checkpoint in {self.directory}" + (
+            f" (damaged ones moved to {damaged_dir})" if set_aside else ""))
 
     def close(self):
         """Wait for pending writes and release the manager."""
