@@ -31,6 +31,7 @@ from metastyle_jax import adapt, checkpoints, cli, images, stylize
 WEB = Path(__file__).with_name("web")
 UPLOAD_MAX_PIXELS = adapt.STYLE_MAX_PIXELS  # decoding a bigger photo only to downscale it is wasted memory
 MAX_RESULTS = 64                            # stylized PNGs kept for download; older ones are deleted
+MAX_NAME = 120                              # characters of an upload's file name kept (stem cut, suffix kept)
 MAX_PENDING_JOBS = 4                        # adaptations queued or running at once
 MB = 1_000_000
 
@@ -170,17 +171,29 @@ class Studio:
                 raise cli.UserError(f"unknown style {style_id!r}: pick one from the list (reload the page if the "
                                     "server was restarted)")
             if style.params is None:
-                style.params = checkpoints.load_model(style.path, kinds=("adapted",))[0]
+                try:
+                    style.params = checkpoints.load_model(style.path, kinds=("adapted",))[0]
+                except cli.UserError as e:
+                    raise cli.UserError(self.public(str(e))) from None
             return style
+
+    def public(self, message):
+        """`message` with the server's folders left out: each model's folder by its name, the upload folder,
+        the working directory and the home directory, so that no absolute path of the server reaches the page."""
+        with self._lock:
+            folders = {str(Path(s.path).parent) for s in self._styles.values() if s.path}
+        for folder in sorted(folders | {str(self.folder), os.getcwd()}, key=len, reverse=True):
+            message = message.replace(folder.rstrip(os.sep) + os.sep, "")
+        return message.replace(str(Path.home()), "~")
 
     def stylize(self, photo_path, display_name, style_id):
         """Stylize the image file `photo_path` (downscaled to max_side) with style `style_id`; the PNG is kept
         for download. Returns {id, url, download, name, width, height, seconds, compiled (True when the time
         includes compiling the network for this image size), style}."""
         style = self._params(style_id)
-        image = _named(display_name, photo_path, lambda: images.load_image(
-            photo_path, max_side=self.limits.max_side, max_pixels=self.limits.max_pixels))
-        with self._compute:
+        with self._compute:  # one upload decoded and stylized at a time: the peak memory is one request's
+            image = _named(display_name, photo_path, lambda: images.load_image(
+                photo_path, max_side=self.limits.max_side, max_pixels=self.limits.max_pixels))
             first = image.shape not in self._shapes
             t0 = time.perf_counter()
             result = stylize.stylize(style.params, [image])[0]
@@ -263,7 +276,7 @@ class Studio:
             except Cancelled:
                 return self._update(jid, state="failed", error="the server is shutting down")
             except cli.UserError as e:
-                return self._update(jid, state="failed", error=str(e))
+                return self._update(jid, state="failed", error=self.public(str(e)))
             except Exception as e:  # noqa: BLE001 -- shown on the page; the traceback goes to the console
                 traceback.print_exc()
                 return self._update(jid, state="failed", error=f"adaptation failed: {type(e).__name__}: {e}")
@@ -344,6 +357,9 @@ def create_app(studio):
         if upload is None or not upload.filename:
             raise cli.UserError(f"choose a {what} to upload first")
         name = os.path.basename(upload.filename.replace("\\", "/"))
+        if len(name) > MAX_NAME:  # the page shows it; the file system takes at most 255 bytes
+            stem, suffix = os.path.splitext(name)
+            name = stem[:MAX_NAME - len(suffix[:16]) - 1] + "~" + suffix[:16]
         with tempfile.TemporaryDirectory(dir=studio.folder) as folder:
             path = Path(folder) / (secure_filename(name) or "upload")
             upload.save(path)
@@ -351,7 +367,7 @@ def create_app(studio):
 
     @app.errorhandler(cli.UserError)
     def user_error(e):
-        return error(str(e))
+        return error(studio.public(str(e)))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(e):

@@ -285,3 +285,60 @@ def test_cli_serves_until_interrupted(serve_models):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0 and proc.stderr.read().strip().splitlines()[-1] == "stopped"
+
+
+def test_a_very_long_upload_name_is_served_not_a_500(client):
+    name = "a" * 300 + ".png"
+    answer = upload(client, "/api/stylize", "photo", photo_bytes(), name, style="m0")
+    assert answer.status_code == 200, answer.get_json()
+    assert len(answer.get_json()["name"]) < 200 and answer.get_json()["name"].endswith("_noise.png")
+
+
+def test_errors_about_damaged_models_show_no_server_paths(tmp_path, random_vgg):
+    params = transformer.init_params(jax.random.key(3), 16)
+    checkpoints.save_model(tmp_path / "models" / "cut", params, checkpoints.model_meta("adapted", style="x.png"))
+    found = serve.find_models(models_dir=tmp_path / "models", log=lambda line: None)
+    for f in (tmp_path / "models" / "cut" / "params").rglob("d/*"):
+        f.write_bytes(f.read_bytes()[:100])  # damaged after the server listed it: read on first use
+    s = serve.Studio(found, serve.Limits(LIMIT, MAX_SIDE), log=lambda line: None)
+    try:
+        answer = upload(serve.create_app(s).test_client(), "/api/stylize", "photo", photo_bytes(), "p.png",
+                        style=found[0].id)
+    finally:
+        s.close()
+    text = answer.get_json()["error"]
+    assert answer.status_code == 400 and "cannot read the parameters in cut" in text
+    assert str(tmp_path) not in text and "/" not in text.split("cannot read the parameters in ")[1].split(":")[0]
+
+
+def test_uploads_are_decoded_and_stylized_one_at_a_time(studio, tmp_path, monkeypatch):
+    """Concurrent requests wait for each other: at most one upload is decoded (or stylized) at any moment,
+    so the server's peak memory is that of one request."""
+    import threading
+    import time
+
+    busy, peak, lock = [0], [0], threading.Lock()
+    real = images.load_image
+
+    def counting(*args, **kwargs):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.2)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(serve.images, "load_image", counting)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"p{i}.png")
+        paths[-1].write_bytes(photo_bytes(seed=i))
+    threads = [threading.Thread(target=studio.stylize, args=(p, p.name, "m0")) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
