@@ -202,10 +202,12 @@ def artefact_size(path):
 
 def check_requirements(fmt):
     """Raise a UserError naming the missing packages if format `fmt` cannot be written here."""
-    needs = {"savedmodel": ["tensorflow"], "onnx": ["jax2onnx", "onnx", "onnxruntime"]}.get(fmt, [])
+    needs = {"stablehlo": ["flatbuffers"], "savedmodel": ["tensorflow"],
+             "onnx": ["jax2onnx", "onnx", "onnxruntime"]}.get(fmt, [])
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
-        raise cli.UserError(f"--format {fmt} needs {', '.join(missing)}: pip install -e '.[export]'")
+        how = "pip install flatbuffers" if missing == ["flatbuffers"] else "pip install -e '.[export]'"
+        raise cli.UserError(f"--format {fmt} needs {', '.join(missing)}: {how}")
 
 
 def parse_platforms(text):

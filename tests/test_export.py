@@ -147,6 +147,8 @@ def test_missing_converter_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match=r"needs jax2onnx, onnx, onnxruntime: pip install"):
         export.check_requirements("onnx")
+    with pytest.raises(UserError, match=r"--format stablehlo needs flatbuffers: pip install flatbuffers"):
+        export.check_requirements("stablehlo")
 
 
 @pytest.mark.parametrize("make,match", [
