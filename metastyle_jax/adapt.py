@@ -86,7 +86,7 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
     grams = style_targets(vgg_params, spec, style, weights)
     params = jax.device_put(params)
     opt_state = optimizer(lr, only_in).init(params)
-    step_fn = functools.partial(adapt_step, spec=spec, weights=weights, lr=lr, only_in=only_in)
+    step_fn = None
     do_eval = eval_contents is not None and eval_every > 0
     evals = []
 
@@ -100,7 +100,13 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
     with data.prefetch(content.batch_at(s, batch_size) for s in range(steps)) as batches:
         for step, batch in enumerate(batches):
             t0 = time.perf_counter()
-            params, opt_state, m = step_fn(params, opt_state, vgg_params, grams, jnp.asarray(batch))
+            batch = jnp.asarray(batch)
+            if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
+                step_fn = adapt_step.lower(params, opt_state, vgg_params, grams, batch, spec=spec, weights=weights,
+                                           lr=lr, only_in=only_in).compile()
+                cli.check_memory(cli.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
+                                 f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
+            params, opt_state, m = step_fn(params, opt_state, vgg_params, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
             hist.append((float(m["loss"]), float(m["content"]), float(m["style"])))
@@ -211,8 +217,10 @@ def main(argv=None):
     cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in", "eval_every", "seed"))
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise cli.UserError("--steps and --batch-size must be at least 1")
-    if cfg.size < 16 or cfg.style_size < 16:
-        raise cli.UserError("--size and --style-size must be at least 16 px")
+    cli.check_side("--size", cfg.size)
+    cli.check_side("--style-size", cfg.style_size)
+    cli.check_memory(cfg.batch_size * cfg.size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} content crops of "
+                     f"{cfg.size} px", "use a smaller --size or --batch-size")
     cli.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")

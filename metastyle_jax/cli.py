@@ -3,8 +3,12 @@
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
+import time
 
+from metastyle_jax import cache
 from metastyle_jax.errors import UserError
 
 
@@ -15,17 +19,104 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def run(main, argv=None):
-    """Run `main(argv)`; a UserError (or a missing/unreadable file) becomes one line on stderr and exit 2."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+INTERRUPT_GRACE_S = 2.0  # how long Ctrl-C waits for the main thread before the process exits anyway
+
+
+def _interrupted():
+    """Say so and leave at once with status 130. os._exit skips the interpreter's teardown, which can crash
+    (SIGSEGV) while XLA's threads are still compiling; outputs are only ever renamed into place, so none is
+    partial."""
+    print("interrupted", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
+
+
+def _watch_interrupts():
+    """Ctrl-C raises KeyboardInterrupt in the main thread, whose `finally` blocks remove temporary files; if
+    the main thread is inside XLA (compiling) and does not get there within INTERRUPT_GRACE_S, a watcher
+    thread, woken by the signal through `signal.set_wakeup_fd`, exits instead."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
     try:
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:
+        return
+
+    def watch():
+        while signal.SIGINT not in os.read(read, 64):  # the numbers of the signals that arrived
+            pass
+        time.sleep(INTERRUPT_GRACE_S)
+        _interrupted()
+
+    threading.Thread(target=watch, name="interrupt-watcher", daemon=True).start()
+
+
+def run(main, argv=None):
+    """Run `main(argv)` with compiled programs kept on disk (`cache.enable_compile_cache`); a UserError becomes
+    one line on stderr and exit 2, Ctrl-C exit 130 at any moment (`_watch_interrupts`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cache.enable_compile_cache()
+    try:
+        if argv is None:  # a command-line process, not a call from Python
+            _watch_interrupts()
         return main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        if argv is None:
+            _interrupted()
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+MAX_SIDE = 8192  # the longest image side any command accepts (one float32 image at the cap: 0.8 GB)
+MEMORY_FRACTION = 0.9  # of the memory free when a program is about to run that it may need
+
+
+def check_side(flag, value, low=16):
+    """UserError unless an image side given by `flag` lies in [low, MAX_SIDE]."""
+    if not low <= value <= MAX_SIDE:
+        raise UserError(f"{flag} must be between {low} and {MAX_SIDE} px, not {value}")
+
+
+def free_memory():
+    """Bytes that can still be allocated where JAX computes: the accelerator's free memory, else the host's
+    MemAvailable (None where neither is known)."""
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(nbytes, what, hint):
+    """UserError, before anything is allocated, if `what` needs more than MEMORY_FRACTION of the free memory;
+    `hint` says how to need less. METASTYLE_MEMORY_CHECK=0 skips the check."""
+    free = free_memory()
+    if os.environ.get("METASTYLE_MEMORY_CHECK", "1") == "0" or free is None or nbytes <= MEMORY_FRACTION * free:
+        return
+    raise UserError(f"{what} needs about {nbytes / 2**30:.1f} GiB and {free / 2**30:.1f} GiB is free: {hint} "
+                    "(METASTYLE_MEMORY_CHECK=0 tries anyway)")
+
+
+def program_bytes(compiled):
+    """The memory a compiled JAX program needs to run (its arguments, outputs and temporaries, from XLA's
+    memory analysis), 0 where the backend does not report it."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return 0
+    return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
 
 
 def check_lr(flag, value):

@@ -64,10 +64,17 @@ def optimize(vgg_params, spec, content, style, init, steps, lr, weights, chunk=1
     opt_state = optax.adam(lr).init(x)
     hist = []
     done = 0
+    first = run_steps.lower(x, opt_state, vgg_params, content_feat, grams, spec=spec, weights=weights, lr=lr,
+                            steps=min(chunk, steps)).compile()
+    cli.check_memory(cli.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
+                     "use a smaller --size or --style-size")
     while done < steps:
         n = min(chunk, steps - done)
-        x, opt_state, h = run_steps(x, opt_state, vgg_params, content_feat, grams,
-                                    spec=spec, weights=weights, lr=lr, steps=n)
+        if n == min(chunk, steps):
+            x, opt_state, h = first(x, opt_state, vgg_params, content_feat, grams)
+        else:
+            x, opt_state, h = run_steps(x, opt_state, vgg_params, content_feat, grams,
+                                        spec=spec, weights=weights, lr=lr, steps=n)
         hist.append(jax.device_get(h))
         done += n
         if not (np.isfinite(hist[-1][0]).all() and bool(jnp.isfinite(x).all())):
@@ -112,8 +119,8 @@ def main(argv=None):
     cli.check_lr("--lr", cfg.lr)
     if cfg.steps < 1:
         raise cli.UserError("--steps must be at least 1")
-    if cfg.size < 16 or cfg.style_size < 16:
-        raise cli.UserError("--size and --style-size must be at least 16 px")
+    cli.check_side("--size", cfg.size)
+    cli.check_side("--style-size", cfg.style_size)
     out = Path(args.out)
     curve = out.with_name(f"{out.stem}_loss.png")
     outputs.check([out, curve, args.compare], [args.content, args.style, cfg.init], args.force)

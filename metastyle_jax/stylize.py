@@ -24,7 +24,7 @@ import numpy as np
 
 from metastyle_jax import checkpoints, cli, color, data, images, outputs, tiling, transformer
 
-MAX_SIDE = 8192  # hard cap on an output's longer side (memory: ~0.8 GB per float32 image array at the cap)
+MAX_SIDE = cli.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
@@ -177,8 +177,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=8, help="images per compiled call (default 8; tiles go one at a time)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
-    if args.size is not None and not 16 <= args.size <= MAX_SIDE:
-        raise cli.UserError(f"--max-side/--size must be between 16 and {MAX_SIDE} px (the cap), got {args.size}")
+    if args.size is not None:
+        cli.check_side("--max-side/--size", args.size)
     if args.batch_size < 1:
         raise cli.UserError("--batch-size must be at least 1")
     if args.video is not None:

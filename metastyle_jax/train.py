@@ -11,6 +11,7 @@ Several hosts: start the same command on each with --coordinator HOST:PORT --num
 """
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -26,7 +27,8 @@ import numpy as np
 
 from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, outputs, plotting, transformer, vgg_weights
 
-RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta")
+RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta",
+             "damaged_checkpoints")
 # Keys a resumed run may change: how long it runs, how it reports, and its learning rates (e.g. after a
 # NaN); never what it computes.
 RESUMABLE_KEYS = ("num_steps", "inner_lr", "outer_lr", "log_every", "plot_every", "sample_every", "num_samples",
@@ -60,8 +62,12 @@ def check_config(cfg):
     for key in ("inner_lr", "outer_lr", "lr_decay"):
         if not (math.isfinite(cfg[key]) and cfg[key] >= 0):
             raise cli.UserError(f"config: {key} must be a finite number >= 0, not {cfg[key]}")
-    if cfg.data.content_size < 16 or cfg.data.style_size < 16:
-        raise cli.UserError("config: data.content_size and data.style_size must be at least 16 px")
+    for key in ("content_size", "style_size"):
+        cli.check_side(f"config: data.{key}", cfg.data[key])
+    s, b, t = cfg.styles_per_batch, cfg.batch_size, cfg.inner_steps
+    cli.check_memory((s * b * (t + 1) * cfg.data.content_size ** 2 + s * cfg.data.style_size ** 2) * 12
+                     * (cfg.data.prefetch + 1), "the meta-batches in flight", "use a smaller data.content_size, "
+                     "data.style_size, batch_size, styles_per_batch or data.prefetch")
     s, p = cfg.styles_per_batch, cfg.styles_in_parallel or cfg.styles_per_batch
     if s % p:
         raise cli.UserError(f"config: styles_in_parallel={p} must divide styles_per_batch={s}")
@@ -175,7 +181,13 @@ def resolve_config(args):
         cfg.vgg.path = args.vgg_path
     if not args.resume:
         return cfg
-    saved = ml_collections.ConfigDict(json.loads((Path(args.workdir) / "config.json").read_text()))
+    path = Path(args.workdir) / "config.json"
+    if not path.is_file():
+        raise cli.UserError(f"--resume: {args.workdir} holds no run (no config.json)")
+    try:
+        saved = ml_collections.ConfigDict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise cli.UserError(f"--resume: {path} is damaged ({e}); start a new run in another --workdir") from None
     new, old = _flat(cfg), _flat(saved)
     defaults = _flat(config_lib.load("metastyle"))
     for key in new.keys() - old.keys():  # a key added to the configs since the run began: its default
@@ -345,7 +357,10 @@ def main(argv=None):
         state = start_from_theta(state, cfg.init_from, vgg_info)
     start = int(state.step)
     if resumed:
-        restored, saved_meta = ckpt.restore(meta.host_tree(state))
+        restored, saved_meta, set_aside = ckpt.restore_intact(meta.host_tree(state), workdir / "damaged_checkpoints")
+        for step, reason in set_aside:
+            print(f"note: checkpoint {step} cannot be read ({reason}): moved to {workdir / 'damaged_checkpoints'}; "
+                  f"resuming from checkpoint {int(restored.step)}", file=sys.stderr)
         if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
             raise cli.UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
         state, start = restored, int(restored.step)
@@ -354,7 +369,7 @@ def main(argv=None):
 
     state = meta.replicate(state, mesh)
     vgg_params = meta.replicate(vgg.params, mesh)
-    step_fn = meta.make_train_step(cfg, vgg_params, vgg.spec, mesh)
+    step_fn = None
     hyper = meta.hyper_from_config(cfg)
     eval_settings = dataclasses.replace(meta.settings_from_config(cfg),
                                         styles_in_parallel=cfg.styles_in_parallel or cfg.styles_per_batch)
@@ -384,7 +399,14 @@ def main(argv=None):
         if cfg.eval_every and not resumed:
             evaluate(start, state.params)
         for t in range(start, cfg.num_steps):
-            state, metrics = step_fn(state, next(batches))
+            batch = next(batches)
+            if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
+                compiled = meta.train_step.lower(state, vgg_params, batch, hyper, spec=vgg.spec,
+                                                 settings=meta.settings_from_config(cfg), mesh=mesh).compile()
+                cli.check_memory(cli.program_bytes(compiled), "one meta-iteration", "use a smaller "
+                                 "data.content_size, data.style_size, batch_size or styles_in_parallel")
+                step_fn = functools.partial(lambda c, st, b: c(st, vgg_params, b, hyper), compiled)
+            state, metrics = step_fn(state, batch)
             metrics = jax.device_get(metrics)
             it = t + 1
             if not metrics["finite"]:

@@ -92,3 +92,24 @@ def test_relative_path_is_accepted(tmp_path, theta, monkeypatch):
     checkpoints.save_model("rel/m", theta, checkpoints.model_meta("theta"))
     params, _ = checkpoints.load_model("rel/m")
     assert _equal(params, theta)
+
+
+def test_truncated_checkpoint_is_one_line_for_the_command(tmp_path, theta):
+    """A model whose array files were cut short: stylize says so in one line (no asyncio teardown tracebacks
+    after it), exit 2, and leaves the model and the content photo byte-identical."""
+    import subprocess
+    import sys
+
+    from metastyle_jax import images
+
+    checkpoints.save_model(tmp_path / "m", theta, checkpoints.model_meta("adapted"))
+    for f in (tmp_path / "m" / "params").rglob("d/*"):
+        f.write_bytes(f.read_bytes()[:3000])
+    images.save_image(tmp_path / "in.png", np.full((16, 16, 3), 0.5, np.float32))
+    before = {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()}
+    out = subprocess.run([sys.executable, "-m", "metastyle_jax.stylize", "--model", str(tmp_path / "m"),
+                          "--content", str(tmp_path / "in.png"), "--out", str(tmp_path / "out.png")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: cannot read the parameters in"), out.stderr
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    assert {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()} == before

@@ -38,3 +38,35 @@ def test_run_turns_user_errors_into_one_line_and_exit_2(capsys):
         cli.run(main, [])
     assert e.value.code == 2
     assert capsys.readouterr().err == "error: bad thing (fix: do X)\n"
+
+
+@pytest.mark.parametrize("wait", [1.0, 4.0])
+def test_ctrl_c_while_compiling_exits_130_cleanly(tmp_path, wait):
+    """SIGINT during adapt's first (compiling) step: exit 130 within seconds, 'interrupted' as the last line,
+    no traceback, nothing written, the style image byte-identical."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    style = tmp_path / "style.jpg"
+    shutil.copy(data.painting_path("wave"), style)
+    before = style.read_bytes()
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"} | {"METASTYLE_COMPILE_CACHE": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "metastyle_jax.adapt", "--style", str(style), "--size", "64",
+                             "--style-size", "64", "--batch-size", "1", "--steps", "5", "--out", str(tmp_path / "out")],
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err = ""
+    while "0/5" not in err:  # the progress bar is up: the first step is being compiled
+        char = proc.stderr.read(1)
+        assert char, err
+        err += char
+    time.sleep(wait)
+    proc.send_signal(signal.SIGINT)
+    err += proc.stderr.read()
+    assert proc.wait(timeout=30) == 130, err
+    assert err.rstrip().endswith("interrupted") and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["style.jpg"] and style.read_bytes() == before

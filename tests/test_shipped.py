@@ -69,13 +69,26 @@ def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypa
     run.mkdir()
     rows = [{"step": 400, "eval_outer_loss": 5.3}] + [{"step": s, "outer_loss": 9.0 - s / 100} for s in (410, 420, 430)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = ml_collections.ConfigDict({"outer_lr": 2e-4})
+    cfg = ml_collections.ConfigDict({"outer_lr": 2e-4, "data": {"content_size": 64}})
     phases = ship_theta.record_phase(run, cfg, 420, 600, shipped)
     assert [(p["first"], p["last"], p["seconds"], p["outer_lr"]) for p in phases] == [(0, 400, 4000, 5e-4),
                                                                                       (400, 420, 600, 2e-4)]
+    assert phases[1]["content_size"] == 64
     kept = (tmp_path / "campaign" / phases[1]["metrics"]).read_text().splitlines()
     assert [json.loads(x)["step"] for x in kept] == [400, 410, 420]  # nothing after the shipped iteration
     again = ship_theta.record_phase(run, cfg, 430, 900, None)  # the same phase shipped again, later: replaced
     assert [(p["first"], p["last"]) for p in again] == [(0, 400), (400, 430)]
     ship_theta.campaign_curves(again, tmp_path / "curves.png")
     assert Image.open(tmp_path / "curves.png").size[0] > 100
+    big = tmp_path / "run128"  # a later phase at another size: its losses get curves of their own
+    big.mkdir()
+    (big / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "outer_loss": 20.0, "eval_outer_loss": 19.0})
+                                               + "\n" for s in (440, 450)))
+    cfg128 = ml_collections.ConfigDict({"outer_lr": 2e-4, "data": {"content_size": 128}})
+    phases = ship_theta.record_phase(big, cfg128, 450, 100, None)
+    drawn = {}
+    monkeypatch.setattr(ship_theta.plotting, "loss_curves", lambda path, curves, **kw: drawn.update(curves))
+    ship_theta.campaign_curves(phases, tmp_path / "curves.png")
+    assert sorted(drawn) == [f"outer loss, {what}, {size} px" for what in ("fixed evaluation batch", "training batch")
+                             for size in (128, 64)]
+    assert drawn["outer loss, training batch, 128 px"] == ((440, 450), (20.0, 20.0))

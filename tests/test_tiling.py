@@ -169,7 +169,7 @@ def test_auto_tiles_only_above_the_pixel_threshold():
 
 
 @pytest.mark.parametrize("extra,match", [
-    (["--max-side", "9000"], "cap"),
+    (["--max-side", "9000"], "between 16 and 8192 px"),
     (["--overlap", "16"], "receptive radius"),
     (["--tile", "200"], "twice the overlap"),
     (["--tile", "258", "--overlap", "120"], "multiple of 4"),

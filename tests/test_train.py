@@ -145,6 +145,31 @@ def test_existing_run_is_never_overwritten(runs, capsys):
     assert "mode differ" in err
 
 
+def test_resume_without_a_run_or_with_a_damaged_config_is_one_line(tmp_path, capsys):
+    err = one_line_error([*TINY, "--workdir", str(tmp_path / "none"), "--resume"], capsys)
+    assert "holds no run" in err and not (tmp_path / "none").exists()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text('{"mode": "second_order", ')
+    err = one_line_error([*TINY, "--workdir", str(tmp_path / "bad"), "--resume"], capsys)
+    assert "config.json is damaged" in err
+    assert (tmp_path / "bad" / "config.json").read_text() == '{"mode": "second_order", '
+
+
+def test_resume_sets_a_damaged_latest_checkpoint_aside_and_continues_from_the_one_before(runs, tmp_path, capsys):
+    d = tmp_path / "d"
+    shutil.copytree(runs["a"], d)
+    shutil.rmtree(d / "theta")
+    for f in (d / "checkpoints" / "30").rglob("*"):
+        if f.is_file():
+            f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])  # a torn copy: every file cut in half
+    theta = run(d, "--set", "num_steps=30", "--resume")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "checkpoint 30 cannot be read" in err and "resuming from checkpoint 28" in err
+    assert (d / "damaged_checkpoints" / "30").is_dir()          # kept, not deleted
+    assert same(theta, runs["theta_a"])                           # 28 -> 30 again: the same theta
+
+
 def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_adam(runs, tmp_path):
     """init_from: theta and iteration from a model, fresh Adam; outer_warmup scales the first update by 1/W
     (Adam's first update is lr * sign(g), so its size is exactly the learning rate)."""
