@@ -247,11 +247,13 @@ def main(argv=None):
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, desc=f"adapt {style_name}", unit="step", file=sys.stderr)
     t0 = time.perf_counter()
-    params, hist = adapt(params, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
-                         batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_contents=held_out,
-                         eval_every=cfg.eval_every,
-                         progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
-    bar.close()
+    try:  # closing the bar ends its line, so that an error gets a line of its own
+        params, hist = adapt(params, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
+                             batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_contents=held_out,
+                             eval_every=cfg.eval_every,
+                             progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+    finally:
+        bar.close()
     seconds = time.perf_counter() - t0
 
     final = float(hist["loss"][-1])

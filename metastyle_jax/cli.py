@@ -106,8 +106,13 @@ def check_memory(nbytes, what, hint):
     free = free_memory()
     if os.environ.get("METASTYLE_MEMORY_CHECK", "1") == "0" or free is None or nbytes <= MEMORY_FRACTION * free:
         return
-    raise UserError(f"{what} needs about {nbytes / 2**30:.1f} GiB and {free / 2**30:.1f} GiB is free: {hint} "
+    raise UserError(f"{what} needs about {_bytes(nbytes)} and {_bytes(free)} is free: {hint} "
                     "(METASTYLE_MEMORY_CHECK=0 tries anyway)")
+
+
+def _bytes(n):
+    """A byte count for people: GiB from 1 GiB on, MiB below."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def program_bytes(compiled):

@@ -234,8 +234,8 @@ def main(argv=None):
     p.add_argument("--no-check", action="store_true", help="skip running the artefact against the JAX network")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
-    if args.size is not None and min(args.size) < MIN_SIDE:
-        raise cli.UserError(f"--size H W: both must be at least {MIN_SIDE} px")
+    for side in args.size or ():
+        cli.check_side("--size H W", side, low=MIN_SIDE)
     platforms = parse_platforms(args.platforms)
     outputs.check([args.out], [checkpoints.resolve_model(args.model)], args.force)
     check_requirements(args.format)

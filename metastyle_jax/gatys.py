@@ -135,10 +135,12 @@ def main(argv=None):
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, desc="gatys", unit="step", file=sys.stderr)
     t0 = time.perf_counter()
-    result, hist = optimize(vgg.params, vgg.spec, content, style, init, cfg.steps, cfg.lr, weights,
-                            chunk=cfg.log_every,
-                            progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
-    bar.close()
+    try:  # closing the bar ends its line, so that an error gets a line of its own
+        result, hist = optimize(vgg.params, vgg.spec, content, style, init, cfg.steps, cfg.lr, weights,
+                                chunk=cfg.log_every,
+                                progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
+    finally:
+        bar.close()
     seconds = time.perf_counter() - t0
 
     images.save_image(out, result)

@@ -70,3 +70,37 @@ def test_ctrl_c_while_compiling_exits_130_cleanly(tmp_path, wait):
     assert proc.wait(timeout=30) == 130, err
     assert err.rstrip().endswith("interrupted") and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["style.jpg"] and style.read_bytes() == before
+
+
+@pytest.mark.parametrize("command,argv", [
+    ("adapt", ["--style", "embedded:wave", "--size", "100000", "--out", "OUT"]),
+    ("adapt", ["--style", "embedded:wave", "--style-size", "9000", "--out", "OUT"]),
+    ("gatys", ["--content", "embedded:astronaut", "--style", "embedded:wave", "--size", "100000", "--out", "OUT.png"]),
+    ("stylize", ["--model", "theta", "--content", "embedded:astronaut", "--size", "100000", "--out", "OUT.png"]),
+    ("train", ["--config", "tiny", "--set", "data.content_size=100000", "--workdir", "OUT"]),
+    ("export", ["--model", "theta", "--format", "stablehlo", "--size", "64", "100000", "--out", "OUT"]),
+])
+def test_a_size_over_the_bound_is_one_line(command, argv, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"metastyle_jax.{command}").main
+    with pytest.raises(SystemExit) as e:
+        cli.run(main, [a.replace("OUT", str(tmp_path / "out")) for a in argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "8192 px" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_is_checked_before_a_step_runs(tmp_path, capsys, monkeypatch):
+    """With less memory free than one adaptation step needs: one line naming both, nothing written."""
+    from metastyle_jax import adapt
+
+    monkeypatch.setattr(cli, "free_memory", lambda: 2**20)
+    with pytest.raises(SystemExit) as e:
+        cli.run(adapt.main, ["--style", "embedded:wave", "--size", "32", "--style-size", "32", "--batch-size", "1",
+                             "--steps", "1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert e.value.code == 2 and len(errors) == 1 and err.endswith(errors[0] + "\n") and "Traceback" not in err, err
+    assert "needs about" in err and "MiB and 1 MiB is free" in err and "smaller --size or --batch-size" in err
+    assert list(tmp_path.iterdir()) == []
