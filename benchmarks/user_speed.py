@@ -13,7 +13,13 @@ the older tree reads it), images and seeds for both:
   gatys     20 steps at 256 px
   train     6 meta-iterations at 64 px, 2 styles x 2 contents, T=1, exact second order
 Writes benchmarks/results/user_speed_<label>.json: per command the median wall time of each tree and
-after / before.
+after / before. The persistent compilation cache is off in these runs (both trees compile everything).
+
+    python -m benchmarks.user_speed --compile-cache [--rounds 2] [--label LABEL]
+
+times each command of HEAD twice per round instead: first with an empty compilation cache (cold), then
+again with the programs the first run left there (warm), as a user's second run of a command;
+writes benchmarks/results/compile_cache_<label>.json with warm / cold per command.
 """
 
 import argparse
@@ -61,9 +67,11 @@ def worktree(rev):
     return path
 
 
-def run(tree, args, log):
-    """Wall seconds of `python -m args` run from `tree` (its package first on the path)."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def run(tree, args, log, cache=None):
+    """Wall seconds of `python -m args` run from `tree` (its package first on the path), with the persistent
+    compilation cache in folder `cache` (None: off)."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"} | {"PYTHONPATH": str(tree)}
+    env |= {"JAX_COMPILATION_CACHE_DIR": str(cache)} if cache else {"METASTYLE_COMPILE_CACHE": "0"}
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", *args], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t0
@@ -78,6 +86,7 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--only", nargs="*", help="commands to time (default all)")
     p.add_argument("--label", default="cpu")
+    p.add_argument("--compile-cache", action="store_true", help="time HEAD's commands cold and warm instead")
     args = p.parse_args()
 
     work = ROOT / "runs" / "user_speed"
@@ -91,6 +100,8 @@ def main():
     checkpoints.save_model(model, params, meta)
     after = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                            text=True, check=True).stdout.strip()
+    if args.compile_cache:
+        return compile_cache(worktree(after), after, work, str(model), str(photos), args)
     trees = {"before": worktree(args.before), "after": worktree(after)}  # HEAD as committed, not the working tree
     times = {}
     load_before = os.getloadavg()
@@ -118,6 +129,35 @@ def main():
         "before": args.before, "after": after,
         "rounds": args.rounds, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "rows": rows})
+    print(f"wrote {path}")
+
+
+def compile_cache(tree, rev, work, model, photos, args):
+    """Each command of `tree` run with an empty compilation cache, then again with the one it filled."""
+    times, load_before = {}, os.getloadavg()
+    with open(work / "log.txt", "w") as log:
+        run(tree, ["metastyle_jax.gatys", "--steps", "1", "--size", "64", "--out", f"{work}/warm.png"], log)
+        for r in range(args.rounds):
+            for name, cmd in commands(work, model, photos).items():
+                if args.only and name not in args.only:
+                    continue
+                cache = work / f"xla_{name}_{r}"
+                for which in ("cold", "warm"):
+                    s = run(tree, cmd, log, cache)
+                    times.setdefault(name, {}).setdefault(which, []).append(s)
+                    print(f"round {r + 1} {name:8s} {which:5s} {s:7.1f} s", flush=True)
+    rows = {}
+    for name, t in times.items():
+        c, w = float(np.median(t["cold"])), float(np.median(t["warm"]))
+        rows[name] = {"command": "python -m " + " ".join(commands("WORK", "THETA", "PHOTOS")[name]),
+                      "cold_s": c, "warm_s": w, "warm_over_cold": w / c, "cold_all_s": t["cold"],
+                      "warm_all_s": t["warm"]}
+        print(f"{name:8s} cold {c:7.1f} s  warm {w:7.1f} s  warm/cold {w / c:.2f}")
+    path = write_result(f"compile_cache_{args.label}", {
+        "what": "wall time of each user command, start to exit: with an empty persistent compilation cache "
+                "(cold), then run again with the programs the first run left in it (warm); median of the rounds",
+        "rev": rev, "rounds": args.rounds, "load_average_before": load_before,
+        "load_average_after": os.getloadavg(), "rows": rows})
     print(f"wrote {path}")
 
 
