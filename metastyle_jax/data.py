@@ -286,25 +286,6 @@ class _Sampler:
             for j in range(count)
         ]
 
-    def images_from(self, rng, count):
-        """`count` images drawn uniformly (with replacement) with a numpy Generator."""
-        n = len(self)
-        picks = rng.integers(0, n, count)
-        return [self._first_readable((int(i) + k) % n for k in range(n)) for i in picks]
-
-
-def _as_generator(rng):
-    """A numpy Generator from a numpy Generator or a JAX PRNG key."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    import jax
-
-    if not hasattr(rng, "dtype"):
-        raise TypeError(f"expected a step, a numpy Generator or a JAX PRNG key, got {type(rng).__name__}")
-    if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
-        rng = jax.random.key_data(rng)
-    return np.random.default_rng(np.asarray(rng).ravel().tolist())
-
 
 def _crop(image, size, rng, random):
     """An S x S window of an image whose shorter side is S: random offset along the longer side, or centred."""
@@ -393,21 +374,6 @@ class ContentData(_Sampled):
         rng = np.random.default_rng([self.seed, self._sampler.stream, 1, int(step)])
         return self._crops(pictures, rng)
 
-    def batch(self, rng, batch_size):
-        """A batch, float32 (batch_size, S, S, 3): `rng` an int step (see `batch_at`), a numpy Generator, or a
-        JAX PRNG key (images drawn with replacement, crops from the same generator)."""
-        if isinstance(rng, (int, np.integer)):
-            return self.batch_at(int(rng), batch_size)
-        generator = _as_generator(rng)
-        return self._crops(self._sampler.images_from(generator, int(batch_size)), generator)
-
-    def batches(self, batch_size, start=0):
-        """The endless sequence batch_at(start), batch_at(start + 1), ... (feed it to `prefetch`)."""
-        step = int(start)
-        while True:
-            yield self.batch_at(step, batch_size)
-            step += 1
-
 
 def _square(image, size, mode):
     """A style picture as float32 (S, S, 3): squashed to S x S ("square") or shorter side S, centre ("crop")."""
@@ -457,11 +423,6 @@ class StyleData(_Sampled):
         if self.origin == EMBEDDED:
             pool = _array_pool(paths, [pool.load(i) for i in range(len(paths))])
         self._sampler = _Sampler(pool, self.seed, _STREAMS[("style", split)])
-
-
-    def image(self, i):
-        """Style i: float32 (S, S, 3) in [0, 1]; UserError if its file cannot be read."""
-        return self._sampler.pool.load(int(i))
 
     def style_at(self, step, n=1):
         """The `n` styles of meta-step `step`: float32 (n, S, S, 3); each epoch visits every style once."""

@@ -388,22 +388,6 @@ def list_images(root):
     return sorted(found)
 
 
-def load_folder(root, max_side=None, min_side=DEFAULT_MIN_SIDE, short_side=None, max_pixels=DEFAULT_MAX_PIXELS):
-    """Load every image under `root` (see `list_images`, `load_image`).
-
-    Returns (images, paths, skipped): the float32 (H_i, W_i, 3) images and their paths, and a list of
-    (path, reason) for the files that could not be read, which are skipped, not fatal.
-    """
-    images, paths, skipped = [], [], []
-    for path in list_images(root):
-        try:
-            images.append(load_image(path, max_side, min_side, short_side, max_pixels))
-            paths.append(path)
-        except UserError as e:
-            skipped.append((path, str(e)))
-    return images, paths, skipped
-
-
 def _to_height(image, height):
     """Float32 RGB (height, w, 3) version of an image array, aspect kept."""
     x = as_float_rgb(image)

@@ -93,22 +93,6 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     np.testing.assert_array_equal(late, b.batch_at(7, 4))
     assert not np.array_equal(a.batch_at(0, 4), a.batch_at(1, 4))
     assert not np.array_equal(a.batch_at(0, 4), data.ContentData(size=48, seed=4).batch_at(0, 4))
-    resumed = list(itertools.islice(a.batches(4, start=7), 2))
-    np.testing.assert_array_equal(resumed[0], late)
-    np.testing.assert_array_equal(resumed[1], b.batch_at(8, 4))
-
-
-def test_batch_with_generator_and_jax_key():
-    import jax
-
-    content = data.ContentData(size=32, seed=0)
-    g1 = content.batch(np.random.default_rng(5), 3)
-    np.testing.assert_array_equal(g1, content.batch(np.random.default_rng(5), 3))
-    k1 = content.batch(jax.random.PRNGKey(1), 3)
-    np.testing.assert_array_equal(k1, content.batch(jax.random.PRNGKey(1), 3))
-    assert k1.shape == (3, 32, 32, 3)
-    assert content.batch(jax.random.key(2), 2).shape == (2, 32, 32, 3)
-    np.testing.assert_array_equal(content.batch(4, 2), content.batch_at(4, 2))
 
 
 def test_each_epoch_visits_every_image_once(tmp_path):
@@ -209,8 +193,8 @@ def test_style_resize_modes(tmp_path):
     pic = np.zeros((40, 80, 3), np.uint8)
     pic[:, :20] = 255
     Image.fromarray(pic).save(tmp_path / "wide.png")
-    square = data.StyleData(str(tmp_path / "wide.png"), size=20).image(0)
-    crop = data.StyleData(str(tmp_path / "wide.png"), size=20, resize_mode="crop").image(0)
+    square = data.StyleData(str(tmp_path / "wide.png"), size=20).style_at(0)[0]
+    crop = data.StyleData(str(tmp_path / "wide.png"), size=20, resize_mode="crop").style_at(0)[0]
     assert square.shape == crop.shape == (20, 20, 3)
     assert square[:, :3].min() > 0.9 and square[:, 8:].max() < 0.1
     assert crop.max() < 0.1
@@ -218,8 +202,8 @@ def test_style_resize_modes(tmp_path):
 
 def test_prefetch_matches_direct_iteration():
     content = data.ContentData(size=32, seed=1)
-    direct = list(itertools.islice(content.batches(2, start=3), 5))
-    with data.prefetch(content.batches(2, start=3), depth=2) as ahead:
+    direct = [content.batch_at(t, 2) for t in range(3, 8)]
+    with data.prefetch((content.batch_at(t, 2) for t in itertools.count(3)), depth=2) as ahead:
         fetched = list(itertools.islice(ahead, 5))
     for x, y in zip(direct, fetched, strict=True):
         np.testing.assert_array_equal(x, y)

@@ -391,18 +391,6 @@ def test_list_images_recursive_sorted(tmp_path):
         images.list_images(tmp_path / "b.JPG")
 
 
-def test_load_folder_skips_bad_files(tmp_path):
-    Image.fromarray(_gradient()).save(tmp_path / "good.png")
-    (tmp_path / "sub").mkdir()
-    Image.fromarray(_gradient()).save(tmp_path / "sub" / "good2.jpg")
-    (tmp_path / "bad.jpg").write_text("not an image")
-    Image.new("RGB", (4, 4)).save(tmp_path / "tiny.png")
-    loaded, paths, skipped = images.load_folder(tmp_path, max_side=24)
-    assert [os.path.basename(p) for p in paths] == ["good.png", "good2.jpg"]
-    assert all(im.shape == (20, 24, 3) for im in loaded)
-    assert sorted(os.path.basename(p) for p, _ in skipped) == ["bad.jpg", "tiny.png"]
-
-
 def test_hstack_and_grid():
     a = np.zeros((20, 30, 3), np.float32)
     b = np.full((40, 40), 255, np.uint8)
