@@ -1,8 +1,8 @@
 """MetaStyle meta-training (Algorithm 1) with the paper's settings; `python -m metastyle_jax.train`.
 
 Values are the paper's (section 5.1 and supplementary section 2). Where the official PyTorch code
-(github.com/WellyZhang/MetaStyle, src/main.py) differs, the comment says so and the key switches it;
-`configs/metastyle_official.py`-style runs are one `--set` away, e.g.
+(github.com/WellyZhang/MetaStyle, src/main.py) differs, the comment says so and the key switches it; the
+official code's settings are one set of overrides away:
 `--set inner_lr=1e-5 --set outer_lr=1e-5 --set data.split_content=False --set seed=12345`.
 """
 
@@ -16,7 +16,7 @@ def get_config():
     c.mode = "second_order"    # second_order (exact meta-gradient, the paper) | first_order (MAML without
     #                            the second-order term) | reptile (theta moves toward the adapted weights)
     c.meta_grad = "autodiff"   # how the exact meta-gradient is computed: autodiff (jax.grad through the
-    #                            lax.scan of the inner steps, as the official code's create_graph=True) |
+    #                            unrolled inner steps, as the official code's create_graph=True) |
     #                            hvp (reverse accumulation over the inner steps with reverse-over-reverse
     #                            Hessian-vector products: same gradient to float rounding, same speed at T=1,
     #                            memory independent of T)

@@ -2,8 +2,9 @@
 
 Content: batches of random square crops, float32 (B, S, S, 3) in [0, 1], from an image folder, a TensorFlow
 Datasets dataset (`tfds:NAME[:split]`) or the embedded scikit-image photos. Each image is first resized so
-its shorter side is S (Lanczos), as the official MetaStyle code does, then an S x S window is cropped (the
-official code takes the centre one; `crop="random"`, the default here, takes a random one).
+its shorter side is S, as the official MetaStyle code does (there bilinearly, here with Lanczos), then an
+S x S window is cropped (the official code takes the centre one; `crop="random"`, the default here, takes a
+random one).
 
 Styles: square images, float32 (N, S, S, 3), from a folder (e.g. WikiArt) or the embedded paintings, resized
 to S x S as the official code does (`transforms.Resize((S, S))`), or, with `resize_mode="crop"`, shorter side
