@@ -246,8 +246,12 @@ def _read_torchvision(path):
 
 
 def _converted_dir():
-    """Where converted weights live: $METASTYLE_VGG_DIR, else the repository's `vgg_weights/`."""
-    return Path(os.environ.get("METASTYLE_VGG_DIR") or Path(__file__).resolve().parents[1] / "vgg_weights")
+    """Where converted weights live: $METASTYLE_VGG_DIR, else the `vgg_weights/` folder of the source checkout
+    the package runs from, else (an installed wheel) `cache.root()/vgg_weights`."""
+    if os.environ.get("METASTYLE_VGG_DIR"):
+        return Path(os.environ["METASTYLE_VGG_DIR"])
+    checkout = Path(__file__).resolve().parents[1] / "vgg_weights"
+    return checkout if (checkout / "README.md").is_file() else cache.root() / "vgg_weights"
 
 
 def _pip_command(dest):

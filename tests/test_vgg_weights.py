@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import h5py
 import jax.numpy as jnp
@@ -480,3 +481,17 @@ def test_path_required(source):
 def test_unknown_source():
     with pytest.raises(UserError, match="hed, torchvision, keras"):
         vgg_weights.load_vgg("vgg19")
+
+
+def test_converted_weights_go_to_the_checkout_or_else_the_user_cache(tmp_path, monkeypatch):
+    from metastyle_jax import vgg_weights as vw
+
+    monkeypatch.delenv("METASTYLE_VGG_DIR", raising=False)
+    monkeypatch.setenv("METASTYLE_CACHE", str(tmp_path / "cache"))
+    assert vw._converted_dir() == Path(vw.__file__).resolve().parents[1] / "vgg_weights"  # this checkout
+    installed = tmp_path / "site-packages" / "metastyle_jax"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(vw, "__file__", str(installed / "vgg_weights.py"))  # as a wheel installs it
+    assert vw._converted_dir() == tmp_path / "cache" / "vgg_weights"
+    monkeypatch.setenv("METASTYLE_VGG_DIR", str(tmp_path / "mine"))
+    assert vw._converted_dir() == tmp_path / "mine"
