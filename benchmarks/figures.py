@@ -118,4 +118,4 @@ def stylized_loss(vgg_params, spec, outputs, contents, grams, weights=DEFAULT_WE
 
 @functools.partial(jax.jit, static_argnames=("spec", "weights"))
 def _perceptual_loss(vgg_params, outputs, contents, grams, *, spec, weights):
-    return losses.perceptual_loss(vgg_params, spec, outputs, contents, grams, weights)
+    return losses.perceptual_loss(vgg_params, spec, outputs, grams, contents=contents, weights=weights)

@@ -38,7 +38,8 @@ def optimizer(lr, only_in=False):
 
 def _loss(params, vgg_params, grams, contents, spec, weights):
     """Eq. 4 of M(contents; params) against `contents` and the style Grams: (scalar, {content, style})."""
-    return losses.perceptual_loss(vgg_params, spec, transformer.apply(params, contents), contents, grams, weights)
+    return losses.perceptual_loss(vgg_params, spec, transformer.apply(params, contents), grams, contents=contents,
+                                  weights=weights)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "only_in"))

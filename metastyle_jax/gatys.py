@@ -16,16 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import cli, images, losses, outputs, plotting, vgg16
+from metastyle_jax import cli, images, losses, outputs, plotting
 from metastyle_jax.errors import UserError
 
 
 def _loss(x, vgg_params, spec, content_feat, grams, weights):
     """Perceptual loss of one image x (H, W, 3) against fixed content features and style Grams."""
-    feats = vgg16.features(vgg_params, spec, x[None])
-    lc = losses.content_loss(feats[weights.content_layer], content_feat)
-    ls = losses.style_loss(feats, grams, weights.style_layers)
-    return weights.alpha * lc + weights.beta * ls, (lc, ls)
+    total, parts = losses.perceptual_loss(vgg_params, spec, x[None], grams, content_feat=content_feat, weights=weights)
+    return total, (parts["content"], parts["style"])
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "steps"))
@@ -50,7 +48,7 @@ def run_steps(x, opt_state, vgg_params, content_feat, grams, *, spec, weights, l
 
 def targets(vgg_params, spec, content, style, weights):
     """Content features (1, h, w, C) of `content` (H, W, 3) and style Grams of `style` (Hs, Ws, 3)."""
-    content_feat = vgg16.features(vgg_params, spec, jnp.asarray(content)[None])[weights.content_layer]
+    content_feat = losses.content_features(vgg_params, spec, jnp.asarray(content)[None], weights.content_layer)
     grams = losses.style_grams(vgg_params, spec, jnp.asarray(style)[None], weights.style_layers)
     return content_feat, grams
 

@@ -9,6 +9,7 @@ more than relu4_3 (C=512) relative to eq. 2 as printed; alpha=1, beta=1e5 were t
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from metastyle_jax import vgg16
@@ -53,15 +54,28 @@ def style_grams(vgg_params, spec, style_images, layers=STYLE_LAYERS):
     return {k: gram(feats[k]) for k in layers}
 
 
-def perceptual_loss(vgg_params, spec, outputs, contents, grams, weights=LossWeights()):
-    """Eq. 4: alpha * content + beta * style for stylized `outputs` of `contents`, both (B, H, W, 3).
+def content_features(vgg_params, spec, contents, layer=CONTENT_LAYER, dtype=jnp.float32):
+    """The content targets of eq. 1, phi_layer(I_c) of contents (B, H, W, 3): constants (no gradient)."""
+    return jax.lax.stop_gradient(vgg16.features(vgg_params, spec, contents, dtype)[layer])
 
-    grams: layer -> (1 or B, C, C) style targets. Returns (scalar loss, {"content", "style"} unweighted).
-    """
+
+def perceptual_loss(vgg_params, spec, outputs, grams, *, content_feat=None, contents=None, weights=LossWeights(),
+                    dtype=jnp.float32):
+    """Eq. 4: alpha * content + beta * style of stylized `outputs` (B, H, W, 3) against style Grams
+    (layer -> (1 or B, C, C)) and content targets given as one of: `content_feat`, precomputed by
+    `content_features` (VGG16 then runs on the outputs only), or `contents` (B, H, W, 3), whose features come
+    from the same VGG16 pass as the outputs' (one pass over [outputs, contents], the targets held constant).
+
+    weights.alpha and weights.beta may be traced values. Returns (scalar loss, {"content", "style"}
+    unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
+    if (content_feat is None) == (contents is None):
+        raise ValueError("perceptual_loss: give exactly one of content_feat and contents")
     b = outputs.shape[0]
-    feats = vgg16.features(vgg_params, spec, jnp.concatenate([outputs, contents], axis=0))
-    fx = {k: v[:b] for k, v in feats.items()}
-    fc = feats[weights.content_layer][b:]
-    lc = content_loss(fx[weights.content_layer], fc)
-    ls = style_loss(fx, grams, weights.style_layers)
+    feats = vgg16.features(vgg_params, spec, outputs if contents is None else
+                           jnp.concatenate([outputs, contents.astype(outputs.dtype)], axis=0), dtype)
+    if contents is not None:
+        content_feat = jax.lax.stop_gradient(feats[weights.content_layer][b:])
+        feats = {k: v[:b] for k, v in feats.items()}
+    lc = content_loss(feats[weights.content_layer], content_feat)
+    ls = style_loss(feats, grams, weights.style_layers)
     return weights.alpha * lc + weights.beta * ls, {"content": lc, "style": ls}

@@ -13,9 +13,8 @@ XLA's CPU backend rewrites convolutions into its fast (Eigen/XNNPACK) layouts on
 and inside a `while` the backward-data and weight-gradient convolutions of the meta-gradient ran as
 naive loops, ~10x slower (benchmarks/profile_meta.py, benchmarks/results/meta_step_profile_cpu.json).
 
-The perceptual loss is `losses.perceptual_loss`'s (same terms, same reduction) with VGG16 run on the
-stylized outputs only: the content targets are computed once per batch outside every derivative, where
-`perceptual_loss` would run (and differentiate) VGG16 on the concatenated [outputs, contents] batch.
+The loss of a task is `losses.perceptual_loss`, with the content targets computed once per batch outside
+every derivative.
 
 Modes, one code path:
 - "second_order": the exact meta-gradient (MAML).
@@ -47,7 +46,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from metastyle_jax import losses, transformer, vgg16
+from metastyle_jax import losses, transformer
 
 MODES = ("second_order", "first_order", "reptile")
 META_GRADS = ("autodiff", "hvp")
@@ -202,20 +201,18 @@ def content_features(vgg_params, spec, contents, settings):
     """The content-loss targets phi_relu2_2(I_c) of contents (..., B, H, W, 3): constants (no gradient)."""
     lead = contents.shape[:-4]
     flat = contents.reshape((-1,) + contents.shape[-3:])
-    feat = vgg16.features(vgg_params, spec, flat, DTYPES[settings.dtype])[losses.CONTENT_LAYER]
-    return jax.lax.stop_gradient(feat.reshape(lead + (contents.shape[-4],) + feat.shape[1:]))
+    feat = losses.content_features(vgg_params, spec, flat, dtype=DTYPES[settings.dtype])
+    return feat.reshape(lead + (contents.shape[-4],) + feat.shape[1:])
 
 
 def task_loss(params, vgg_params, spec, contents, content_feat, grams, settings, hyper):
-    """Eq. 4 for one style (the official reduction, as `losses.perceptual_loss`): the perceptual loss of
-    M(contents; params), contents (B, H, W, 3), content_feat their relu2_2 features, grams {layer: (C, C)}
-    -> (scalar, {"content", "style"} unweighted). VGG runs on the outputs only: the content features are
-    computed once per batch, outside every derivative."""
+    """Eq. 4 for one style, `losses.perceptual_loss` of M(contents; params): contents (B, H, W, 3),
+    content_feat their relu2_2 features, grams {layer: (C, C)} -> (scalar, {"content", "style"} unweighted),
+    alpha and beta from `hyper` (traced)."""
     dtype = DTYPES[settings.dtype]
-    feats = vgg16.features(vgg_params, spec, transformer.apply(params, contents, dtype), dtype)
-    lc = losses.content_loss(feats[losses.CONTENT_LAYER], content_feat)
-    ls = losses.style_loss(feats, {k: g[None] for k, g in grams.items()})
-    return hyper.alpha * lc + hyper.beta * ls, {"content": lc, "style": ls}
+    return losses.perceptual_loss(vgg_params, spec, transformer.apply(params, contents, dtype),
+                                  {k: g[None] for k, g in grams.items()}, content_feat=content_feat,
+                                  weights=losses.LossWeights(alpha=hyper.alpha, beta=hyper.beta), dtype=dtype)
 
 
 def unrolled_scan(f, init, xs=None, length=None, reverse=False):

@@ -319,8 +319,8 @@ def test_task_loss_is_the_perceptual_loss(random_vgg):
     feat = meta.content_features(random_vgg, IMAGENET_SPEC, contents, settings)
     ours, parts = meta.task_loss(params, random_vgg, IMAGENET_SPEC, contents, feat,
                                  {k: g[0] for k, g in grams.items()}, settings, hyper)
-    ref, ref_parts = losses.perceptual_loss(random_vgg, IMAGENET_SPEC, transformer.apply(params, contents),
-                                            contents, grams, losses.LossWeights())
+    ref, ref_parts = losses.perceptual_loss(random_vgg, IMAGENET_SPEC, transformer.apply(params, contents), grams,
+                                            contents=contents)
     assert float(ours) == pytest.approx(float(ref), rel=1e-5)
     assert float(parts["style"]) == pytest.approx(float(ref_parts["style"]), rel=1e-5)
 

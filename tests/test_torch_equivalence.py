@@ -76,7 +76,7 @@ def test_perceptual_loss_and_its_gradient_match(setup):
     outputs = np.asarray(transformer.apply(setup["theta"], contents))
     grams = losses.style_grams(vgg.params, vgg.spec, setup["style"][None])
     (ours, parts), g_ours = jax.value_and_grad(
-        lambda o: losses.perceptual_loss(vgg.params, vgg.spec, o, contents, grams), has_aux=True)(outputs)
+        lambda o: losses.perceptual_loss(vgg.params, vgg.spec, o, grams, contents=contents), has_aux=True)(outputs)
     out_t = tm.nchw(outputs).requires_grad_(True)
     t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
     theirs, lc, ls = tm.perceptual_loss(tvgg, out_t, tm.content_features(tvgg, tm.nchw(contents)), t_grams)
