@@ -9,7 +9,10 @@ import ml_collections
 
 from metastyle_jax.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+# an installed wheel carries them in the package (metastyle_jax/configs); a checkout has them at its top level
+CONFIG_DIR = next((d for d in (Path(__file__).resolve().parent / "configs",
+                               Path(__file__).resolve().parents[1] / "configs") if d.is_dir()),
+                  Path(__file__).resolve().parents[1] / "configs")
 
 
 def config_path(name):
@@ -20,8 +23,9 @@ def config_path(name):
     p = CONFIG_DIR / f"{name}.py"
     if p.exists():
         return p
+    names = sorted(q.stem for q in CONFIG_DIR.glob("*.py") if not q.stem.startswith("_"))
     raise UserError(f"config not found: {name} (give a path to a .py file with get_config(), "
-                    f"or one of: {', '.join(sorted(q.stem for q in CONFIG_DIR.glob('*.py')))})")
+                    f"or one of: {', '.join(names)})")
 
 
 def load(name, overrides=()):

@@ -1,0 +1,53 @@
+"""The package as a user installs it: a wheel (not this checkout), run where no checkout is beside it."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, real_vgg):
+    """The wheel of this checkout, unpacked as site-packages would hold it; the HED weights converted once."""
+    if importlib.util.find_spec("setuptools") is None:
+        pytest.skip("building the wheel offline needs setuptools in this environment")
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(root), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = root.glob("metastyle_jax-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(root / "site")
+    return root
+
+
+def _run(site, *args):
+    """`python args` from the unpacked wheel, in a folder with no checkout, VGG weights from this session."""
+    env = dict(os.environ, PYTHONPATH=str(site / "site"),
+               METASTYLE_VGG_DIR=str(ROOT / "vgg_weights"), METASTYLE_CACHE=str(site / "cache"))
+    work = site / "work"
+    work.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, *args], cwd=work, env=env, capture_output=True, text=True)
+
+
+def test_the_wheel_carries_its_configs_models_and_paintings(site):
+    out = _run(site, "-c", "import metastyle_jax, metastyle_jax.config as c; print(metastyle_jax.__file__); "
+                           "print(c.CONFIG_DIR); print(c.load('metastyle').outer_lr)")
+    assert out.returncode == 0, out.stderr
+    package, configs, lr = out.stdout.split()
+    assert Path(package).is_relative_to(site / "site") and Path(configs) == site / "site" / "metastyle_jax" / "configs"
+    assert float(lr) == 1e-3
+    err = _run(site, "-m", "metastyle_jax.train", "--config", "metastyle", "--set", "mode=maml", "--workdir", "w")
+    assert err.returncode == 2 and "mode must be one of" in err.stderr, err.stderr  # the config was found
+
+
+def test_a_small_adaptation_from_the_wheel(site):
+    out = _run(site, "-m", "metastyle_jax.adapt", "--style", "embedded:wave", "--size", "32", "--style-size", "32",
+               "--batch-size", "1", "--steps", "2", "--eval-every", "0", "--out", "wave")
+    assert out.returncode == 0, out.stderr
+    assert (site / "work" / "wave" / "meta.json").is_file() and (site / "work" / "wave_preview.png").is_file()
