@@ -93,8 +93,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if len(args.models) < 2:
         raise cli.UserError("--models needs at least two adapted checkpoints to interpolate between")
-    if args.size is not None and args.size < 16:
-        raise cli.UserError("--size must be at least 16 px")
+    if args.size is not None:
+        cli.check_side("--size", args.size)
     cli.check_image_suffix(args.out)
     outputs.check([args.out, args.save_model], [checkpoints.resolve_model(m) for m in args.models] + [args.content],
                   args.force)

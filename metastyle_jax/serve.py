@@ -455,8 +455,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise cli.UserError("--port must be between 0 and 65535")
-    if args.max_side < 16:
-        raise cli.UserError("--max-side must be at least 16 px")
+    cli.check_side("--max-side", args.max_side)
     if not args.max_upload_mb > 0:
         raise cli.UserError("--max-upload-mb must be positive")
     if args.adapt_steps is not None and args.adapt_steps < 0:

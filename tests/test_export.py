@@ -155,7 +155,7 @@ def test_missing_converter_is_one_clear_error(monkeypatch):
     (lambda t, m: ["--model", str(t / "missing"), "--format", "onnx"], "not found"),
     (lambda t, m: ["--model", str(m["theta"]), "--format", "stablehlo"], "'theta' model"),
     (lambda t, m: ["--model", str(m["adapted"]), "--format", "tflite"], "invalid choice"),
-    (lambda t, m: ["--model", str(m["adapted"]), "--format", "stablehlo", "--size", "8", "8"], "at least 16"),
+    (lambda t, m: ["--model", str(m["adapted"]), "--format", "stablehlo", "--size", "8", "8"], "between 16 and 8192 px"),
     (lambda t, m: ["--model", str(m["adapted"]), "--format", "onnx", "--platforms", "gpu"], "--platforms"),
     (lambda t, m: ["--model", str(m["adapted"]), "--format", "stablehlo", "--out", str(m["adapted"])], "--force"),
 ])

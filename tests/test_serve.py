@@ -235,7 +235,7 @@ def run_cli(*args, timeout=120):
 
 @pytest.mark.parametrize("args,message", [
     (["--port", "70000"], "--port must be between 0 and 65535"),
-    (["--max-side", "8"], "--max-side must be at least 16 px"),
+    (["--max-side", "8"], "--max-side must be between 16 and 8192 px"),
     (["--models-dir", "/nonexistent/models"], "no such folder"),
     (["--adapt-steps", "0"], "no styles to offer"),
     (["--vgg", "keras"], "--vgg keras needs --vgg-path"),
