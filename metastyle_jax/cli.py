@@ -139,14 +139,11 @@ def add_vgg_args(parser):
 
 
 def load_vgg_from_args(args, cfg=None):
-    """The VGGWeights chosen by --vgg/--vgg-path, falling back to cfg.vgg.source/path, then 'hed'."""
+    """The VGGWeights chosen by --vgg/--vgg-path, falling back to cfg.vgg.source/path, then 'hed'
+    (`vgg_weights.select`)."""
     from metastyle_jax import vgg_weights
 
-    source = args.vgg or (cfg.vgg.source if cfg is not None else None) or "hed"
-    path = args.vgg_path or (cfg.vgg.path if cfg is not None else None) or None
-    if source != "hed" and not path:
-        raise UserError(f"--vgg {source} needs --vgg-path pointing at the weight file")
-    return vgg_weights.load_vgg(source, path)
+    return vgg_weights.load_vgg(*vgg_weights.select(args.vgg, args.vgg_path, cfg))
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

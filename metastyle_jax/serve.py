@@ -26,7 +26,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-from metastyle_jax import adapt, checkpoints, cli, images, stylize
+from metastyle_jax import adapt, checkpoints, cli, images, stylize, vgg_weights
 
 WEB = Path(__file__).with_name("web")
 UPLOAD_MAX_PIXELS = adapt.STYLE_MAX_PIXELS  # decoding a bigger photo only to downscale it is wasted memory
@@ -474,10 +474,7 @@ def adaptation_from_args(args):
         return None
     if cfg.batch_size < 1 or cfg.size < 16 or cfg.style_size < 16 or not cfg.lr > 0:
         raise cli.UserError("the adaptation config needs batch_size >= 1, size and style_size >= 16, lr > 0")
-    if args.vgg and args.vgg != "hed" and not args.vgg_path:
-        raise cli.UserError(f"--vgg {args.vgg} needs --vgg-path pointing at the weight file")
-    if args.vgg_path and not os.path.isfile(args.vgg_path):
-        raise cli.UserError(f"--vgg-path {args.vgg_path}: no such file")
+    vgg_weights.select(args.vgg, args.vgg_path, cfg)  # a bad choice is an error now, not at the first adaptation
     theta = checkpoints.load_model(args.theta, kinds=("theta",))[0] if args.theta else None
     return Adaptation(cfg, theta, str(args.theta) if args.theta else None,
                       lambda: cli.load_vgg_from_args(args, cfg))

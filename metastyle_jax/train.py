@@ -175,10 +175,8 @@ def resolve_config(args):
     """The run's config: the --config file with --set overrides, or, with --resume, the saved one with
     the overrides RESUMABLE_KEYS allows."""
     cfg = config_lib.load(args.config, args.set)
-    if args.vgg:
-        cfg.vgg.source = args.vgg
-    if args.vgg_path:
-        cfg.vgg.path = args.vgg_path
+    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
+    cfg.vgg.path = cfg.vgg.path or ""
     if not args.resume:
         return cfg
     path = Path(args.workdir) / "config.json"

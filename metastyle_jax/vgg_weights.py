@@ -332,6 +332,19 @@ def _load_converted(directory, source):
     return VGGWeights(params, SOURCES[source], source, sha256, path)
 
 
+def select(source=None, path=None, cfg=None):
+    """(source, path) of the VGG16 weights a command uses: `source`/`path` (its --vgg/--vgg-path flags), else
+    the config's vgg.source/vgg.path, else "hed" and no file. A UserError, before anything is loaded, for a
+    source that needs a file without one or a file that is not there."""
+    source = source or (cfg.vgg.source if cfg is not None else None) or "hed"
+    path = path or (cfg.vgg.path if cfg is not None else None) or None
+    if source != "hed" and not path:
+        raise UserError(f"--vgg {source} needs --vgg-path pointing at the weight file")
+    if path and not os.path.isfile(path):
+        raise UserError(f"--vgg-path {path}: no such file")
+    return source, path
+
+
 def load_vgg(source="hed", path=None, cache_dir=None):
     """VGGWeights of `source` ("hed", "torchvision" or "keras").
 

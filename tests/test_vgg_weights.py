@@ -495,3 +495,18 @@ def test_converted_weights_go_to_the_checkout_or_else_the_user_cache(tmp_path, m
     assert vw._converted_dir() == tmp_path / "cache" / "vgg_weights"
     monkeypatch.setenv("METASTYLE_VGG_DIR", str(tmp_path / "mine"))
     assert vw._converted_dir() == tmp_path / "mine"
+
+
+def test_select_takes_the_flags_then_the_config_then_hed(tmp_path):
+    import ml_collections
+
+    cfg = ml_collections.ConfigDict({"vgg": {"source": "keras", "path": str(tmp_path / "w.h5")}})
+    (tmp_path / "w.h5").write_bytes(b"")
+    assert vgg_weights.select() == ("hed", None)
+    assert vgg_weights.select(cfg=cfg) == ("keras", str(tmp_path / "w.h5"))
+    assert vgg_weights.select("hed", None, ml_collections.ConfigDict({"vgg": {"source": "hed", "path": ""}})) == (
+        "hed", None)
+    with pytest.raises(UserError, match="--vgg torchvision needs --vgg-path"):
+        vgg_weights.select("torchvision")
+    with pytest.raises(UserError, match="no such file"):
+        vgg_weights.select("torchvision", str(tmp_path / "absent.pth"))
