@@ -12,6 +12,7 @@ import functools
 import hashlib
 import sys
 import time
+from typing import NamedTuple
 from pathlib import Path
 
 import jax
@@ -28,12 +29,45 @@ GRAY_SPREAD = 2.0 / 255.0        # largest channel spread (max - min over R, G, 
 DEFAULT_THETA = "theta"          # the meta-trained theta shipped in the package (checkpoints.MODELS_DIR)
 
 
-def optimizer(lr, only_in=False):
-    """Adam(lr) on every parameter, or (only_in) on the instance-norm scale/shift only, the rest frozen."""
-    if not only_in:
+class ScaleLeavesState(NamedTuple):
+    """scale_leaves keeps no state."""
+
+
+def scale_leaves(scales: dict) -> optax.GradientTransformation:
+    """Multiply each leaf of the updates by the float of the same path in `scales` (a params-shaped pytree)."""
+
+    def init_fn(params):
+        del params
+        return ScaleLeavesState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map(lambda u, s: u * s, updates, scales), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def input_scale_of(meta):
+    """The pixel range a model's conv1 kernel was trained for (255: imported from the official code, whose
+    network reads 0-255 pixels; `convert` folds the 255 into the kernel), from its meta.json; 1 otherwise."""
+    return float(((meta or {}).get("settings") or {}).get("input_scale", 1.0))
+
+
+def optimizer(lr, only_in=False, input_scale=1.0):
+    """Adam(lr) on every parameter, or (only_in) on the instance-norm scale/shift only, the rest frozen.
+
+    input_scale s != 1 (a converted official network): Adam runs on conv1's kernel as the official code
+    parameterizes it, K / s, so an adaptation moves it as the official code does: the gradient is scaled by s
+    before Adam and the update by s after (exact; Adam's step size does not depend on the gradient's scale)."""
+    if only_in:
+        labels = lambda p: jax.tree_util.tree_map(lambda m: "in" if m else "frozen", transformer.instance_norm_mask(p))
+        return optax.partition({"in": optax.adam(lr), "frozen": optax.set_to_zero()}, labels)
+    if input_scale == 1.0:
         return optax.adam(lr)
-    labels = lambda p: jax.tree_util.tree_map(lambda m: "in" if m else "frozen", transformer.instance_norm_mask(p))
-    return optax.partition({"in": optax.adam(lr), "frozen": optax.set_to_zero()}, labels)
+    scales = jax.tree_util.tree_map_with_path(
+        lambda path, _: input_scale if tuple(k.key for k in path) == ("conv1", "conv2d", "kernel") else 1.0,
+        transformer.abstract_params())
+    return optax.chain(scale_leaves(scales), optax.adam(lr), scale_leaves(scales))
 
 
 def _loss(params, vgg_params, grams, contents, spec, weights):
@@ -42,15 +76,16 @@ def _loss(params, vgg_params, grams, contents, spec, weights):
                                   weights=weights)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "only_in"))
+@functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "only_in", "input_scale"))
 def adapt_step(params, opt_state, vgg_params, grams, contents, *, spec, weights=losses.LossWeights(), lr=1e-3,
-               only_in=False):
-    """One Adam step on eq. 8: contents (B, H, W, 3) in [0, 1], grams layer -> (1, C, C).
+               only_in=False, input_scale=1.0):
+    """One Adam step on eq. 8: contents (B, H, W, 3) in [0, 1], grams layer -> (1, C, C); `optimizer` says
+    what only_in and input_scale do.
 
     Returns (params, opt_state, {"loss", "content", "style"}), the losses of this batch before the update.
     """
     (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg_params, grams, contents, spec, weights)
-    updates, opt_state = optimizer(lr, only_in).update(g, opt_state, params)
+    updates, opt_state = optimizer(lr, only_in, input_scale).update(g, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
 
 
@@ -72,7 +107,7 @@ def style_targets(vgg_params, spec, style, weights=losses.LossWeights()):
 
 
 def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
-          weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None):
+          input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None):
     """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`.
 
     style: (S, S, 3) in [0, 1]; content: a `data.ContentData` (or anything with `batch_at`); eval_contents:
@@ -86,7 +121,7 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
     vgg_params = jax.device_put(vgg_params)
     grams = style_targets(vgg_params, spec, style, weights)
     params = jax.device_put(params)
-    opt_state = optimizer(lr, only_in).init(params)
+    opt_state = optimizer(lr, only_in, input_scale).init(params)
     step_fn = None
     do_eval = eval_contents is not None and eval_every > 0
     evals = []
@@ -104,7 +139,7 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
             batch = jnp.asarray(batch)
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
                 step_fn = adapt_step.lower(params, opt_state, vgg_params, grams, batch, spec=spec, weights=weights,
-                                           lr=lr, only_in=only_in).compile()
+                                           lr=lr, only_in=only_in, input_scale=input_scale).compile()
                 cli.check_memory(cli.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
                                  f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
             params, opt_state, m = step_fn(params, opt_state, vgg_params, grams, batch)
@@ -250,7 +285,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     try:  # closing the bar ends its line, so that an error gets a line of its own
         params, hist = adapt(params, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
-                             batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_contents=held_out,
+                             batch_size=cfg.batch_size, only_in=cfg.only_in, input_scale=input_scale_of(theta_meta),
+                             weights=weights, eval_contents=held_out,
                              eval_every=cfg.eval_every,
                              progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
     finally:
@@ -263,7 +299,8 @@ def main(argv=None):
         "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha,
         from_theta=str(args.model) if args.model else None, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
         size=cfg.size, style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
-        content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, final_loss=final, final_eval_loss=final_eval,
+        content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=input_scale_of(theta_meta),
+        final_loss=final, final_eval_loss=final_eval,
         seconds=round(seconds, 3))
     checkpoints.save_model(out.absolute(), params, meta, force=args.force)  # Orbax needs an absolute path
     curves = {"train batch": hist["loss"]}

@@ -66,13 +66,14 @@ class Limits:
 class Adaptation:
     """How the page adapts to an uploaded painting: `cfg` the adapt config (configs/adapt.py: steps, lr,
     batch_size, size, style_size, alpha, beta, only_in, content, crop, seed), `theta` the params to start from
-    (None: random initialization, Johnson et al.) and `theta_path`, and `load_vgg()` -> VGGWeights (called once,
-    on the first adaptation)."""
+    (None: random initialization, Johnson et al.) and `theta_path`, `load_vgg()` -> VGGWeights (called once,
+    on the first adaptation), and theta's `input_scale` (`adapt.input_scale_of`)."""
 
     cfg: object
     theta: dict | None
     theta_path: str | None
     load_vgg: object
+    input_scale: float = 1.0
 
 
 def style_label(meta, path=None):
@@ -307,13 +308,14 @@ class Studio:
         start = a.theta if a.theta is not None else transformer.init_params(jax.random.key(cfg.seed), 16)
         params, hist = adapt.adapt(start, self._vgg.params, self._vgg.spec, style, self._content, int(cfg.steps),
                                    lr=cfg.lr, batch_size=cfg.batch_size, only_in=bool(cfg.only_in),
-                                   weights=losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta), eval_every=0,
+                                   input_scale=a.input_scale, weights=losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta), eval_every=0,
                                    progress=progress)
         meta = checkpoints.model_meta(
             "adapted", vgg=vgg_weights.describe(self._vgg), style=display_name, style_sha256=digest,
             from_theta=a.theta_path, steps=int(cfg.steps), lr=cfg.lr, batch_size=cfg.batch_size, size=cfg.size,
             style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
-            content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, final_loss=float(hist["loss"][-1]))
+            content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=a.input_scale,
+            final_loss=float(hist["loss"][-1]))
         return params, meta
 
     def _save(self, params, meta, display_name, jid):
@@ -475,9 +477,9 @@ def adaptation_from_args(args):
     if cfg.batch_size < 1 or cfg.size < 16 or cfg.style_size < 16 or not cfg.lr > 0:
         raise cli.UserError("the adaptation config needs batch_size >= 1, size and style_size >= 16, lr > 0")
     vgg_weights.select(args.vgg, args.vgg_path, cfg)  # a bad choice is an error now, not at the first adaptation
-    theta = checkpoints.load_model(args.theta, kinds=("theta",))[0] if args.theta else None
+    theta, meta = checkpoints.load_model(args.theta, kinds=("theta",)) if args.theta else (None, None)
     return Adaptation(cfg, theta, str(args.theta) if args.theta else None,
-                      lambda: cli.load_vgg_from_args(args, cfg))
+                      lambda: cli.load_vgg_from_args(args, cfg), adapt.input_scale_of(meta))
 
 
 def main(argv=None):

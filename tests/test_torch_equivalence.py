@@ -194,3 +194,55 @@ def test_outer_adam_with_decay_matches(setup):
     ours = jax.tree_util.tree_map(lambda a, b: np.asarray(a) - b, params, theta)
     theirs = jax.tree_util.tree_map(lambda a, b: a - b, tm.params_like(theta, net.state_dict()), theta)
     assert rel(ours, theirs) < 1e-4
+
+
+def test_adapting_a_converted_official_theta_moves_conv1_as_the_official_code(setup):
+    """The official network reads 0-255 pixels; `convert` folds the 255 into conv1's kernel. Adam from such a
+    theta (input_scale 255, recorded by convert) sees conv1's gradient as the official code does and moves
+    conv1 as far as five official steps on a PyTorch network fed 0-255 pixels; without the input scale Adam
+    moves it ~255x less."""
+    from metastyle_jax import convert
+
+    vgg, tvgg, theta = setup["vgg"], setup["torch_vgg"], setup["theta"]
+    official = {k: v.numpy() for k, v in tm.state_dict_from_params(theta).items()}  # as the official code saves
+    start = official["conv1.conv2d.weight"].transpose(2, 3, 1, 0)
+    net = tm.transformer_from_params(theta)
+
+    class Official(torch.nn.Module):  # the official training loop: transforms.Lambda(lambda x: x.mul(255))
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x * 255)
+
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
+    grams = adapt.style_targets(vgg.params, vgg.spec, setup["style"])
+    batches = [setup["contents"][np.roll(np.arange(4), i)] for i in range(5)]
+    theirs_mu = None
+    for b in batches:
+        tm.adapt_step(Official(net), opt, tvgg, t_grams, tm.nchw(b))
+        if theirs_mu is None:  # Adam's first moment after one step: 0.1 x conv1's gradient, official parameterization
+            theirs_mu = opt.state[net.conv1.conv2d.weight]["exp_avg"].numpy().transpose(2, 3, 1, 0).copy()
+    theirs_move = net.conv1.conv2d.weight.detach().numpy().transpose(2, 3, 1, 0) - start
+
+    moved = {}
+    for scale in (255.0, 1.0):
+        params = convert.from_state_dict(official)
+        opt_state = adapt.optimizer(1e-3, input_scale=scale).init(params)
+        for i, b in enumerate(batches):
+            params, opt_state, _ = adapt.adapt_step(params, opt_state, vgg.params, grams, jnp.asarray(b),
+                                                    spec=vgg.spec, input_scale=scale)
+            if i == 0 and scale == 255.0:
+                mu = np.asarray(opt_state[1][0].mu["conv1"]["conv2d"]["kernel"])
+                # the gradient Adam sees is the official one: 5.7e-3 measured, where the native parameterization
+                # agrees to 4e-6; the loss's own gradient with the folded kernel differs by as much from
+                # PyTorch's (both float64-stable, forward passes equal to 2e-6): under investigation (issue 13)
+                assert rel(theirs_mu, mu) < 1e-2
+        move = np.asarray(params["conv1"]["conv2d"]["kernel"]) / 255 - start
+        moved[scale] = (np.linalg.norm(move) / np.linalg.norm(theirs_move),
+                        float(np.mean(np.sign(move) == np.sign(theirs_move))))
+    # the few entries whose gradient is at rounding level may flip sign (0.15% after one step, 4% after five)
+    assert 0.9 < moved[255.0][0] < 1.1 and moved[255.0][1] > 0.93, moved
+    assert moved[1.0][0] < 0.05, moved
