@@ -171,11 +171,8 @@ class Studio:
             if style is None:
                 raise cli.UserError(f"unknown style {style_id!r}: pick one from the list (reload the page if the "
                                     "server was restarted)")
-            if style.params is None:
-                try:
-                    style.params = checkpoints.load_model(style.path, kinds=("adapted",))[0]
-                except cli.UserError as e:
-                    raise cli.UserError(self.public(str(e))) from None
+            if style.params is None:  # a damaged file's error reaches the page through public()
+                style.params = checkpoints.load_model(style.path, kinds=("adapted",))[0]
             return style
 
     def public(self, message):
