@@ -57,6 +57,15 @@ def rng():
     return np.random.default_rng(0)
 
 
+def pytest_collection_finish(session):
+    """Start test_meta's subprocess checks (minutes of compilation) as soon as they are selected, so that they
+    run beside the tests collected before them instead of after."""
+    for item in session.items:
+        if item.module.__name__.endswith("test_meta"):
+            item.module.start_workers()
+            return
+
+
 def painting(name="starry_night.jpg"):
     """Path of a shared painting, or None where ../shared/styles is absent (a fresh clone)."""
     p = STYLES / name

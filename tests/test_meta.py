@@ -6,6 +6,7 @@ float64 finite differences of the bilevel objective (x64 is process-global) for 
 `python tests/test_meta.py fd 1` or `python tests/test_meta.py devices`.
 """
 
+import atexit
 import dataclasses
 import json
 import os
@@ -90,9 +91,11 @@ def fd_worker(inner_steps):
     """Print JSON: directional derivatives of the bilevel objective (central differences, float64) and
     of the meta-gradients (second order by autodiff and by HVPs, first order) along a few directions."""
     jax.config.update("jax_enable_x64", True)
-    from metastyle_jax import losses
+    from metastyle_jax import conv, losses
     for module in (transformer, vgg16, losses):
         module.jnp = _Float64Numpy()
+    if inner_steps > 1:  # see start_workers
+        conv.for_backend = lambda backend=None: jax.lax.conv_general_dilated
     cfg = tiny_config(inner_steps=inner_steps, inner_lr=0.03, dtype="float64")
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg, np.float64)
     to64 = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), tree)
@@ -173,16 +176,35 @@ def _result(proc, timeout=900):
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def workers():
-    """The three subprocess checks, started at once: {"fd1", "fd2", "devices"} -> Popen."""
-    procs = {"fd1": _start(["fd", "1"]), "fd2": _start(["fd", "2"]),
-             "devices": _start(["devices"], ["--xla_force_host_platform_device_count=2"])}
-    yield procs
-    for p in procs.values():
+_WORKERS = {}
+
+
+def start_workers():
+    """Start the three subprocess checks once: {"fd1", "fd2", "devices"} -> Popen. conftest.py calls this as
+    soon as collection selects a test of this module, so that their compilations run beside the tests before.
+
+    fd1 differentiates through the CPU backend's convolution (metastyle_jax.conv), as meta-training does; fd2
+    (T=2) through lax.conv_general_dilated, the GPU's, which compiles in half the time. conv.py's own
+    derivatives equal lax's to third order (test_conv.py), and the meta-gradient through conv.py equals
+    PyTorch's for T=1 and T=2 (test_torch_equivalence.py)."""
+    if not _WORKERS:
+        _WORKERS.update(fd1=_start(["fd", "1"]), fd2=_start(["fd", "2"]),
+                        devices=_start(["devices"], ["--xla_force_host_platform_device_count=2"]))
+        atexit.register(_stop_workers)  # a session that ends before this module's tests leaves none running
+    return _WORKERS
+
+
+def _stop_workers():
+    for p in _WORKERS.values():
         if p.poll() is None:
             p.kill()
             p.communicate()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workers():
+    yield start_workers()
+    _stop_workers()
 
 
 @pytest.fixture(scope="module")
