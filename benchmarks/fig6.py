@@ -26,7 +26,6 @@ from metastyle_jax import (
     images,
     losses,
     plotting,
-    stylize,
     transformer,
     vgg_weights,
 )
@@ -54,7 +53,7 @@ def adapt_with_snapshots(params, vgg, grams, content, held_out, steps, *, lr, ba
             m = adapt.evaluate(params, vgg.params, grams, held_out, spec=vgg.spec, weights=weights)
             evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
         if done in snapshots:
-            shots[done] = np.asarray(stylize.stylize_batch(params, held_out[:1]))[0]
+            shots[done] = np.asarray(transformer.stylize_batch(params, held_out[:1]))[0]
 
     t0 = time.perf_counter()
     record(0)

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from benchmarks import figures
-from metastyle_jax import cli, gatys, images, losses, plotting, stylize, vgg_weights
+from metastyle_jax import cli, gatys, images, losses, plotting, transformer, vgg_weights
 
 PAPER_SNAPSHOTS = (0, 150, 800)
 ARMS = {"content_init": "Gatys et al. from the content image",
@@ -100,7 +100,7 @@ def main(argv=None):
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
     content_feat, grams = gatys.targets(vgg.params, vgg.spec, content, style, weights)
-    starts = {"content_init": content, "neutral_init": np.asarray(stylize.stylize_batch(theta, content[None]))[0]}
+    starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None]))[0]}
 
     from tqdm import tqdm
     runs = {}

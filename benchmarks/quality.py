@@ -28,7 +28,6 @@ from metastyle_jax import (
     data,
     gatys,
     losses,
-    stylize,
     transformer,
     vgg_weights,
 )
@@ -101,8 +100,8 @@ def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
         params, _ = adapt.adapt(start, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
                                 batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_every=0,
                                 progress=lambda n, loss: tick(1, loss))
-        out[method] = {"initial": score(stylize.stylize_batch(start, held_out)),
-                       "final": score(stylize.stylize_batch(params, held_out)),
+        out[method] = {"initial": score(transformer.stylize_batch(start, held_out)),
+                       "final": score(transformer.stylize_batch(params, held_out)),
                        "seconds": time.perf_counter() - t0}
     bar.set_description("quality gatys")
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, data, images, losses, outputs, plotting, stylize, transformer, vgg_weights
+from metastyle_jax import checkpoints, cli, data, images, losses, outputs, plotting, prefetch, stylize, transformer, vgg_weights
 
 STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
@@ -133,7 +133,7 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
     if do_eval:
         record_eval(0)
     hist, seconds = [], []
-    with data.prefetch(content.batch_at(s, batch_size) for s in range(steps)) as batches:
+    with prefetch.prefetch(content.batch_at(s, batch_size) for s in range(steps)) as batches:
         for step, batch in enumerate(batches):
             t0 = time.perf_counter()
             batch = jnp.asarray(batch)
@@ -162,6 +162,29 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
                "eval_loss": e[:, 1], "eval_content": e[:, 2], "eval_style": e[:, 3],
                "step_seconds": np.asarray(seconds)}
     return jax.device_get(params), history
+
+
+def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=None, from_theta=None,
+                input_scale=1.0, held_out=None, progress=None):
+    """The adaptation that `adapt` (the command) and the web page run: `adapt` from `start` (theta or a random
+    init) with the settings of `cfg` (configs/adapt.py: steps, lr, batch_size, size, style_size, alpha, beta,
+    only_in, content, crop, seed, eval_every) and VGG `vgg` (a `vgg_weights.VGGWeights`), to the (S, S, 3)
+    `style`. Returns (params, meta of the adapted model, history of `adapt`); meta records every setting,
+    the final losses and the seconds taken."""
+    t0 = time.perf_counter()
+    params, hist = adapt(start, vgg.params, vgg.spec, style, content, int(cfg.steps), lr=cfg.lr,
+                         batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
+                         weights=losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta), eval_contents=held_out,
+                         eval_every=cfg.eval_every if held_out is not None else 0, progress=progress)
+    meta = checkpoints.model_meta(
+        "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha256,
+        from_theta=from_theta, steps=int(cfg.steps), lr=cfg.lr, batch_size=cfg.batch_size, size=cfg.size,
+        style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
+        content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=input_scale,
+        final_loss=float(hist["loss"][-1]),
+        final_eval_loss=float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None,
+        seconds=round(time.perf_counter() - t0, 3))
+    return params, meta, hist
 
 
 def _check_colour(image, name, allow_gray):
@@ -249,8 +272,28 @@ def main(argv=None):
     p.add_argument("--allow-gray", action="store_true", help="accept a grayscale style image")
     cli.add_config_args(p, "adapt")
     args = p.parse_args(argv)
+    cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in",
+                                      "eval_every", "seed"))
+    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
+    model = None if args.random_init else (args.model or DEFAULT_THETA)
+    r = adapt_to_painting(cfg, args.style, args.out, model, force=args.force, allow_gray=args.allow_gray)
+    hist, settings = r["history"], r["meta"]["settings"]
+    rest = hist["step_seconds"][1:]
+    per_step = f", then {np.mean(rest):.3g} s/step" if len(rest) else ""
+    final_eval = settings["final_eval_loss"]
+    held = f" (held-out {hist['eval_loss'][0]:.4g} -> {final_eval:.4g})" if final_eval is not None else ""
+    print(f"adapted {'from ' + str(model) if model else 'from random initialization'} to {settings['style']} "
+          f"in {settings['seconds']:.1f} s ({cfg.steps} steps; first step with compilation "
+          f"{hist['step_seconds'][0]:.1f} s{per_step}); final loss {settings['final_loss']:.4g}{held} -> "
+          f"{r['out']}, {r['curve'].name}, {r['preview'].name}")
 
-    cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in", "eval_every", "seed"))
+
+def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, allow_gray=False):
+    """The `adapt` command: adapt `model` (a theta checkpoint's path or shipped name; None: random init, Johnson
+    et al.) to the painting `style_arg` (a path or embedded:NAME) with the settings of `cfg` (configs/adapt.py,
+    vgg.source/vgg.path chosen), then write the adapted checkpoint `out`, <out>_loss.png and <out>_preview.png
+    (replacing only what this program wrote before, and only with `force`). Shows a progress bar.
+    Returns {"out", "curve", "preview": paths, "meta": the checkpoint's meta, "history": `adapt`'s history}."""
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise cli.UserError("--steps and --batch-size must be at least 1")
     cli.check_side("--size", cfg.size)
@@ -260,64 +303,40 @@ def main(argv=None):
     cli.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
-    out, curve, grid_png = _outputs(args.out)
-    outputs.check([out, curve, grid_png], [args.style, cfg.content] + ([] if args.random_init else [
-        checkpoints.resolve_model(args.model or DEFAULT_THETA)]), args.force)
+    out, curve, grid_png = _outputs(out)
+    outputs.check([out, curve, grid_png], [style_arg, cfg.content] + (
+        [checkpoints.resolve_model(model)] if model else []), force)
 
-    style, style_name, style_sha = load_style(args.style, cfg.style_size, args.allow_gray)
+    style, style_name, style_sha = load_style(style_arg, cfg.style_size, allow_gray)
     content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
     held_out = held_out_batch(cfg) if cfg.eval_every else None
-    if not args.random_init:
-        args.model = args.model or DEFAULT_THETA
-        params, theta_meta = checkpoints.load_model(args.model, kinds=("theta",))
+    if model:
+        params, theta_meta = checkpoints.load_model(model, kinds=("theta",))
     else:
         params, theta_meta = transformer.init_params(jax.random.key(cfg.seed), 16), None
         print("--random-init: training from random initialization (Johnson et al.)", file=sys.stderr)
-    vgg = cli.load_vgg_from_args(args, cfg)
+    vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     theta_vgg = (theta_meta or {}).get("vgg") or {}
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
         print(f"warning: theta was trained with {theta_vgg.get('source')} VGG weights, this adaptation uses "
               f"{vgg.source}", file=sys.stderr)
-    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
-
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, desc=f"adapt {style_name}", unit="step", file=sys.stderr)
-    t0 = time.perf_counter()
     try:  # closing the bar ends its line, so that an error gets a line of its own
-        params, hist = adapt(params, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
-                             batch_size=cfg.batch_size, only_in=cfg.only_in, input_scale=input_scale_of(theta_meta),
-                             weights=weights, eval_contents=held_out,
-                             eval_every=cfg.eval_every,
-                             progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+        params, meta, hist = adapt_model(
+            cfg, params, vgg, style, content, style_name=style_name, style_sha256=style_sha,
+            from_theta=str(model) if model else None, input_scale=input_scale_of(theta_meta),
+            held_out=held_out, progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-
-    final = float(hist["loss"][-1])
-    final_eval = float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None
-    meta = checkpoints.model_meta(
-        "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha,
-        from_theta=str(args.model) if args.model else None, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
-        size=cfg.size, style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
-        content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=input_scale_of(theta_meta),
-        final_loss=final, final_eval_loss=final_eval,
-        seconds=round(seconds, 3))
-    checkpoints.save_model(out.absolute(), params, meta, force=args.force)  # Orbax needs an absolute path
+    checkpoints.save_model(out.absolute(), params, meta, force=force)  # Orbax needs an absolute path
     curves = {"train batch": hist["loss"]}
     if len(hist["eval_step"]):
         curves["held-out"] = (hist["eval_step"], hist["eval_loss"])
     plotting.loss_curves(curve, curves, title=f"adaptation to {style_name}", xlabel="step")
     shown = held_out if held_out is not None else content.batch_at(0, cfg.batch_size)
     images.save_image(grid_png, preview(params, style, shown))
-
-    first = hist["step_seconds"][0]
-    rest = hist["step_seconds"][1:]
-    per_step = f", then {np.mean(rest):.3g} s/step" if len(rest) else ""
-    held = f" (held-out {hist['eval_loss'][0]:.4g} -> {final_eval:.4g})" if final_eval is not None else ""
-    print(f"adapted {'from ' + str(args.model) if args.model else 'from random initialization'} to {style_name} "
-          f"in {seconds:.1f} s ({cfg.steps} steps; first step with compilation {first:.1f} s{per_step}); "
-          f"final loss {final:.4g}{held} -> {out}, {curve.name}, {grid_png.name}")
-
+    return {"out": out, "curve": curve, "preview": grid_png, "meta": meta, "history": hist}
 
 if __name__ == "__main__":
     cli.run(main)

@@ -294,7 +294,7 @@ class Studio:
         """`adapt.adapt` to the (S, S, 3) style from theta (or random init): (params, meta of an adapted model)."""
         import jax
 
-        from metastyle_jax import data, losses, transformer, vgg_weights
+        from metastyle_jax import data, transformer
 
         a = self.adaptation
         cfg = a.cfg
@@ -303,16 +303,9 @@ class Studio:
         if self._content is None:
             self._content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
         start = a.theta if a.theta is not None else transformer.init_params(jax.random.key(cfg.seed), 16)
-        params, hist = adapt.adapt(start, self._vgg.params, self._vgg.spec, style, self._content, int(cfg.steps),
-                                   lr=cfg.lr, batch_size=cfg.batch_size, only_in=bool(cfg.only_in),
-                                   input_scale=a.input_scale, weights=losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta), eval_every=0,
-                                   progress=progress)
-        meta = checkpoints.model_meta(
-            "adapted", vgg=vgg_weights.describe(self._vgg), style=display_name, style_sha256=digest,
-            from_theta=a.theta_path, steps=int(cfg.steps), lr=cfg.lr, batch_size=cfg.batch_size, size=cfg.size,
-            style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
-            content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=a.input_scale,
-            final_loss=float(hist["loss"][-1]))
+        params, meta, _ = adapt.adapt_model(cfg, start, self._vgg, style, self._content, style_name=display_name,
+                                            style_sha256=digest, from_theta=a.theta_path,
+                                            input_scale=a.input_scale, progress=progress)
         return params, meta
 
     def _save(self, params, meta, display_name, jid):

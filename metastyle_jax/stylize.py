@@ -28,12 +28,6 @@ MAX_SIDE = cli.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
-@jax.jit
-def stylize_batch(params, batch):
-    """M(batch; params): (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1]."""
-    return transformer.apply(params, batch)
-
-
 def stylize(params, pictures, batch_size=8, preserve_color=False):
     """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
 
@@ -47,7 +41,7 @@ def stylize(params, pictures, batch_size=8, preserve_color=False):
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
             batch = jnp.stack([pictures[i] for i in chunk])
-            result = stylize_batch(params, batch)
+            result = transformer.stylize_batch(params, batch)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)
             for i, r in zip(chunk, result):
                 out[i] = r
@@ -194,10 +188,29 @@ def main(argv=None):
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model_path(args)], args.force)
     params, meta = network_from_args(args)
 
+    written, skipped, tiled, seconds = stylize_files(
+        params, plan, args.size, tile=args.tile, overlap=args.overlap, stats_side=args.stats_side,
+        batch_size=args.batch_size, preserve_color=args.preserve_color)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    where = written[0] if len(written) == 1 else args.out
+    print(f"stylized {len(written)} image(s)" + (f" ({tiled} in tiles)" if tiled else "") +
+          f" with the {meta.get('kind')} network in {seconds:.2f} s "
+          f"(compilation included) -> {where}" + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
+                  stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False):
+    """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
+
+    Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
+    `tiling.stylize_tiled`, the rest through `stylize` in batches. An unreadable source is skipped unless it is
+    the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
+    number stylized in tiles, seconds of stylization, compilation included)."""
     loaded, skipped = [], []
     for src, dst in plan:
         try:
-            loaded.append((load_content(src, args.size), dst))
+            loaded.append((load_content(src, max_side), dst))
         except cli.UserError as e:
             if len(plan) == 1:
                 raise
@@ -206,23 +219,17 @@ def main(argv=None):
         raise cli.UserError(f"none of the {len(plan)} images could be read")
     t0 = time.perf_counter()
     pictures = [img for img, _ in loaded]
-    tiles = [tile_size(img.shape, args.tile) for img in pictures]
+    tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]
-    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], args.batch_size, args.preserve_color)))
-    for i, tile in enumerate(tiles):
-        if tile is not None:
-            styled = tiling.stylize_tiled(params, pictures[i], tile, args.overlap, args.stats_side, progress=True)
-            results[i] = color.preserve_color(styled, pictures[i]) if args.preserve_color else styled
+    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color)))
+    for i, side in enumerate(tiles):
+        if side is not None:
+            styled = tiling.stylize_tiled(params, pictures[i], side, overlap, stats_side, progress=True)
+            results[i] = color.preserve_color(styled, pictures[i]) if preserve_color else styled
     seconds = time.perf_counter() - t0
     for i, (_, dst) in enumerate(loaded):
         images.save_image(dst, results[i])
-    for line in skipped:
-        print(f"skipped {line}", file=sys.stderr)
-    where = loaded[0][1] if len(loaded) == 1 else args.out
-    tiled = len(pictures) - len(whole)
-    print(f"stylized {len(loaded)} image(s)" + (f" ({tiled} in tiles)" if tiled else "") +
-          f" with the {meta.get('kind')} network in {seconds:.2f} s "
-          f"(compilation included) -> {where}" + (f"; skipped {len(skipped)}" if skipped else ""))
+    return [dst for _, dst in loaded], skipped, len(pictures) - len(whole), seconds
 
 
 def load_content(path, max_side):

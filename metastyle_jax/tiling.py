@@ -170,7 +170,6 @@ def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, sta
     return np.clip(out[:image.shape[0], :image.shape[1]], 0.0, 1.0)
 
 
-_apply = jax.jit(transformer.apply)
 
 
 def own_stats_tiles(params, image, tile=DEFAULT_TILE):
@@ -180,5 +179,5 @@ def own_stats_tiles(params, image, tile=DEFAULT_TILE):
     out = np.empty_like(image)
     for y in range(0, image.shape[0], tile):
         for x in range(0, image.shape[1], tile):
-            out[y:y + tile, x:x + tile] = np.asarray(_apply(params, image[None, y:y + tile, x:x + tile]))[0]
+            out[y:y + tile, x:x + tile] = np.asarray(transformer.stylize_batch(params, image[None, y:y + tile, x:x + tile]))[0]
     return out

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, outputs, plotting, transformer, vgg_weights
+from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, outputs, plotting, prefetch, transformer, vgg_weights
 
 RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta",
              "damaged_checkpoints")
@@ -132,12 +132,6 @@ class MetaData:
     def sample_contents(self):
         """The fixed validation contents of the sample grids: (num_samples, H, W, 3)."""
         return self.val.batch_at(10**6 + 7, self.cfg.num_samples)
-
-
-@jax.jit
-def _neutral(params, contents):
-    """M(I_c; theta) of a content batch (B, H, W, 3)."""
-    return transformer.apply(params, contents)
 
 
 def prepare_workdir(workdir, resume, force):
@@ -275,7 +269,7 @@ class Reporter:
 
 def write_samples(path, params, contents):
     """A PNG grid: the fixed contents (top row) above their style-neutral outputs M(I_c; theta)."""
-    outputs = np.asarray(_neutral(params, contents))
+    outputs = np.asarray(transformer.stylize_batch(params, contents))
     images.save_image(path, images.grid(list(contents) + list(outputs), nrow=len(contents)))
 
 
@@ -323,18 +317,30 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     init_distributed(args)
-    cfg = resolve_config(args)
+    try:
+        return train_and_evaluate(resolve_config(args), args.workdir, args.resume, args.force, args.devices)
+    except Diverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None):
+    """Algorithm 1: meta-train theta with `cfg` (configs/metastyle.py) in `workdir` (config.json, checkpoints/,
+    TensorBoard logs, loss curves, samples, theta/), resuming from its latest intact checkpoint if `resume`,
+    on the first `num_devices` devices (all by default). Returns theta (a host pytree).
+
+    Raises UserError for a bad config or workdir, Diverged on a non-finite loss or meta-gradient."""
     check_config(cfg)
-    workdir = Path(args.workdir)
+    workdir = Path(workdir)
     outputs.check_not_input([workdir], [cfg.data.content, cfg.data.styles, cfg.init_from, cfg.vgg.path])
-    prepare_workdir(workdir, args.resume, args.force)
+    prepare_workdir(workdir, resume, force)
     lead = jax.process_index() == 0
 
     devices = jax.devices()
-    if args.devices is not None:
-        if not 1 <= args.devices <= len(devices):
-            raise cli.UserError(f"--devices {args.devices}: there are {len(devices)} devices")
-        devices = devices[:args.devices]
+    if num_devices is not None:
+        if not 1 <= num_devices <= len(devices):
+            raise cli.UserError(f"--devices {num_devices}: there are {len(devices)} devices")
+        devices = devices[:num_devices]
     mesh = meta.make_mesh(devices)
     try:
         meta.check_mesh(cfg, mesh)
@@ -350,7 +356,7 @@ def main(argv=None):
     state = meta.init_state(cfg, cfg.seed)
     ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints", interval=cfg.checkpoint_every,
                                         keep=cfg.keep_checkpoints)
-    resumed = args.resume and ckpt.latest_step() is not None
+    resumed = resume and ckpt.latest_step() is not None
     if cfg.init_from and not resumed:
         state = start_from_theta(state, cfg.init_from, vgg_info)
     start = int(state.step)
@@ -362,7 +368,7 @@ def main(argv=None):
         if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
             raise cli.UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
         state, start = restored, int(restored.step)
-    elif args.resume:
+    elif resume:
         print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
 
     state = meta.replicate(state, mesh)
@@ -389,7 +395,7 @@ def main(argv=None):
         return {"config": cfg.to_dict(), "vgg": vgg_info, "step": step,
                 "data": {"seed": cfg.seed, "next_batch": step}}
 
-    batches = data.prefetch((meta.shard_batch(source.batch_at(t), mesh) for t in itertools.count(start)),
+    batches = prefetch.prefetch((meta.shard_batch(source.batch_at(t), mesh) for t in itertools.count(start)),
                             depth=cfg.data.prefetch)
     last_saved = ckpt.latest_step()
     t0, done = time.perf_counter(), start
@@ -427,8 +433,7 @@ def main(argv=None):
         kept = (f"the last good checkpoint is iteration {last_saved} in {workdir / 'checkpoints'} (continue "
                 f"with --resume and lower learning rates, e.g. --set outer_lr=...)" if last_saved
                 else "no checkpoint was written before it")
-        print(f"error: {e}: stopping; {kept}", file=sys.stderr)
-        sys.exit(1)
+        raise Diverged(f"{e}: stopping; {kept}") from None
     finally:
         report.close()
         batches.close()

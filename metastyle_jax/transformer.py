@@ -132,6 +132,12 @@ def apply(params, images, dtype=jnp.float32, stats=None):
     return TransformerNet(dtype=dtype).apply({"params": params}, images, stats)
 
 
+@jax.jit
+def stylize_batch(params, images):
+    """`apply` compiled (once per shape): M(images; params), (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1]."""
+    return apply(params, images)
+
+
 def instance_norm_stats(params, images, dtype=jnp.float32):
     """Every instance norm's statistics on `images` (B, H, W, 3): a pytree named like the modules,
     {"in1": {"mean", "var"}, ..., "res1": {"in1": ..., "in2": ...}, ...}, leaves (B, 1, 1, C) float32."""

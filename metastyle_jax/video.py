@@ -24,7 +24,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import cli, color, data, images, outputs, stylize
+from metastyle_jax import cli, color, images, outputs, prefetch, transformer
 
 WRITE_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 DEFAULT_FOLDER_FPS = 25.0
@@ -202,10 +202,10 @@ def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False
     """Yield (content, stylized) float32 (H, W, 3) pairs for an iterable of frames, in order. Every call of
     the compiled network gets `batch_size` frames (a short last batch is padded with its last frame).
     preserve_color: keep each frame's colours, take only the stylized luminance (`color.preserve_color`)."""
-    with data.prefetch(_batches(frames, batch_size, size), depth=2) as batches:
+    with prefetch.prefetch(_batches(frames, batch_size, size), depth=2) as batches:
         for batch in batches:
             padded = jnp.stack(batch + [batch[-1]] * (batch_size - len(batch)))
-            out = stylize.stylize_batch(params, padded)
+            out = transformer.stylize_batch(params, padded)
             out = np.asarray(color.preserve_color(out, padded) if preserve_color else out)
             yield from zip(batch, out[:len(batch)])
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import color, data, images, stylize, video
+from metastyle_jax import color, data, images, stylize, transformer, video
 
 
 def _rgb_samples():
@@ -77,7 +77,7 @@ def test_video_frames_keep_their_colours(tmp_path, model, theta):
     frames = [(np.random.default_rng(i).random((32, 48, 3)) * 0.4 + 0.3).astype(np.float32) for i in range(3)]
     pairs = list(video.stylize_frames(theta, frames, batch_size=2, preserve_color=True))
     for frame, (content, styled) in zip(frames, pairs):
-        plain = np.asarray(stylize.stylize_batch(theta, frame[None]))[0]
+        plain = np.asarray(transformer.stylize_batch(theta, frame[None]))[0]
         expected = color.preserve_color(plain, frame)
         np.testing.assert_allclose(styled, expected, atol=1e-5)
     for i, f in enumerate(frames, start=1):
@@ -86,6 +86,6 @@ def test_video_frames_keep_their_colours(tmp_path, model, theta):
                   "--preserve-color", "--batch-size", "2"])
     for i in range(1, 4):  # the CLI gets 8-bit frames back from the PNGs: half a level each way
         frame = images.load_image(tmp_path / "in" / f"frame_{i}.png")
-        expected = color.preserve_color(np.asarray(stylize.stylize_batch(theta, frame[None]))[0], frame)
+        expected = color.preserve_color(np.asarray(transformer.stylize_batch(theta, frame[None]))[0], frame)
         got = images.load_image(tmp_path / "out" / f"frame_{i:06d}.png")
         assert np.abs(got - expected).max() <= 0.5 / 255 + 1e-5

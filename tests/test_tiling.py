@@ -21,7 +21,7 @@ def photo():
 @pytest.fixture(scope="module")
 def whole(theta, photo):
     """The whole image through the network at once (its own instance-norm statistics)."""
-    return np.asarray(stylize.stylize_batch(theta, photo[None]))[0]
+    return np.asarray(transformer.stylize_batch(theta, photo[None]))[0]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def small(photo):
 
 @pytest.fixture(scope="module")
 def small_whole(theta, small):
-    return np.asarray(stylize.stylize_batch(theta, small[None]))[0]
+    return np.asarray(transformer.stylize_batch(theta, small[None]))[0]
 
 
 @pytest.fixture(scope="module")
