@@ -157,7 +157,7 @@ def write_card(path, cfg, vgg, card):
         f"outer Adam on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
         f"beta {cfg.loss.beta}, {cfg.styles_per_batch} styles x {cfg.batch_size} contents, "
         f"{cfg.data.content_size} px content, {cfg.data.style_size} px styles, seed {cfg.seed} "
-        f"(configs/theta_cpu.py names every deviation from the paper)",
+        f"(`--config metastyle:cpu`, configs/metastyle.py's `cpu`, names every deviation from the paper)",
         f"- VGG16: {vgg['source']} (sha256 {vgg['sha256']}); the HED backbone is a stand-in for ImageNet VGG16",
         f"- stored as float16: the stylized output of the embedded photos at 256 px moves by at most "
         f"{card['float16_max_output_change'] * 255:.3f}/255",

@@ -3,13 +3,18 @@
 Values are the paper's (section 5.1 and supplementary section 2). Where the official PyTorch code
 (github.com/WellyZhang/MetaStyle, src/main.py) differs, the comment says so and the key switches it; the
 official code's settings are one set of overrides away:
-`--set inner_lr=1e-5 --set outer_lr=1e-5 --set data.split_content=False --set seed=12345`.
+`--set inner_lr=1e-5 --set outer_lr=1e-5 --set data.split_content=False --set seed=12345`
+(or `--config.inner_lr=1e-5 ...`, ml_collections' syntax).
+
+Variants, as big_vision's `get_config(arg)`: `--config metastyle:tiny` (tests and CPU smoke runs) and
+`--config metastyle:cpu` (the shipped theta's campaign on a 2-core CPU); each names what it changes.
 """
 
 import ml_collections
 
 
-def get_config():
+def get_config(arg=None):
+    """The paper's settings; `arg` "tiny" or "cpu" shrinks them (see `tiny` and `cpu` below)."""
     c = ml_collections.ConfigDict()
 
     # --- the bilevel problem (eq. 7, Algorithm 1)
@@ -81,4 +86,68 @@ def get_config():
     c.eval_every = 1000        # iterations per evaluation of E(theta) on a fixed held-out batch (0: never)
     c.checkpoint_every = 2000  # iterations per Orbax checkpoint (official: --checkpoint-interval 2000)
     c.keep_checkpoints = 3     # the last K checkpoints kept
+    variants = {"tiny": tiny, "cpu": cpu}
+    if arg is not None and arg not in variants:
+        raise ValueError(f"unknown variant {arg!r} (metastyle:tiny or metastyle:cpu)")
+    return variants[arg](c) if arg else c
+
+
+def tiny(c):
+    """Tests and CPU smoke runs: 32 px, 2 styles x 2 contents, 20 iterations; only size, length and
+    bookkeeping differ from the paper's settings."""
+    c.styles_per_batch = 2
+    c.batch_size = 2
+    c.num_steps = 20
+    c.data.content_size = 32
+    c.data.style_size = 32
+    c.data.prefetch = 1
+    c.log_every = 1
+    c.plot_every = 5
+    c.sample_every = 10
+    c.num_samples = 2
+    c.eval_every = 10
+    c.checkpoint_every = 5
+    c.keep_checkpoints = 2
+    return c
+
+
+def cpu(c):
+    """The shipped theta's campaign on a 2-core CPU (issue #12): iterations 0-900 at 64 px, then 128 px.
+
+        bash benchmarks/get_photos.sh          # content photos into runs/photos (never committed)
+        python -m metastyle_jax.train --config metastyle:cpu --workdir runs/theta128 \\
+            --set init_from=theta --set outer_warmup=50
+        python -m benchmarks.ship_theta --workdir runs/theta128     # its latest checkpoint -> --model theta
+
+    Each session (whose clone has no runs/) continues from the shipped theta at its recorded iteration, with a
+    fresh Adam state warmed up over 50 updates (not in the paper; the optimizer state is not committed). The
+    64 px phases ran with `--set data.content_size=64 --set data.style_size=64`.
+
+    Deviations from the paper, each for the CPU's time budget (about 12 hours of 2 cores in all):
+    - 64 px content crops and styles for iterations 0-900, 128 px from 900 (paper: 256 and 256);
+    - 4 styles x 2 contents per meta-batch (paper: 4 x 4);
+    - outer Adam lr 5e-4 for iterations 0-400, then 2e-4 (the held-out outer loss stopped falling after
+      iteration 200 at 5e-4: 5.25, 5.26, 5.33 at 200, 300, 400) (paper: 1e-3, which spiked at 32 px in the
+      tests; official code: 1e-5);
+    - styles: the 51 public-domain works of ../shared/styles/train (MANIFEST.md there), read in place; the five
+      shipped paintings (../shared/styles/*.jpg) are held out (paper: ~20,000 WikiArt paintings);
+    - content: 24 photographs from Debian's wallpaper packages plus 7 scikit-image photos
+      (benchmarks/get_photos.sh; 1 in 10 held out for validation by file-name hash) (paper: MS-COCO, ~80,000);
+    - num_steps: as many as the sessions allow; the run is stopped by hand and theta exported from its last
+      checkpoint (paper: 100,000).
+    """
+    c.styles_per_batch = 4
+    c.batch_size = 2
+    c.outer_lr = 2e-4  # 5e-4 until iteration 400 (see above)
+    c.data.content = "runs/photos"
+    c.data.styles = "../shared/styles/train"
+    c.data.content_size = 128  # 64 until iteration 900 (see above)
+    c.data.style_size = 128
+    c.log_every = 10
+    c.plot_every = 50
+    c.sample_every = 250
+    c.num_samples = 4
+    c.eval_every = 100
+    c.checkpoint_every = 25
+    c.keep_checkpoints = 2
     return c

@@ -18,6 +18,22 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """ml_collections' override syntax too: --config.KEY=VALUE or --config.KEY VALUE is --set KEY=VALUE."""
+        args = list(sys.argv[1:] if args is None else args)
+        if "--set" in self._option_string_actions:
+            rewritten = []
+            while args:
+                a = args.pop(0)
+                if a.startswith("--config."):
+                    key, eq, value = a[len("--config."):].partition("=")
+                    if not eq and args:
+                        value = args.pop(0)
+                    a = ["--set", f"{key}={value}"]
+                rewritten += a if isinstance(a, list) else [a]
+            args = rewritten
+        return super().parse_known_args(args, namespace)
+
 
 INTERRUPT_GRACE_S = 2.0  # how long Ctrl-C waits for the main thread before the process exits anyway
 

@@ -29,13 +29,15 @@ def config_path(name):
 
 
 def load(name, overrides=()):
-    """The ConfigDict of config file `name` with `overrides` ("a.b=value" strings) applied."""
+    """The ConfigDict of config file `name` with `overrides` ("a.b=value" strings) applied. "NAME:ARG" (e.g.
+    "metastyle:tiny") calls the file's get_config(ARG), as big_vision and ml_collections' config_flags do."""
+    name, _, arg = str(name).partition(":")
     path = config_path(name)
     spec = importlib.util.spec_from_file_location(f"metastyle_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-        cfg = module.get_config()
+        cfg = module.get_config(arg) if arg else module.get_config()
     except Exception as e:
         raise UserError(f"cannot load config {path}: {e}") from None
     if not isinstance(cfg, ml_collections.ConfigDict):

@@ -38,3 +38,26 @@ def test_get_config_must_return_a_configdict(tmp_path):
     path.write_text("def get_config():\n    return {'steps': 1}\n")
     with pytest.raises(UserError, match="returned a dict, not an ml_collections.ConfigDict"):
         config.load(str(path))
+
+
+def test_variants_come_from_get_config_arg():
+    paper, tiny, cpu = (config.load(n) for n in ("metastyle", "metastyle:tiny", "metastyle:cpu"))
+    assert (paper.data.content_size, tiny.data.content_size, cpu.data.content_size) == (256, 32, 128)
+    assert (tiny.num_steps, cpu.styles_per_batch, cpu.batch_size) == (20, 4, 2)
+    assert config.load("tiny").to_dict() == tiny.to_dict()                  # the file aliases
+    assert config.load("theta_cpu").to_dict() == cpu.to_dict()
+    with pytest.raises(UserError, match="unknown variant 'huge'"):
+        config.load("metastyle:huge")
+
+
+def test_ml_collections_override_flags_are_set_aliases():
+    from metastyle_jax import cli
+
+    parser = cli.ArgumentParser()
+    cli.add_config_args(parser, "metastyle")
+    args = parser.parse_args(["--config", "metastyle:tiny", "--config.outer_lr=1e-4", "--config.data.content_size",
+                              "48", "--set", "seed=3"])
+    cfg = config.load(args.config, args.set)
+    assert (cfg.outer_lr, cfg.data.content_size, cfg.seed, cfg.num_steps) == (1e-4, 48, 3, 20)
+    with pytest.raises(UserError, match="unknown config key 'nope'"):
+        config.load(args.config, parser.parse_args(["--config.nope=1"]).set)
