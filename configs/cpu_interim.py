@@ -28,18 +28,7 @@ HELD_OUT_STYLES = ("the_scream",)
 
 def get_config():
     c = config.load("metastyle")
-    c.styles_per_batch = 2
-    c.batch_size = 2
-    c.outer_lr = 3e-4
-    c.num_steps = 2000
-    c.data.styles = "runs/theta_cpu/styles"
-    c.data.content_size = 32
-    c.data.style_size = 32
-    c.log_every = 10
-    c.plot_every = 50
-    c.sample_every = 100
-    c.num_samples = 4
-    c.eval_every = 100
-    c.checkpoint_every = 25
-    c.keep_checkpoints = 2
+    c.update(styles_per_batch=2, batch_size=2, outer_lr=3e-4, num_steps=2000, log_every=10, plot_every=50,
+             sample_every=100, num_samples=4, eval_every=100, checkpoint_every=25, keep_checkpoints=2)
+    c.data.update(styles="runs/theta_cpu/styles", content_size=32, style_size=32)
     return c

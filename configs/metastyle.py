@@ -95,19 +95,9 @@ def get_config(arg=None):
 def tiny(c):
     """Tests and CPU smoke runs: 32 px, 2 styles x 2 contents, 20 iterations; only size, length and
     bookkeeping differ from the paper's settings."""
-    c.styles_per_batch = 2
-    c.batch_size = 2
-    c.num_steps = 20
-    c.data.content_size = 32
-    c.data.style_size = 32
-    c.data.prefetch = 1
-    c.log_every = 1
-    c.plot_every = 5
-    c.sample_every = 10
-    c.num_samples = 2
-    c.eval_every = 10
-    c.checkpoint_every = 5
-    c.keep_checkpoints = 2
+    c.update(styles_per_batch=2, batch_size=2, num_steps=20, log_every=1, plot_every=5, sample_every=10,
+             num_samples=2, eval_every=10, checkpoint_every=5, keep_checkpoints=2)
+    c.data.update(content_size=32, style_size=32, prefetch=1)
     return c
 
 
@@ -136,18 +126,9 @@ def cpu(c):
     - num_steps: as many as the sessions allow; the run is stopped by hand and theta exported from its last
       checkpoint (paper: 100,000).
     """
-    c.styles_per_batch = 4
-    c.batch_size = 2
-    c.outer_lr = 2e-4  # 5e-4 until iteration 400 (see above)
-    c.data.content = "runs/photos"
-    c.data.styles = "../shared/styles/train"
-    c.data.content_size = 128  # 64 until iteration 900 (see above)
-    c.data.style_size = 128
-    c.log_every = 10
-    c.plot_every = 50
-    c.sample_every = 250
-    c.num_samples = 4
-    c.eval_every = 100
-    c.checkpoint_every = 25
-    c.keep_checkpoints = 2
+    c.update(styles_per_batch=4, batch_size=2, outer_lr=2e-4,  # outer lr 5e-4 until iteration 400 (see above)
+             log_every=10, plot_every=50, sample_every=250, num_samples=4, eval_every=100, checkpoint_every=25,
+             keep_checkpoints=2)
+    c.data.update(content="runs/photos", styles="../shared/styles/train",
+                  content_size=128, style_size=128)  # 64 px until iteration 900 (see above)
     return c
