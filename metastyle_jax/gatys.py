@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import cli, images, losses, outputs, plotting
+from metastyle_jax import cli, images, losses, outputs, plotting, vgg_weights
 from metastyle_jax.errors import UserError
 
 
@@ -112,22 +112,35 @@ def main(argv=None):
     p.add_argument("--compare", metavar="PNG", help="also write content | style | result side by side")
     cli.add_config_args(p, "gatys")
     args = p.parse_args(argv)
-
     cfg = cli.config_from_args(args, ("init", "steps", "size", "style_size", "lr"))
+    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
+    r = transfer(cfg, args.content, args.style, args.out, args.compare, args.force)
+    hist, result = r["history"], r["result"]
+    print(f"wrote {r['out']} ({result.shape[1]}x{result.shape[0]}) and {r['curve']}; {cfg.steps} steps in "
+          f"{r['seconds']:.1f} s (compilation included); loss {hist['total'][0]:.4g} -> {hist['total'][-1]:.4g} "
+          f"(content {hist['content'][-1]:.4g}, style {hist['style'][-1]:.4g})")
+
+
+def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
+    """The `gatys` command: optimize the pixels of an image (configs/gatys.py: init, steps, size, style_size, lr,
+    alpha, beta, vgg.source/vgg.path chosen) so that it has the content of `content_arg` and the style of
+    `style_arg` (paths or embedded:NAME), then write it to `out`, its loss curve beside it as <name>_loss.png
+    and, given `compare`, content | style | result side by side. Shows a progress bar.
+    Returns {"out", "curve": paths, "result": (H, W, 3) image, "history": `optimize`'s, "seconds"}."""
     cli.check_lr("--lr", cfg.lr)
     if cfg.steps < 1:
         raise cli.UserError("--steps must be at least 1")
     cli.check_side("--size", cfg.size)
     cli.check_side("--style-size", cfg.style_size)
-    out = Path(args.out)
+    out = Path(out)
     curve = out.with_name(f"{out.stem}_loss.png")
-    outputs.check([out, curve, args.compare], [args.content, args.style, cfg.init], args.force)
+    outputs.check([out, curve, compare], [content_arg, style_arg, cfg.init], force)
     cli.check_image_suffix(out)
 
-    content = cli.load_image_arg(args.content, max_side=cfg.size)
-    style = cli.load_image_arg(args.style, max_side=cfg.style_size)
+    content = cli.load_image_arg(content_arg, max_side=cfg.size)
+    style = cli.load_image_arg(style_arg, max_side=cfg.style_size)
     init = initial_image(cfg.init, content, cfg.seed)
-    vgg = cli.load_vgg_from_args(args, cfg)
+    vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
 
     from tqdm import tqdm
@@ -144,13 +157,10 @@ def main(argv=None):
     images.save_image(out, result)
     plotting.loss_curves(curve, {"total": hist["total"], "alpha * content": cfg.alpha * hist["content"],
                                  "beta * style": cfg.beta * hist["style"]},
-                         title=f"Gatys et al., {Path(args.style).name}", xlabel="step")
-    if args.compare:
-        images.save_image(args.compare, images.hstack([content, style, result]))
-    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}) and {curve}; {cfg.steps} steps in "
-          f"{seconds:.1f} s (compilation included); loss {hist['total'][0]:.4g} -> {hist['total'][-1]:.4g} "
-          f"(content {hist['content'][-1]:.4g}, style {hist['style'][-1]:.4g})")
-
+                         title=f"Gatys et al., {Path(style_arg).name}", xlabel="step")
+    if compare:
+        images.save_image(compare, images.hstack([content, style, result]))
+    return {"out": out, "curve": curve, "result": result, "history": hist, "seconds": seconds}
 
 if __name__ == "__main__":
     cli.run(main)
