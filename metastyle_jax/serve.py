@@ -291,7 +291,7 @@ class Studio:
             self._update(jid, state="done", style=sid, seconds=round(seconds, 1))
 
     def _adapt(self, style, display_name, digest, progress):
-        """`adapt.adapt` to the (S, S, 3) style from theta (or random init): (params, meta of an adapted model)."""
+        """`adapt.adapt_model` to the (S, S, 3) style from theta (or random init): (params, meta of an adapted model)."""
         import jax
 
         from metastyle_jax import data, transformer

@@ -170,8 +170,6 @@ def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, sta
     return np.clip(out[:image.shape[0], :image.shape[1]], 0.0, 1.0)
 
 
-
-
 def own_stats_tiles(params, image, tile=DEFAULT_TILE):
     """For comparison only: side-by-side (non-overlapping) tiles of `tile` px, each normalized by its own
     instance-norm statistics, as naive tiling would do -> float32 (H, W, 3). Shows tone steps at the seams."""
@@ -179,5 +177,6 @@ def own_stats_tiles(params, image, tile=DEFAULT_TILE):
     out = np.empty_like(image)
     for y in range(0, image.shape[0], tile):
         for x in range(0, image.shape[1], tile):
-            out[y:y + tile, x:x + tile] = np.asarray(transformer.stylize_batch(params, image[None, y:y + tile, x:x + tile]))[0]
+            tile_in = image[None, y:y + tile, x:x + tile]
+            out[y:y + tile, x:x + tile] = np.asarray(transformer.stylize_batch(params, tile_in))[0]
     return out
