@@ -274,7 +274,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in",
                                       "eval_every", "seed"))
-    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
     model = None if args.random_init else (args.model or DEFAULT_THETA)
     r = adapt_to_painting(cfg, args.style, args.out, model, force=args.force, allow_gray=args.allow_gray)
     hist, settings = r["history"], r["meta"]["settings"]

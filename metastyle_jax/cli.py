@@ -201,11 +201,13 @@ def add_config_args(parser, default):
 
 
 def config_from_args(args, keys):
-    """The config of --config with the --set overrides, then every flag of `keys` that was given."""
-    from metastyle_jax import config
+    """The config of --config with the --set overrides, then every flag of `keys` that was given, and the VGG16
+    that --vgg/--vgg-path choose in cfg.vgg.source/path (`vgg_weights.select`)."""
+    from metastyle_jax import config, vgg_weights
 
     cfg = config.load(args.config, args.set)
     for key in keys:
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
+    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
     return cfg

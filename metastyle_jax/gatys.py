@@ -113,7 +113,6 @@ def main(argv=None):
     cli.add_config_args(p, "gatys")
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("init", "steps", "size", "style_size", "lr"))
-    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
     r = transfer(cfg, args.content, args.style, args.out, args.compare, args.force)
     hist, result = r["history"], r["result"]
     print(f"wrote {r['out']} ({result.shape[1]}x{result.shape[0]}) and {r['curve']}; {cfg.steps} steps in "
