@@ -42,7 +42,7 @@ def main():
     content = data.ContentData("embedded", "train", args.size, seed=0)
     load = os.getloadavg()
     t0 = time.perf_counter()
-    _, hist = adapt.adapt(params, vgg.params, vgg.spec, style, content, args.steps, batch_size=args.batch_size,
+    _, hist = adapt.adapt(params, vgg, style, content, args.steps, batch_size=args.batch_size,
                           eval_every=0, progress=lambda n, loss: print(f"step {n}: loss {loss:.4g}", flush=True))
     total = time.perf_counter() - t0
     sec = hist["step_seconds"]

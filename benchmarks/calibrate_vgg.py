@@ -29,7 +29,7 @@ def feature_rms(w, size):
     rms = {k: [] for k in vgg16.LAYERS}
     for name in PHOTOS:
         img = cli.load_image_arg(f"embedded:{name}", max_side=size)
-        feats = vgg16.features(w.params, w.spec, jnp.asarray(img)[None])
+        feats = vgg16.features(w, jnp.asarray(img)[None])
         for k in vgg16.LAYERS:
             rms[k].append(float(jnp.sqrt(jnp.mean(feats[k] ** 2))))
     return {k: float(np.mean(v)) for k, v in rms.items()}
@@ -37,11 +37,11 @@ def feature_rms(w, size):
 
 def gatys_balance(w, scale, size, steps):
     """Weighted content and style loss of Gatys et al. from the content image, at feature scale `scale`."""
-    spec = dataclasses.replace(w.spec, feature_scale=scale)
+    scaled = w.replace(spec=dataclasses.replace(w.spec, feature_scale=scale))
     content = cli.load_image_arg("embedded:astronaut", max_side=size)
     style = cli.load_image_arg("embedded:starry_night", max_side=size)
     weights = losses.LossWeights()
-    _, hist = gatys.optimize(w.params, spec, content, style, content, steps, 0.02, weights, chunk=50)
+    _, hist = gatys.optimize(scaled, content, style, content, steps, 0.02, weights, chunk=50)
     c, s = weights.alpha * hist["content"], weights.beta * hist["style"]
     return {"feature_scale": scale, "initial_beta_style": float(s[0]), "final_alpha_content": float(c[-1]),
             "final_beta_style": float(s[-1]), "style_reduction": float(s[0] / s[-1]),

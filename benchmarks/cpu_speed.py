@@ -62,13 +62,12 @@ def adapt_row(theta, vgg, tvgg, size, batch, style_size, r):
     """{runtime: call} of one adaptation step, and its FLOPs."""
     contents, style = images(r, batch, size, size, 3), images(r, 1, style_size, style_size, 3)
     weights = losses.LossWeights()
-    grams = adapt.style_targets(vgg.params, vgg.spec, style[0], weights)
+    grams = adapt.style_targets(vgg, style[0], weights)
     box = {"p": theta, "o": adapt.optimizer(1e-3).init(theta)}
-    compiled = adapt.adapt_step.lower(box["p"], box["o"], vgg.params, grams, contents, spec=vgg.spec,
-                                      weights=weights).compile()
+    compiled = adapt.adapt_step.lower(box["p"], box["o"], vgg, grams, contents, weights=weights).compile()
 
     def jax_call():
-        box["p"], box["o"], m = compiled(box["p"], box["o"], vgg.params, grams, contents)
+        box["p"], box["o"], m = compiled(box["p"], box["o"], vgg, grams, contents)
         jax.block_until_ready(m)
 
     net = tm.transformer_from_params(theta)
@@ -86,11 +85,12 @@ def meta_row(theta, vgg, tvgg, size, r):
              "style": images(r, 2, size, size, 3)}
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
     state = meta.init_state(cfg, 0).replace(params=jax.tree_util.tree_map(jnp.asarray, theta))
-    compiled = meta.train_step.lower(state, vgg.params, batch, hyper, spec=vgg.spec, settings=settings).compile()
+    bilevel = meta.Bilevel(vgg, settings)
+    compiled = meta.train_step.lower(bilevel, state, batch, hyper).compile()
     box = {"s": state}
 
     def jax_call():
-        box["s"], m = compiled(box["s"], vgg.params, batch, hyper)
+        box["s"], m = compiled(bilevel, box["s"], batch, hyper)
         jax.block_until_ready(m)
 
     net = tm.transformer_from_params(theta)
@@ -104,13 +104,13 @@ def gatys_row(vgg, tvgg, size, r):
     """{runtime: call} of one Gatys et al. step (Adam on the pixels), and its FLOPs."""
     content, style = images(r, size, size, 3), images(r, size, size, 3)
     weights = losses.LossWeights()
-    content_feat, grams = gatys.targets(vgg.params, vgg.spec, content, style, weights)
+    content_feat, grams = gatys.targets(vgg, content, style, weights)
     box = {"x": jnp.asarray(content), "o": optax.adam(1e-2).init(jnp.asarray(content))}
-    kwargs = dict(spec=vgg.spec, weights=weights, lr=1e-2, steps=1)
-    compiled = gatys.run_steps.lower(box["x"], box["o"], vgg.params, content_feat, grams, **kwargs).compile()
+    kwargs = dict(weights=weights, lr=1e-2, steps=1)
+    compiled = gatys.run_steps.lower(box["x"], box["o"], vgg, content_feat, grams, **kwargs).compile()
 
     def jax_call():
-        box["x"], box["o"], hist = compiled(box["x"], box["o"], vgg.params, content_feat, grams)
+        box["x"], box["o"], hist = compiled(box["x"], box["o"], vgg, content_feat, grams)
         jax.block_until_ready(hist)
 
     x = torch.nn.Parameter(tm.nchw(content[None]).clone())
@@ -161,7 +161,7 @@ def onnx_session(theta):
 
 def build(names, theta, vgg, r):
     """{row: ({runtime: call}, flops)} for the named rows, plus the peak probes."""
-    tvgg = tm.vgg_from_params(vgg.params, vgg.spec)
+    tvgg = tm.vgg_from_params(vgg)
     net = tm.transformer_from_params(theta)
     ort = onnx_session(theta) if any(n.startswith("stylize") for n in names) else None
     rows = {}

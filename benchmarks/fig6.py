@@ -44,13 +44,13 @@ def adapt_with_snapshots(params, vgg, grams, content, held_out, steps, *, lr, ba
     "eval_loss"|"eval_content"|"eval_style" (K,), "train_loss" (steps,), "snapshots" {step: (S, S, 3)},
     "seconds"}. `progress(step, loss)` is called after every step.
     """
-    step_fn = functools.partial(adapt.adapt_step, spec=vgg.spec, weights=weights, lr=lr, only_in=only_in)
+    step_fn = functools.partial(adapt.adapt_step, weights=weights, lr=lr, only_in=only_in)
     opt_state = adapt.optimizer(lr, only_in).init(params)
     evals, shots, train = [], {}, []
 
     def record(done):
         if done == 0 or done % eval_every == 0 or done == steps:
-            m = adapt.evaluate(params, vgg.params, grams, held_out, spec=vgg.spec, weights=weights)
+            m = adapt.evaluate(params, vgg, grams, held_out, weights=weights)
             evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
         if done in snapshots:
             shots[done] = np.asarray(transformer.stylize_batch(params, held_out[:1]))[0]
@@ -58,7 +58,7 @@ def adapt_with_snapshots(params, vgg, grams, content, held_out, steps, *, lr, ba
     t0 = time.perf_counter()
     record(0)
     for step in range(steps):
-        params, opt_state, m = step_fn(params, opt_state, vgg.params, grams, content.batch_at(step, batch_size))
+        params, opt_state, m = step_fn(params, opt_state, vgg, grams, content.batch_at(step, batch_size))
         train.append(float(m["loss"]))
         record(step + 1)
         if progress is not None:
@@ -109,7 +109,7 @@ def main(argv=None):
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
-    grams = adapt.style_targets(vgg.params, vgg.spec, style, weights)
+    grams = adapt.style_targets(vgg, style, weights)
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
 
     from tqdm import tqdm

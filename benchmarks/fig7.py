@@ -43,8 +43,8 @@ def optimize_with_snapshots(vgg, content_feat, grams, init, steps, *, lr, weight
     t0 = time.perf_counter()
     while done < steps:
         n = min([chunk, steps - done] + [s - done for s in snapshots if s > done])
-        x, opt_state, h = gatys.run_steps(x, opt_state, vgg.params, content_feat, grams, spec=vgg.spec,
-                                          weights=weights, lr=lr, steps=n)
+        x, opt_state, h = gatys.run_steps(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
+                                          steps=n)
         hist.append(jax.device_get(h))
         done += n
         if done in snapshots:
@@ -99,7 +99,7 @@ def main(argv=None):
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
-    content_feat, grams = gatys.targets(vgg.params, vgg.spec, content, style, weights)
+    content_feat, grams = gatys.targets(vgg, content, style, weights)
     starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None]))[0]}
 
     from tqdm import tqdm
@@ -111,7 +111,7 @@ def main(argv=None):
                 chunk=cfg.log_every, progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
 
     def loss_of(image):
-        return figures.stylized_loss(vgg.params, vgg.spec, image[None], content[None], grams, weights)
+        return figures.stylized_loss(vgg, image[None], content[None], grams, weights)
 
     at = {arm: {s: loss_of(shots[s]) for s in snapshots} for arm, (_, shots, _, _) in runs.items()}
     final = {arm: loss_of(r[2])["loss"] for arm, r in runs.items()}

@@ -107,15 +107,16 @@ def comparison_grid(rows):
     return images.grid(built, nrow=1, height=max(r.shape[0] for r in built))
 
 
-def stylized_loss(vgg_params, spec, outputs, contents, grams, weights=DEFAULT_WEIGHTS):
-    """Eq. 4 of finished stylizations `outputs` of `contents`, both (B, H, W, 3), against style Grams
+def stylized_loss(vgg, outputs, contents, grams, weights=DEFAULT_WEIGHTS):
+    """Eq. 4 through `vgg` (a `vgg16.VGG`) of finished stylizations `outputs` of `contents`, both (B, H, W, 3),
+    against style Grams
     (layer -> (1, C, C)): {"loss", "content", "style"} floats. The one measure fig6, fig7 and quality
     report, whatever produced the outputs (a network or pixel optimization)."""
-    total, parts = _perceptual_loss(vgg_params, np.asarray(outputs, np.float32),
-                                    np.asarray(contents, np.float32), grams, spec=spec, weights=weights)
+    total, parts = _perceptual_loss(vgg, np.asarray(outputs, np.float32), np.asarray(contents, np.float32), grams,
+                                    weights=weights)
     return {"loss": float(total), "content": float(parts["content"]), "style": float(parts["style"])}
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "weights"))
-def _perceptual_loss(vgg_params, outputs, contents, grams, *, spec, weights):
-    return losses.perceptual_loss(vgg_params, spec, outputs, grams, contents=contents, weights=weights)
+@functools.partial(jax.jit, static_argnames=("weights",))
+def _perceptual_loss(vgg, outputs, contents, grams, *, weights):
+    return losses.perceptual_loss(vgg, outputs, grams, contents=contents, weights=weights)

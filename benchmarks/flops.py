@@ -87,16 +87,16 @@ def meta_compiled(cfg, vgg):
     state = meta.init_state(cfg, 0)
     batch = {"train": jnp.zeros((s, b, n, n, 3)), "val": jnp.zeros((s, b, n, n, 3)), "style": jnp.zeros((s, ns, ns, 3))}
     hyper = meta.hyper_from_config(cfg)
-    args = (state, jax.device_put(vgg.params), batch, hyper)
-    return meta.train_step.lower(*args, spec=vgg.spec, settings=meta.settings_from_config(cfg)).compile(), args
+    args = (meta.Bilevel(jax.device_put(vgg), meta.settings_from_config(cfg)), state, batch, hyper)
+    return meta.train_step.lower(*args).compile(), args
 
 
 def adapt_compiled(params, vgg, size, batch):
     """adapt.adapt_step on (batch, size, size, 3) contents, compiled; with its arguments."""
     grams = {k: jnp.zeros((1, c, c)) for k, c in zip(vgg16.LAYERS, (64, 128, 256, 512))}
     opt_state = adapt.optimizer(1e-3).init(params)
-    args = (params, opt_state, jax.device_put(vgg.params), grams, jnp.zeros((batch, size, size, 3)))
-    return adapt.adapt_step.lower(*args, spec=vgg.spec, weights=losses.LossWeights()).compile(), args
+    args = (params, opt_state, jax.device_put(vgg), grams, jnp.zeros((batch, size, size, 3)))
+    return adapt.adapt_step.lower(*args, weights=losses.LossWeights()).compile(), args
 
 
 def achieved(flops, seconds):

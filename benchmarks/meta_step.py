@@ -36,20 +36,19 @@ def main():
     mesh = meta.make_mesh()
     state = meta.replicate(meta.init_state(cfg, cfg.seed), mesh)
     batch = meta.shard_batch(batch, mesh)
-    vgg_params, settings = meta.replicate(vgg.params, mesh), meta.settings_from_config(cfg)
+    bilevel = meta.Bilevel(meta.replicate(vgg, mesh), meta.settings_from_config(cfg))
     meta.check_mesh(cfg, mesh)
     hyper = meta.hyper_from_config(cfg)
     load_before = os.getloadavg()
 
     t0 = time.perf_counter()
-    compiled = meta.train_step.lower(state, vgg_params, batch, hyper, spec=vgg.spec, settings=settings,
-                                     mesh=mesh).compile()
+    compiled = meta.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
     compile_s = time.perf_counter() - t0
     print(f"compilation: {compile_s:.1f} s", flush=True)
     seconds = []
     for i in range(args.iterations):
         t0 = time.perf_counter()
-        state, metrics = compiled(state, vgg_params, batch, hyper)
+        state, metrics = compiled(bilevel, state, batch, hyper)
         jax.block_until_ready(state)
         seconds.append(time.perf_counter() - t0)
         print(f"iteration {i + 1}: {seconds[-1]:.1f} s, outer loss {float(metrics['outer_loss']):.4g}", flush=True)

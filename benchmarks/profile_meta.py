@@ -34,20 +34,20 @@ from metastyle_jax import config, meta, vgg_weights
 PIECES = ("adapt_step", "inner_step", "outer_loss", "first_order", "second_order", "second_order_hvp")
 
 
-def piece_fn(name, spec, settings, hyper):
-    """The jit-able function (theta, vgg_params, task) -> outputs that piece `name` computes."""
+def piece_fn(name, settings, hyper):
+    """The jit-able function (theta, vgg, task) -> outputs that piece `name` computes."""
     if name == "adapt_step":
         return lambda theta, vgg, task: jax.value_and_grad(
-            lambda p: meta.task_loss(p, vgg, spec, task["train"], task["train_feat"], task["grams"],
-                                     settings, hyper)[0])(theta)
+            lambda p: meta.Bilevel(vgg, settings).task_loss(p, task["train"], task["train_feat"], task["grams"],
+                                                            hyper)[0])(theta)
     if name == "inner_step":
-        return lambda theta, vgg, task: meta.adapt(theta, vgg, spec, task, 0, settings, hyper)
+        return lambda theta, vgg, task: meta.Bilevel(vgg, settings).adapt(theta, task, 0, hyper)
     if name == "outer_loss":
-        return lambda theta, vgg, task: meta.style_objective(theta, vgg, spec, task, 0, settings, hyper)[0]
+        return lambda theta, vgg, task: meta.Bilevel(vgg, settings).style_objective(theta, task, 0, hyper)[0]
     mode, grad = {"first_order": ("first_order", "autodiff"), "second_order": ("second_order", "autodiff"),
                   "second_order_hvp": ("second_order", "hvp")}[name]
     s = dataclasses.replace(settings, mode=mode, meta_grad=grad)
-    return lambda theta, vgg, task: meta.style_direction(theta, vgg, spec, task, 0, s, hyper)
+    return lambda theta, vgg, task: meta.Bilevel(vgg, s).style_direction(theta, task, 0, hyper)
 
 
 def one_task(vgg, cfg, size, settings):
@@ -56,15 +56,15 @@ def one_task(vgg, cfg, size, settings):
     b = cfg.batch_size
     batch = {"train": r.random((1, b, size, size, 3), np.float32), "val": r.random((1, b, size, size, 3), np.float32),
              "style": r.random((1, size, size, 3), np.float32)}
-    tasks = jax.jit(lambda v, bt: meta._tasks(v, vgg.spec, bt, settings))(vgg.params, batch)
+    tasks = jax.jit(lambda v, bt: meta.Bilevel(v, settings).tasks(bt))(vgg, batch)
     return jax.tree_util.tree_map(lambda x: x[0], tasks)
 
 
 def profile_piece(name, theta, vgg, task, settings, hyper, repeats):
     """{compile_s, seconds (list), median_s, flops, bytes_accessed, convolutions} of one piece."""
-    fn = jax.jit(piece_fn(name, vgg.spec, settings, hyper))
+    fn = jax.jit(piece_fn(name, settings, hyper))
     t0 = time.perf_counter()
-    compiled = fn.lower(theta, vgg.params, task).compile()
+    compiled = fn.lower(theta, vgg, task).compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -73,7 +73,7 @@ def profile_piece(name, theta, vgg, task, settings, hyper, repeats):
     seconds = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(compiled(theta, vgg.params, task))
+        jax.block_until_ready(compiled(theta, vgg, task))
         seconds.append(time.perf_counter() - t0)
     return {"compile_s": compile_s, "seconds": seconds, "median_s": float(np.median(seconds)),
             "gflops": float(cost.get("flops", float("nan"))) / 1e9,

@@ -83,10 +83,10 @@ def parse_args(argv):
 def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
     """The three methods on one style (S, S, 3): {method: {"initial", "final": {"loss", "content", "style"},
     "seconds"}}, all scored by `figures.stylized_loss` on `held_out` (E, H, W, 3)."""
-    grams = adapt.style_targets(vgg.params, vgg.spec, style, weights)
+    grams = adapt.style_targets(vgg, style, weights)
 
     def score(outputs):
-        return figures.stylized_loss(vgg.params, vgg.spec, outputs, held_out, grams, weights)
+        return figures.stylized_loss(vgg, outputs, held_out, grams, weights)
 
     def tick(n, loss):
         bar.update(n)
@@ -97,7 +97,7 @@ def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
     for method, start in starts.items():
         bar.set_description(f"quality {method}")
         t0 = time.perf_counter()
-        params, _ = adapt.adapt(start, vgg.params, vgg.spec, style, content, cfg.steps, lr=cfg.lr,
+        params, _ = adapt.adapt(start, vgg, style, content, cfg.steps, lr=cfg.lr,
                                 batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_every=0,
                                 progress=lambda n, loss: tick(1, loss))
         out[method] = {"initial": score(transformer.stylize_batch(start, held_out)),
@@ -105,7 +105,7 @@ def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
                        "seconds": time.perf_counter() - t0}
     bar.set_description("quality gatys")
     t0 = time.perf_counter()
-    results = [gatys.optimize(vgg.params, vgg.spec, image, style, image, cfg.gatys_steps, cfg.gatys_lr, weights,
+    results = [gatys.optimize(vgg, image, style, image, cfg.gatys_steps, cfg.gatys_lr, weights,
                               chunk=cfg.gatys_chunk, progress=tick)[0] for image in held_out]
     out["gatys"] = {"initial": score(held_out), "final": score(np.stack(results)),
                     "seconds": time.perf_counter() - t0}

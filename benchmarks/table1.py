@@ -110,20 +110,18 @@ def time_gatys(size, runs, steps, key):
 def time_adapt(size, style_size, steps, key):
     """Fast adaptation: `steps` calls of the compiled adapt.adapt_step (batch 4), 200 steps extrapolated."""
     params = transformer.init_params(jax.random.fold_in(key, 0), 16)
-    vgg_params = vgg16.random_params(jax.random.fold_in(key, 1))
-    spec, weights = gatys.IMAGENET_SPEC, losses.LossWeights()
+    vgg, weights = vgg16.random(jax.random.fold_in(key, 1)), losses.LossWeights()
     contents = jax.random.uniform(jax.random.fold_in(key, 2), (ADAPT_BATCH, size, size, 3))
     style = jax.random.uniform(jax.random.fold_in(key, 3), (style_size, style_size, 3))
-    grams = adapt.style_targets(vgg_params, spec, style, weights)
+    grams = adapt.style_targets(vgg, style, weights)
     opt_state = adapt.optimizer(1e-3).init(params)
     t0 = time.perf_counter()
-    compiled = adapt.adapt_step.lower(params, opt_state, vgg_params, grams, contents, spec=spec, weights=weights,
-                                      lr=1e-3).compile()
+    compiled = adapt.adapt_step.lower(params, opt_state, vgg, grams, contents, weights=weights, lr=1e-3).compile()
     compile_s = time.perf_counter() - t0
     seconds = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        params, opt_state, m = compiled(params, opt_state, vgg_params, grams, contents)
+        params, opt_state, m = compiled(params, opt_state, vgg, grams, contents)
         jax.block_until_ready((params, m))
         seconds.append(time.perf_counter() - t0)
     per_step = float(np.median(seconds[1:]))

@@ -145,16 +145,16 @@ class VGG16Features(nn.Module):
         return feats
 
 
-def vgg_from_params(vgg_params, spec, device="cpu"):
-    """A frozen VGG16Features on `device` with the weights of a `vgg16` params dict (HWIO kernels)."""
-    vgg = VGG16Features(spec)
+def vgg_from_params(vgg, device="cpu"):
+    """A frozen VGG16Features on `device` with the weights and input spec of a `vgg16.VGG` (HWIO kernels)."""
+    net = VGG16Features(vgg.spec)
     state = {}
     for name, n in zip(vgg16.CONV_NAMES, vgg_weights.TORCHVISION_CONVS):
-        kernel = np.asarray(vgg_params[name]["kernel"], np.float32).transpose(3, 2, 0, 1)
+        kernel = np.asarray(vgg.params[name]["kernel"], np.float32).transpose(3, 2, 0, 1)
         state[f"features.{n}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel))
-        state[f"features.{n}.bias"] = torch.from_numpy(np.array(vgg_params[name]["bias"], np.float32))
-    vgg.load_state_dict(state, strict=False)
-    return vgg.to(device).eval()
+        state[f"features.{n}.bias"] = torch.from_numpy(np.array(vgg.params[name]["bias"], np.float32))
+    net.load_state_dict(state, strict=False)
+    return net.to(device).eval()
 
 
 def nchw(images, device="cpu"):

@@ -53,33 +53,32 @@ def jax_columns(cfg, vgg, batch, adapt_batch, style, warmup, repeats):
     state = meta.init_state(cfg, cfg.seed)
     theta = jax.device_get(state.params)
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
-    vgg_params = jax.device_put(vgg.params)
+    bilevel = meta.Bilevel(jax.device_put(vgg), settings)
     batch_dev = jax.device_put(batch)
     t0 = time.perf_counter()
-    step = meta.train_step.lower(state, vgg_params, batch_dev, hyper, spec=vgg.spec, settings=settings).compile()
+    step = meta.train_step.lower(bilevel, state, batch_dev, hyper).compile()
     compile_meta = time.perf_counter() - t0
     box = {"state": state}
 
     def meta_call():
-        box["state"], metrics = step(box["state"], vgg_params, batch_dev, hyper)
+        box["state"], metrics = step(bilevel, box["state"], batch_dev, hyper)
         return box["state"], metrics
 
     first = jax.device_get(meta_call()[1])
     meta_s, _ = timed(meta_call, jax.block_until_ready, warmup, repeats)
 
     weights = losses.LossWeights(alpha=cfg.loss.alpha, beta=cfg.loss.beta)
-    grams = adapt.style_targets(vgg_params, vgg.spec, style, weights)
+    grams = adapt.style_targets(bilevel.vgg, style, weights)
     contents = jax.device_put(jnp.asarray(adapt_batch))
     params = jax.device_put(theta)
     opt_state = adapt.optimizer(1e-3).init(params)
     t0 = time.perf_counter()
-    astep = adapt.adapt_step.lower(params, opt_state, vgg_params, grams, contents, spec=vgg.spec,
-                                   weights=weights).compile()
+    astep = adapt.adapt_step.lower(params, opt_state, bilevel.vgg, grams, contents, weights=weights).compile()
     compile_adapt = time.perf_counter() - t0
     abox = {"p": params, "o": opt_state}
 
     def adapt_call():
-        abox["p"], abox["o"], m = astep(abox["p"], abox["o"], vgg_params, grams, contents)
+        abox["p"], abox["o"], m = astep(abox["p"], abox["o"], bilevel.vgg, grams, contents)
         return abox["p"], m
 
     first_adapt = float(adapt_call()[1]["loss"])
@@ -95,7 +94,7 @@ def torch_columns(cfg, theta, vgg, batch, adapt_batch, style, device, warmup, re
     sync = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda _: None)
     hyper = {"inner_lr": cfg.inner_lr, "lr_decay": cfg.lr_decay, "inner_steps": int(cfg.inner_steps),
              "alpha": cfg.loss.alpha, "beta": cfg.loss.beta}
-    tvgg = tm.vgg_from_params(vgg.params, vgg.spec, device)
+    tvgg = tm.vgg_from_params(vgg, device)
     tbatch = {k: tm.nchw(v, device) for k, v in batch.items()}
     out = {}
 

@@ -70,45 +70,46 @@ def optimizer(lr, only_in=False, input_scale=1.0):
     return optax.chain(scale_leaves(scales), optax.adam(lr), scale_leaves(scales))
 
 
-def _loss(params, vgg_params, grams, contents, spec, weights):
+def _loss(params, vgg, grams, contents, weights):
     """Eq. 4 of M(contents; params) against `contents` and the style Grams: (scalar, {content, style})."""
-    return losses.perceptual_loss(vgg_params, spec, transformer.apply(params, contents), grams, contents=contents,
+    return losses.perceptual_loss(vgg, transformer.apply(params, contents), grams, contents=contents,
                                   weights=weights)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "only_in", "input_scale"))
-def adapt_step(params, opt_state, vgg_params, grams, contents, *, spec, weights=losses.LossWeights(), lr=1e-3,
+@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale"))
+def adapt_step(params, opt_state, vgg, grams, contents, *, weights=losses.LossWeights(), lr=1e-3,
                only_in=False, input_scale=1.0):
-    """One Adam step on eq. 8: contents (B, H, W, 3) in [0, 1], grams layer -> (1, C, C); `optimizer` says
-    what only_in and input_scale do.
+    """One Adam step on eq. 8 through `vgg` (a `vgg16.VGG`): contents (B, H, W, 3) in [0, 1], grams layer ->
+    (1, C, C); `optimizer` says what only_in and input_scale do.
 
     Returns (params, opt_state, {"loss", "content", "style"}), the losses of this batch before the update.
     """
-    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg_params, grams, contents, spec, weights)
+    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg, grams, contents, weights)
     updates, opt_state = optimizer(lr, only_in, input_scale).update(g, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "weights"))
-def evaluate(params, vgg_params, grams, contents, *, spec, weights=losses.LossWeights()):
+@functools.partial(jax.jit, static_argnames=("weights",))
+def evaluate(params, vgg, grams, contents, *, weights=losses.LossWeights()):
     """The perceptual loss of M(contents; params) without updating: {"loss", "content", "style"} scalars."""
-    total, parts = _loss(params, vgg_params, grams, contents, spec, weights)
+    total, parts = _loss(params, vgg, grams, contents, weights)
     return {"loss": total, **parts}
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "layers"))
-def _style_grams(vgg_params, style, *, spec, layers):
-    return losses.style_grams(vgg_params, spec, style[None], layers)
+@functools.partial(jax.jit, static_argnames=("layers",))
+def _style_grams(vgg, style, *, layers):
+    return losses.style_grams(vgg, style[None], layers)
 
 
-def style_targets(vgg_params, spec, style, weights=losses.LossWeights()):
+def style_targets(vgg, style, weights=losses.LossWeights()):
     """Gram targets of one style image (S, S, 3): layer -> (1, C, C), shared by every image of a batch."""
-    return _style_grams(vgg_params, jnp.asarray(style, jnp.float32), spec=spec, layers=tuple(weights.style_layers))
+    return _style_grams(vgg, jnp.asarray(style, jnp.float32), layers=tuple(weights.style_layers))
 
 
-def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
+def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
           input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None):
-    """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`.
+    """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`, through
+    `vgg` (a `vgg16.VGG`).
 
     style: (S, S, 3) in [0, 1]; content: a `data.ContentData` (or anything with `batch_at`); eval_contents:
     (E, H, W, 3) held-out images whose loss is taken before the first step, every `eval_every` steps and after
@@ -118,8 +119,8 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
     history["eval_loss"|"eval_content"|"eval_style"] are its (K,) losses; history["step_seconds"] (steps,)
     is the wall time of each step, the first including compilation.
     """
-    vgg_params = jax.device_put(vgg_params)
-    grams = style_targets(vgg_params, spec, style, weights)
+    vgg = jax.device_put(vgg)
+    grams = style_targets(vgg, style, weights)
     params = jax.device_put(params)
     opt_state = optimizer(lr, only_in, input_scale).init(params)
     step_fn = None
@@ -127,7 +128,7 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
     evals = []
 
     def record_eval(done):
-        m = evaluate(params, vgg_params, grams, jnp.asarray(eval_contents), spec=spec, weights=weights)
+        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), weights=weights)
         evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
 
     if do_eval:
@@ -138,11 +139,11 @@ def adapt(params, vgg_params, spec, style, content, steps, *, lr=1e-3, batch_siz
             t0 = time.perf_counter()
             batch = jnp.asarray(batch)
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
-                step_fn = adapt_step.lower(params, opt_state, vgg_params, grams, batch, spec=spec, weights=weights,
-                                           lr=lr, only_in=only_in, input_scale=input_scale).compile()
+                step_fn = adapt_step.lower(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
+                                           only_in=only_in, input_scale=input_scale).compile()
                 cli.check_memory(cli.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
                                  f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
-            params, opt_state, m = step_fn(params, opt_state, vgg_params, grams, batch)
+            params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
             hist.append((float(m["loss"]), float(m["content"]), float(m["style"])))
@@ -172,7 +173,7 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     `style`. Returns (params, meta of the adapted model, history of `adapt`); meta records every setting,
     the final losses and the seconds taken."""
     t0 = time.perf_counter()
-    params, hist = adapt(start, vgg.params, vgg.spec, style, content, int(cfg.steps), lr=cfg.lr,
+    params, hist = adapt(start, vgg, style, content, int(cfg.steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress)

@@ -20,15 +20,15 @@ from metastyle_jax import cli, images, losses, outputs, plotting, vgg_weights
 from metastyle_jax.errors import UserError
 
 
-def _loss(x, vgg_params, spec, content_feat, grams, weights):
+def _loss(x, vgg, content_feat, grams, weights):
     """Perceptual loss of one image x (H, W, 3) against fixed content features and style Grams."""
-    total, parts = losses.perceptual_loss(vgg_params, spec, x[None], grams, content_feat=content_feat, weights=weights)
+    total, parts = losses.perceptual_loss(vgg, x[None], grams, content_feat=content_feat, weights=weights)
     return total, (parts["content"], parts["style"])
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "weights", "lr", "steps"))
-def run_steps(x, opt_state, vgg_params, content_feat, grams, *, spec, weights, lr, steps):
-    """`steps` Adam steps on the pixels of x (H, W, 3) in [0, 1].
+@functools.partial(jax.jit, static_argnames=("weights", "lr", "steps"))
+def run_steps(x, opt_state, vgg, content_feat, grams, *, weights, lr, steps):
+    """`steps` Adam steps on the pixels of x (H, W, 3) in [0, 1], through `vgg` (a `vgg16.VGG`).
 
     Returns (x, opt_state, (total, content, style)) with the three losses as (steps,) arrays, each the
     loss before that step's update.
@@ -38,7 +38,7 @@ def run_steps(x, opt_state, vgg_params, content_feat, grams, *, spec, weights, l
 
     def step(carry, _):
         x, s = carry
-        (total, (lc, ls)), g = grad_fn(x, vgg_params, spec, content_feat, grams, weights)
+        (total, (lc, ls)), g = grad_fn(x, vgg, content_feat, grams, weights)
         updates, s = opt.update(g, s, x)
         return (jnp.clip(x + updates, 0.0, 1.0), s), (total, lc, ls)
 
@@ -46,33 +46,32 @@ def run_steps(x, opt_state, vgg_params, content_feat, grams, *, spec, weights, l
     return x, opt_state, hist
 
 
-def targets(vgg_params, spec, content, style, weights):
+def targets(vgg, content, style, weights):
     """Content features (1, h, w, C) of `content` (H, W, 3) and style Grams of `style` (Hs, Ws, 3)."""
-    content_feat = losses.content_features(vgg_params, spec, jnp.asarray(content)[None], weights.content_layer)
-    grams = losses.style_grams(vgg_params, spec, jnp.asarray(style)[None], weights.style_layers)
+    content_feat = losses.content_features(vgg, jnp.asarray(content)[None], weights.content_layer)
+    grams = losses.style_grams(vgg, jnp.asarray(style)[None], weights.style_layers)
     return content_feat, grams
 
 
-def optimize(vgg_params, spec, content, style, init, steps, lr, weights, chunk=10, progress=None):
-    """Run Gatys et al. from `init` (H, W, 3): the final image (H, W, 3) and per-step loss history
+def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=None):
+    """Run Gatys et al. from `init` (H, W, 3) through `vgg` (a `vgg16.VGG`): the final image (H, W, 3) and per-step loss history
     {"total", "content", "style"} as (steps,) numpy arrays. `progress(n_done, total_loss)` is called
     after every chunk of steps."""
-    content_feat, grams = targets(vgg_params, spec, content, style, weights)
+    content_feat, grams = targets(vgg, content, style, weights)
     x = jnp.asarray(init, jnp.float32)
     opt_state = optax.adam(lr).init(x)
     hist = []
     done = 0
-    first = run_steps.lower(x, opt_state, vgg_params, content_feat, grams, spec=spec, weights=weights, lr=lr,
+    first = run_steps.lower(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
                             steps=min(chunk, steps)).compile()
     cli.check_memory(cli.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
                      "use a smaller --size or --style-size")
     while done < steps:
         n = min(chunk, steps - done)
         if n == min(chunk, steps):
-            x, opt_state, h = first(x, opt_state, vgg_params, content_feat, grams)
+            x, opt_state, h = first(x, opt_state, vgg, content_feat, grams)
         else:
-            x, opt_state, h = run_steps(x, opt_state, vgg_params, content_feat, grams,
-                                        spec=spec, weights=weights, lr=lr, steps=n)
+            x, opt_state, h = run_steps(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr, steps=n)
         hist.append(jax.device_get(h))
         done += n
         if not (np.isfinite(hist[-1][0]).all() and bool(jnp.isfinite(x).all())):
@@ -146,7 +145,7 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     bar = tqdm(total=cfg.steps, desc="gatys", unit="step", file=sys.stderr)
     t0 = time.perf_counter()
     try:  # closing the bar ends its line, so that an error gets a line of its own
-        result, hist = optimize(vgg.params, vgg.spec, content, style, init, cfg.steps, cfg.lr, weights,
+        result, hist = optimize(vgg, content, style, init, cfg.steps, cfg.lr, weights,
                                 chunk=cfg.log_every,
                                 progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
     finally:

@@ -48,30 +48,31 @@ def style_loss(feats_x, style_grams, layers=STYLE_LAYERS):
     return sum(jnp.mean(jnp.square(gram(feats_x[k]) - style_grams[k])) for k in layers)
 
 
-def style_grams(vgg_params, spec, style_images, layers=STYLE_LAYERS):
-    """Gram targets of style images: (S, H, W, 3) in [0, 1] -> layer -> (S, C, C)."""
-    feats = vgg16.features(vgg_params, spec, style_images)
+def style_grams(vgg, style_images, layers=STYLE_LAYERS):
+    """Gram targets by `vgg` (a `vgg16.VGG`) of style images: (S, H, W, 3) in [0, 1] -> layer -> (S, C, C)."""
+    feats = vgg16.features(vgg, style_images)
     return {k: gram(feats[k]) for k in layers}
 
 
-def content_features(vgg_params, spec, contents, layer=CONTENT_LAYER, dtype=jnp.float32):
+def content_features(vgg, contents, layer=CONTENT_LAYER, dtype=jnp.float32):
     """The content targets of eq. 1, phi_layer(I_c) of contents (B, H, W, 3): constants (no gradient)."""
-    return jax.lax.stop_gradient(vgg16.features(vgg_params, spec, contents, dtype)[layer])
+    return jax.lax.stop_gradient(vgg16.features(vgg, contents, dtype)[layer])
 
 
-def perceptual_loss(vgg_params, spec, outputs, grams, *, content_feat=None, contents=None, weights=LossWeights(),
+def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, weights=LossWeights(),
                     dtype=jnp.float32):
-    """Eq. 4: alpha * content + beta * style of stylized `outputs` (B, H, W, 3) against style Grams
-    (layer -> (1 or B, C, C)) and content targets given as one of: `content_feat`, precomputed by
-    `content_features` (VGG16 then runs on the outputs only), or `contents` (B, H, W, 3), whose features come
-    from the same VGG16 pass as the outputs' (one pass over [outputs, contents], the targets held constant).
+    """Eq. 4 through `vgg` (a `vgg16.VGG`): alpha * content + beta * style of stylized `outputs` (B, H, W, 3)
+    against style Grams (layer -> (1 or B, C, C)) and content targets given as one of: `content_feat`,
+    precomputed by `content_features` (VGG16 then runs on the outputs only), or `contents` (B, H, W, 3), whose
+    features come from the same VGG16 pass as the outputs' (one pass over [outputs, contents], the targets held
+    constant).
 
     weights.alpha and weights.beta may be traced values. Returns (scalar loss, {"content", "style"}
     unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
     if (content_feat is None) == (contents is None):
         raise ValueError("perceptual_loss: give exactly one of content_feat and contents")
     b = outputs.shape[0]
-    feats = vgg16.features(vgg_params, spec, outputs if contents is None else
+    feats = vgg16.features(vgg, outputs if contents is None else
                            jnp.concatenate([outputs, contents.astype(outputs.dtype)], axis=0), dtype)
     if contents is not None:
         content_feat = jax.lax.stop_gradient(feats[weights.content_layer][b:])

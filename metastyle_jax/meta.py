@@ -31,8 +31,11 @@ A batch is a dict of arrays, S styles first, RGB in [0, 1]:
   "val":   (S, B, H, W, 3) content of the outer loss;
   "style": (S, Hs, Ws, 3) style images, or "style_grams": {layer: (S, C, C)} their Gram targets.
 
-Structural settings (`MetaSettings`) are static under jit; numeric ones (`Hyper`: learning rates, decay,
-alpha, beta) are traced arguments, so changing them never recompiles.
+`Bilevel(vgg, settings)` binds the objective once to the VGG16 (a `vgg16.VGG`, whose parameters are traced
+arguments and whose input spec is static) and to the structural settings (`MetaSettings`, static under jit);
+its methods take (theta, task or batch, t, hyper). The numeric hyper-parameters (`Hyper`: learning rates,
+decay, alpha, beta) are traced arguments, so changing them never recompiles. `train_step(bilevel, state,
+batch, hyper)` is the compiled outer iteration and `make_meta_step(vgg, config)` binds it to a config.
 """
 
 import dataclasses
@@ -197,24 +200,6 @@ def _merge(fast, slow, mask, treedef):
         treedef, [next(fast) if m else next(slow) for m in jax.tree_util.tree_leaves(mask)])
 
 
-def content_features(vgg_params, spec, contents, settings):
-    """The content-loss targets phi_relu2_2(I_c) of contents (..., B, H, W, 3): constants (no gradient)."""
-    lead = contents.shape[:-4]
-    flat = contents.reshape((-1,) + contents.shape[-3:])
-    feat = losses.content_features(vgg_params, spec, flat, dtype=DTYPES[settings.dtype])
-    return feat.reshape(lead + (contents.shape[-4],) + feat.shape[1:])
-
-
-def task_loss(params, vgg_params, spec, contents, content_feat, grams, settings, hyper):
-    """Eq. 4 for one style, `losses.perceptual_loss` of M(contents; params): contents (B, H, W, 3),
-    content_feat their relu2_2 features, grams {layer: (C, C)} -> (scalar, {"content", "style"} unweighted),
-    alpha and beta from `hyper` (traced)."""
-    dtype = DTYPES[settings.dtype]
-    return losses.perceptual_loss(vgg_params, spec, transformer.apply(params, contents, dtype),
-                                  {k: g[None] for k, g in grams.items()}, content_feat=content_feat,
-                                  weights=losses.LossWeights(alpha=hyper.alpha, beta=hyper.beta), dtype=dtype)
-
-
 def unrolled_scan(f, init, xs=None, length=None, reverse=False):
     """`jax.lax.scan(f, init, xs, length, reverse)` unrolled in Python: (final carry, stacked outputs).
 
@@ -229,59 +214,11 @@ def unrolled_scan(f, init, xs=None, length=None, reverse=False):
     return carry, jax.tree_util.tree_map(lambda *y: jnp.stack(y), *ys)
 
 
-def _inner_batches(task, settings):
+def _inner_batches(task):
     """(per-step xs for a scan or None, shared (contents, features) or None) of a task's training contents."""
     if task["train"].ndim == 5:
         return (task["train"], task["train_feat"]), None
     return None, (task["train"], task["train_feat"])
-
-
-def _inner_trajectory(theta, vgg_params, spec, task, t, settings, hyper):
-    """The T inner SGD steps of one style from theta, lr inner_lr / (1 + k t), on the parameters
-    `settings.inner_params` selects.
-
-    Returns (w_T, fast leaves before each step (stacked, leading T), (T,) inner losses before each step,
-    and the (mask, slow leaves, treedef) that rebuild a params pytree from fast leaves).
-    """
-    mask = param_mask(theta, settings.inner_params)
-    fast, slow, treedef = _split(theta, mask)
-    lr = decayed(hyper.inner_lr, hyper.lr_decay, t)
-    xs, shared = _inner_batches(task, settings)
-
-    def step(fast, x):
-        contents, feat = shared if x is None else x
-        loss_of = lambda f: task_loss(_merge(f, slow, mask, treedef), vgg_params, spec, contents, feat,
-                                      task["grams"], settings, hyper)[0]
-        loss, grads = jax.value_and_grad(loss_of)(fast)
-        if settings.mode == "first_order":
-            grads = jax.lax.stop_gradient(grads)
-        return [w - lr.astype(w.dtype) * g for w, g in zip(fast, grads)], (fast, loss)
-
-    fast_t, (history, inner_losses) = unrolled_scan(step, fast, xs, length=settings.inner_steps)
-    return _merge(fast_t, slow, mask, treedef), history, inner_losses, (mask, slow, treedef)
-
-
-def adapt(theta, vgg_params, spec, task, t, settings, hyper):
-    """w_T of one style: T steps of SGD from theta (eq. 7, the inner problem).
-
-    task: {"train": (B, H, W, 3) reused at every step, or (T, B, H, W, 3) one batch per step,
-    "train_feat": their content features, "grams": {layer: (C, C)}}. Returns (w_T, (T,) inner losses,
-    each before its step). Differentiable in theta (through the unrolled steps); in "first_order" mode the inner
-    gradients are constants.
-    """
-    w, _, inner_losses, _ = _inner_trajectory(theta, vgg_params, spec, task, t, settings, hyper)
-    return w, inner_losses
-
-
-def style_objective(theta, vgg_params, spec, task, t, settings, hyper):
-    """E_s(theta): the perceptual loss of the adapted w_s,T on the validation contents of one style.
-
-    task: {"train", "train_feat", "val", "val_feat", "grams"} of one style. Returns (scalar,
-    (metrics, w_T)).
-    """
-    w, inner_losses = adapt(theta, vgg_params, spec, task, t, settings, hyper)
-    outer, parts = task_loss(w, vgg_params, spec, task["val"], task["val_feat"], task["grams"], settings, hyper)
-    return outer, (_metrics(outer, parts, inner_losses), w)
 
 
 def _metrics(outer, parts, inner_losses):
@@ -289,103 +226,159 @@ def _metrics(outer, parts, inner_losses):
             "inner_loss": inner_losses[0], "inner_loss_last": inner_losses[-1]}
 
 
-def _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper):
-    """dE_s/dtheta by reverse accumulation over the inner steps with Hessian-vector products.
+class Bilevel(flax.struct.PyTreeNode):
+    """Eq. 7 bound once to a VGG16 (`vgg`, a `vgg16.VGG`: its parameters are traced arguments of every
+    compiled function, its input spec static) and the structural `settings` (static). Every method is pure
+    and takes theta, the task or batch, the outer iteration t and the traced `Hyper`.
 
-    a_T = grad E_s(w_T); for t = T .. 1: a_{t-1} = a_t - delta H(w_{t-1}) P a_t, where H is the Hessian of
-    the inner loss over all parameters, P keeps the inner-trained entries (H P a by reverse-over-reverse:
-    `jax.grad` of <P grad, a>, since conv.py's CPU convolution is a custom_vjp, which forward mode cannot enter). a_0 is the exact meta-gradient ("first_order": a_0 = a_T). Returns
-    (a_0, metrics).
+    A task is one style's {"train": (B, H, W, 3) reused at every inner step, or (T, B, H, W, 3) one batch per
+    step, "train_feat": their content features, "val": (B, H, W, 3), "val_feat", "grams": {layer: (C, C)}}.
     """
-    w, history, inner_losses, (mask, slow, treedef) = _inner_trajectory(theta, vgg_params, spec, task, t,
-                                                                       settings, hyper)
-    val_loss = lambda p: task_loss(p, vgg_params, spec, task["val"], task["val_feat"], task["grams"],
-                                   settings, hyper)
-    (outer, parts), a = jax.value_and_grad(val_loss, has_aux=True)(w)
-    if settings.mode == "second_order":
+
+    vgg: Any
+    settings: MetaSettings = flax.struct.field(pytree_node=False)
+
+    def content_features(self, contents):
+        """The content-loss targets phi_relu2_2(I_c) of contents (..., B, H, W, 3): constants (no gradient)."""
+        lead = contents.shape[:-4]
+        flat = contents.reshape((-1,) + contents.shape[-3:])
+        feat = losses.content_features(self.vgg, flat, dtype=DTYPES[self.settings.dtype])
+        return feat.reshape(lead + (contents.shape[-4],) + feat.shape[1:])
+
+    def task_loss(self, params, contents, content_feat, grams, hyper):
+        """Eq. 4 for one style, `losses.perceptual_loss` of M(contents; params): contents (B, H, W, 3),
+        content_feat their relu2_2 features, grams {layer: (C, C)} -> (scalar, {"content", "style"}
+        unweighted), alpha and beta from `hyper` (traced)."""
+        dtype = DTYPES[self.settings.dtype]
+        return losses.perceptual_loss(self.vgg, transformer.apply(params, contents, dtype),
+                                      {k: g[None] for k, g in grams.items()}, content_feat=content_feat,
+                                      weights=losses.LossWeights(alpha=hyper.alpha, beta=hyper.beta), dtype=dtype)
+
+    def inner_trajectory(self, theta, task, t, hyper):
+        """The T inner SGD steps of one style from theta, lr inner_lr / (1 + k t), on the parameters
+        `settings.inner_params` selects.
+
+        Returns (w_T, fast leaves before each step (stacked, leading T), (T,) inner losses before each step,
+        and the (mask, slow leaves, treedef) that rebuild a params pytree from fast leaves).
+        """
+        mask = param_mask(theta, self.settings.inner_params)
+        fast, slow, treedef = _split(theta, mask)
         lr = decayed(hyper.inner_lr, hyper.lr_decay, t)
-        xs, shared = _inner_batches(task, settings)
+        xs, shared = _inner_batches(task)
 
-        def back(a, x):
-            fast, batch = x
-            contents, feat = shared if batch is None else batch
-            inner_grad = jax.grad(lambda p: task_loss(p, vgg_params, spec, contents, feat, task["grams"],
-                                                      settings, hyper)[0])
-            a_fast = _split(a, mask)[0]
-            # H P a = grad_p <(grad L(p))_fast, a_fast> (H symmetric), at p = theta's inner iterate
-            hv = jax.grad(lambda p: sum(jnp.vdot(g, v) for g, v in zip(_split(inner_grad(p), mask)[0], a_fast)))(
-                _merge(fast, slow, mask, treedef))
-            return jax.tree_util.tree_map(lambda ai, hi: ai - lr.astype(ai.dtype) * hi, a, hv), None
+        def step(fast, x):
+            contents, feat = shared if x is None else x
+            loss_of = lambda f: self.task_loss(_merge(f, slow, mask, treedef), contents, feat, task["grams"],
+                                               hyper)[0]
+            loss, grads = jax.value_and_grad(loss_of)(fast)
+            if self.settings.mode == "first_order":
+                grads = jax.lax.stop_gradient(grads)
+            return [w - lr.astype(w.dtype) * g for w, g in zip(fast, grads)], (fast, loss)
 
-        a, _ = unrolled_scan(back, a, (history, xs), reverse=True, length=settings.inner_steps)
-    return a, _metrics(outer, parts, inner_losses)
+        fast_t, (history, inner_losses) = unrolled_scan(step, fast, xs, length=self.settings.inner_steps)
+        return _merge(fast_t, slow, mask, treedef), history, inner_losses, (mask, slow, treedef)
 
+    def adapt(self, theta, task, t, hyper):
+        """w_T of one style: T steps of SGD from theta (eq. 7, the inner problem). Returns (w_T, (T,) inner
+        losses, each before its step). Differentiable in theta (through the unrolled steps); in "first_order"
+        mode the inner gradients are constants."""
+        w, _, inner_losses, _ = self.inner_trajectory(theta, task, t, hyper)
+        return w, inner_losses
 
-def style_direction(theta, vgg_params, spec, task, t, settings, hyper):
-    """(direction, metrics) one style contributes: dE_s/dtheta (second/first order, by Hessian-vector
-    products or by `jax.grad` through the inner scan, as `settings.meta_grad` says) or, in reptile
-    mode, theta - w_s,T."""
-    if settings.mode == "reptile":
-        _, (metrics, w) = style_objective(theta, vgg_params, spec, task, t, settings, hyper)
-        return jax.tree_util.tree_map(jnp.subtract, theta, w), metrics
-    if settings.meta_grad == "hvp":
-        return _hvp_direction(theta, vgg_params, spec, task, t, settings, hyper)
-    objective = lambda p: style_objective(p, vgg_params, spec, task, t, settings, hyper)
-    grads, (metrics, _) = jax.grad(objective, has_aux=True)(theta)
-    return grads, metrics
+    def style_objective(self, theta, task, t, hyper):
+        """E_s(theta): the perceptual loss of the adapted w_s,T on the validation contents of one style.
+        Returns (scalar, (metrics, w_T))."""
+        w, inner_losses = self.adapt(theta, task, t, hyper)
+        outer, parts = self.task_loss(w, task["val"], task["val_feat"], task["grams"], hyper)
+        return outer, (_metrics(outer, parts, inner_losses), w)
 
+    def hvp_direction(self, theta, task, t, hyper):
+        """dE_s/dtheta by reverse accumulation over the inner steps with Hessian-vector products.
 
-def batch_grams(vgg_params, spec, batch):
-    """Style Gram targets of a batch, {layer: (S, C, C)}: batch["style_grams"], else from batch["style"]."""
-    if "style_grams" in batch:
-        return batch["style_grams"]
-    return jax.lax.stop_gradient(losses.style_grams(vgg_params, spec, batch["style"]))
+        a_T = grad E_s(w_T); for t = T .. 1: a_{t-1} = a_t - delta H(w_{t-1}) P a_t, where H is the Hessian of
+        the inner loss over all parameters, P keeps the inner-trained entries (H P a by reverse-over-reverse:
+        `jax.grad` of <P grad, a>, since conv.py's CPU convolution is a custom_vjp, which forward mode cannot
+        enter). a_0 is the exact meta-gradient ("first_order": a_0 = a_T). Returns (a_0, metrics).
+        """
+        w, history, inner_losses, (mask, slow, treedef) = self.inner_trajectory(theta, task, t, hyper)
+        val_loss = lambda p: self.task_loss(p, task["val"], task["val_feat"], task["grams"], hyper)
+        (outer, parts), a = jax.value_and_grad(val_loss, has_aux=True)(w)
+        if self.settings.mode == "second_order":
+            lr = decayed(hyper.inner_lr, hyper.lr_decay, t)
+            xs, shared = _inner_batches(task)
 
+            def back(a, x):
+                fast, batch = x
+                contents, feat = shared if batch is None else batch
+                inner_grad = jax.grad(lambda p: self.task_loss(p, contents, feat, task["grams"], hyper)[0])
+                a_fast = _split(a, mask)[0]
+                # H P a = grad_p <(grad L(p))_fast, a_fast> (H symmetric), at p = theta's inner iterate
+                hv = jax.grad(lambda p: sum(jnp.vdot(g, v) for g, v in zip(_split(inner_grad(p), mask)[0], a_fast)))(
+                    _merge(fast, slow, mask, treedef))
+                return jax.tree_util.tree_map(lambda ai, hi: ai - lr.astype(ai.dtype) * hi, a, hv), None
 
-def _tasks(vgg_params, spec, batch, settings):
-    """The per-style tasks {"train", "train_feat", "val", "val_feat", "grams"} of a batch, S first."""
-    return {"train": batch["train"], "val": batch["val"], "grams": batch_grams(vgg_params, spec, batch),
-            "train_feat": content_features(vgg_params, spec, batch["train"], settings),
-            "val_feat": content_features(vgg_params, spec, batch["val"], settings)}
+            a, _ = unrolled_scan(back, a, (history, xs), reverse=True, length=self.settings.inner_steps)
+        return a, _metrics(outer, parts, inner_losses)
 
+    def style_direction(self, theta, task, t, hyper):
+        """(direction, metrics) one style contributes: dE_s/dtheta (second/first order, by Hessian-vector
+        products or by `jax.grad` through the inner steps, as `settings.meta_grad` says) or, in reptile
+        mode, theta - w_s,T."""
+        if self.settings.mode == "reptile":
+            _, (metrics, w) = self.style_objective(theta, task, t, hyper)
+            return jax.tree_util.tree_map(jnp.subtract, theta, w), metrics
+        if self.settings.meta_grad == "hvp":
+            return self.hvp_direction(theta, task, t, hyper)
+        grads, (metrics, _) = jax.grad(lambda p: self.style_objective(p, task, t, hyper), has_aux=True)(theta)
+        return grads, metrics
 
-def _map_styles(fn, tasks, settings):
-    """fn(task) -> (tree, metrics) over the S styles of `tasks`, `styles_in_parallel` (P; 0: all) at a
-    time under vmap and the S / P groups one after the other (unrolled, `unrolled_scan`; memory for speed).
-    Returns (mean tree over the styles, metrics stacked (S,))."""
-    s = jax.tree_util.tree_leaves(tasks)[0].shape[0]
-    p = settings.styles_in_parallel or s
-    if s % p:
-        raise ValueError(f"styles_in_parallel={p} must divide the {s} styles of a meta-batch")
-    if p == s:
-        trees, metrics = jax.vmap(fn)(tasks)
-        return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), trees), metrics
-    grouped = jax.tree_util.tree_map(lambda x: x.reshape(p, s // p, *x.shape[1:]), tasks)
-    # Sequential groups: each style's tree is computed (and its intermediates freed) one after the other;
-    # only the trees themselves (parameter-sized) are stacked.
-    group = lambda g: unrolled_scan(lambda _, task: (None, fn(task)), None, g)[1]
-    trees, metrics = jax.vmap(group)(grouped)
-    return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=(0, 1)) / s, trees),
-            jax.tree_util.tree_map(lambda x: x.reshape(s), metrics))
+    def batch_grams(self, batch):
+        """Style Gram targets of a batch, {layer: (S, C, C)}: batch["style_grams"], else from batch["style"]."""
+        if "style_grams" in batch:
+            return batch["style_grams"]
+        return jax.lax.stop_gradient(losses.style_grams(self.vgg, batch["style"]))
 
+    def tasks(self, batch):
+        """The per-style tasks {"train", "train_feat", "val", "val_feat", "grams"} of a batch, S first."""
+        return {"train": batch["train"], "val": batch["val"], "grams": self.batch_grams(batch),
+                "train_feat": self.content_features(batch["train"]),
+                "val_feat": self.content_features(batch["val"])}
 
-def bilevel_loss(theta, vgg_params, spec, batch, t, settings, hyper):
-    """E(theta): eq. 7's outer loss, the mean over the batch's S styles of the validation perceptual loss
-    after adaptation, at outer iteration t. Pure; `jax.grad` of it is the exact meta-gradient."""
-    fn = lambda task: (style_objective(theta, vgg_params, spec, task, t, settings, hyper)[0], {})
-    return _map_styles(fn, _tasks(vgg_params, spec, batch, settings), settings)[0]
+    def map_styles(self, fn, tasks):
+        """fn(task) -> (tree, metrics) over the S styles of `tasks`, `styles_in_parallel` (P; 0: all) at a
+        time under vmap and the S / P groups one after the other (unrolled, `unrolled_scan`; memory for
+        speed). Returns (mean tree over the styles, metrics stacked (S,))."""
+        s = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+        p = self.settings.styles_in_parallel or s
+        if s % p:
+            raise ValueError(f"styles_in_parallel={p} must divide the {s} styles of a meta-batch")
+        if p == s:
+            trees, metrics = jax.vmap(fn)(tasks)
+            return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), trees), metrics
+        grouped = jax.tree_util.tree_map(lambda x: x.reshape(p, s // p, *x.shape[1:]), tasks)
+        # Sequential groups: each style's tree is computed (and its intermediates freed) one after the other;
+        # only the trees themselves (parameter-sized) are stacked.
+        group = lambda g: unrolled_scan(lambda _, task: (None, fn(task)), None, g)[1]
+        trees, metrics = jax.vmap(group)(grouped)
+        return (jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=(0, 1)) / s, trees),
+                jax.tree_util.tree_map(lambda x: x.reshape(s), metrics))
 
+    def loss(self, theta, batch, t, hyper):
+        """E(theta): eq. 7's outer loss, the mean over the batch's S styles of the validation perceptual loss
+        after adaptation, at outer iteration t. Pure; `jax.grad` of it is the exact meta-gradient."""
+        fn = lambda task: (self.style_objective(theta, task, t, hyper)[0], {})
+        return self.map_styles(fn, self.tasks(batch))[0]
 
-def meta_gradient(theta, vgg_params, spec, batch, t, settings, hyper):
-    """(direction for theta, metrics): the mean over styles of `style_direction`, metrics averaged.
+    def meta_gradient(self, theta, batch, t, hyper):
+        """(direction for theta, metrics): the mean over styles of `style_direction`, metrics averaged.
 
-    In "second_order" mode the direction equals jax.grad(bilevel_loss). metrics (scalars): outer_loss,
-    outer_content, outer_style (after adaptation, validation contents), inner_loss (theta on the
-    training contents), inner_loss_last (before the last inner step).
-    """
-    fn = lambda task: style_direction(theta, vgg_params, spec, task, t, settings, hyper)
-    direction, metrics = _map_styles(fn, _tasks(vgg_params, spec, batch, settings), settings)
-    return direction, jax.tree_util.tree_map(jnp.mean, metrics)
+        In "second_order" mode the direction equals jax.grad(loss). metrics (scalars): outer_loss,
+        outer_content, outer_style (after adaptation, validation contents), inner_loss (theta on the
+        training contents), inner_loss_last (before the last inner step).
+        """
+        fn = lambda task: self.style_direction(theta, task, t, hyper)
+        direction, metrics = self.map_styles(fn, self.tasks(batch))
+        return direction, jax.tree_util.tree_map(jnp.mean, metrics)
 
 
 def _all_finite(tree):
@@ -393,43 +386,44 @@ def _all_finite(tree):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
-def data_parallel(fn, mesh, settings):
-    """fn(theta, vgg_params, batch, t, settings, hyper) -> pytree of means over the batch's styles, as a
-    function of (theta, vgg_params, batch, t, hyper) that splits the styles over the mesh axis "data"
+def data_parallel(method, bilevel, mesh):
+    """`method` (an unbound `Bilevel` method (bilevel, theta, batch, t, hyper) -> pytree of means over the
+    batch's styles) as a function of (theta, batch, t, hyper) that splits the styles over the mesh axis "data"
     (`jax.shard_map`: each device takes its S / n styles, `styles_in_parallel / n` at a time) and averages
     the per-device means with `pmean`. Explicit rather than left to XLA's automatic partitioning of the
     jitted step, which gave wrong convolution-kernel gradients for a sharded style axis (jax 0.10.2, CPU).
     """
     n = mesh.devices.size
-    local = dataclasses.replace(settings, styles_in_parallel=settings.styles_in_parallel // n)
+    local = bilevel.replace(settings=dataclasses.replace(
+        bilevel.settings, styles_in_parallel=bilevel.settings.styles_in_parallel // n))
 
-    def per_device(theta, vgg_params, batch, t, hyper):
+    def per_device(local, theta, batch, t, hyper):
         # theta enters replicated; as a device-varying value its gradients stay local (no implicit psum)
         theta = jax.lax.pcast(theta, "data", to="varying")
-        return jax.lax.pmean(fn(theta, vgg_params, batch, t, local, hyper), "data")
+        return jax.lax.pmean(method(local, theta, batch, t, hyper), "data")
 
     rep, split = PartitionSpec(), PartitionSpec("data")
-    return jax.shard_map(per_device, mesh=mesh, in_specs=(rep, rep, split, rep, rep), out_specs=rep)
+    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(rep, rep, split, rep, rep), out_specs=rep)
+    return functools.partial(sharded, local)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "settings", "mesh"), donate_argnums=0)
-def train_step(state, vgg_params, batch, hyper, *, spec, settings, mesh=None):
-    """One outer iteration (Algorithm 1's loop body): (state, metrics). Pure; the input state is donated.
+@functools.partial(jax.jit, static_argnames=("mesh",), donate_argnums=1)
+def train_step(bilevel, state, batch, hyper, *, mesh=None):
+    """One outer iteration (Algorithm 1's loop body) of `bilevel` (a `Bilevel`): (state, metrics). Pure;
+    the input state is donated.
 
     mesh: None for one device, else the styles of `batch` are split over its "data" axis
     (`data_parallel`) and theta, the VGG and the optimizer state are replicated.
-    metrics: those of `meta_gradient` plus grad_norm (of the direction), inner_lr (at t), outer_lr (the one
-    this update used),
-    and finite (the losses and the direction are free of NaN/inf). A non-finite step still returns its
-    state; the caller decides not to keep it.
+    metrics: those of `Bilevel.meta_gradient` plus grad_norm (of the direction), inner_lr (at t), outer_lr
+    (the one this update used), and finite (the losses and the direction are free of NaN/inf). A non-finite
+    step still returns its state; the caller decides not to keep it.
     """
-    grad_fn = lambda theta, vgg, b, t, s, h: meta_gradient(theta, vgg, spec, b, t, s, h)
     if mesh is None:
-        direction, metrics = grad_fn(state.params, vgg_params, batch, state.step, settings, hyper)
+        direction, metrics = bilevel.meta_gradient(state.params, batch, state.step, hyper)
     else:
-        direction, metrics = data_parallel(grad_fn, mesh, settings)(state.params, vgg_params, batch, state.step,
-                                                                    hyper)
-    updates, opt_state = outer_optimizer(settings, hyper).update(direction, state.opt_state, state.params)
+        direction, metrics = data_parallel(Bilevel.meta_gradient, bilevel, mesh)(state.params, batch, state.step,
+                                                                                  hyper)
+    updates, opt_state = outer_optimizer(bilevel.settings, hyper).update(direction, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(direction),
                    inner_lr=decayed(hyper.inner_lr, hyper.lr_decay, state.step),
@@ -438,28 +432,27 @@ def train_step(state, vgg_params, batch, hyper, *, spec, settings, mesh=None):
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "settings", "mesh"))
-def eval_loss(theta, vgg_params, batch, t, hyper, *, spec, settings, mesh=None):
-    """`bilevel_loss` of a batch, jit-compiled; with a mesh, its styles split over the "data" axis."""
-    loss_fn = lambda theta, vgg, b, t, s, h: bilevel_loss(theta, vgg, spec, b, t, s, h)
+@functools.partial(jax.jit, static_argnames=("mesh",))
+def eval_loss(bilevel, theta, batch, t, hyper, *, mesh=None):
+    """`Bilevel.loss` of a batch, jit-compiled; with a mesh, its styles split over the "data" axis."""
     if mesh is None:
-        return loss_fn(theta, vgg_params, batch, t, settings, hyper)
-    return data_parallel(loss_fn, mesh, settings)(theta, vgg_params, batch, t, hyper)
+        return bilevel.loss(theta, batch, t, hyper)
+    return data_parallel(Bilevel.loss, bilevel, mesh)(theta, batch, t, hyper)
 
 
-def make_train_step(config, vgg_params, spec, mesh=None):
-    """meta_train_step(state, batch) -> (state, metrics): `train_step` with the config's settings and
-    hyper-parameters and the VGG constants bound (they are arguments of the compiled step, not baked
-    into it, and never differentiated nor part of the state). With a `mesh` (`make_mesh`), state and
-    VGG parameters must be replicated on it (`replicate`) and batches split over it (`shard_batch`)."""
-    settings, hyper = settings_from_config(config), hyper_from_config(config)
+def make_meta_step(vgg, config, mesh=None):
+    """meta_step(state, batch) -> (state, metrics): `train_step` of `Bilevel(vgg, settings)` with the config's
+    settings and hyper-parameters bound (the VGG parameters are arguments of the compiled step, not baked
+    into it, and never differentiated nor part of the state). With a `mesh` (`make_mesh`), state and VGG
+    must be replicated on it (`replicate`) and batches split over it (`shard_batch`)."""
+    bilevel, hyper = Bilevel(vgg, settings_from_config(config)), hyper_from_config(config)
     if mesh is not None:
         check_mesh(config, mesh)
 
-    def meta_train_step(state, batch):
-        return train_step(state, vgg_params, batch, hyper, spec=spec, settings=settings, mesh=mesh)
+    def meta_step(state, batch):
+        return train_step(bilevel, state, batch, hyper, mesh=mesh)
 
-    return meta_train_step
+    return meta_step
 
 
 def make_mesh(devices=None):

@@ -372,11 +372,12 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
         print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
 
     state = meta.replicate(state, mesh)
-    vgg_params = meta.replicate(vgg.params, mesh)
+    settings = meta.settings_from_config(cfg)
+    bilevel = meta.Bilevel(meta.replicate(vgg, mesh), settings)
     step_fn = None
     hyper = meta.hyper_from_config(cfg)
-    eval_settings = dataclasses.replace(meta.settings_from_config(cfg),
-                                        styles_in_parallel=cfg.styles_in_parallel or cfg.styles_per_batch)
+    evaluation = bilevel.replace(settings=dataclasses.replace(
+        settings, styles_in_parallel=cfg.styles_in_parallel or cfg.styles_per_batch))
     eval_batch = meta.shard_batch(source.eval_batch(), mesh) if cfg.eval_every else None
     contents = source.sample_contents()
 
@@ -386,8 +387,7 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
         report.note(line)
 
     def evaluate(step, params):
-        loss = float(meta.eval_loss(params, vgg_params, eval_batch, step, hyper, spec=vgg.spec,
-                                    settings=eval_settings, mesh=mesh))
+        loss = float(meta.eval_loss(evaluation, params, eval_batch, step, hyper, mesh=mesh))
         report.log(step, {"eval_outer_loss": loss})
         return loss
 
@@ -405,11 +405,10 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
         for t in range(start, cfg.num_steps):
             batch = next(batches)
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
-                compiled = meta.train_step.lower(state, vgg_params, batch, hyper, spec=vgg.spec,
-                                                 settings=meta.settings_from_config(cfg), mesh=mesh).compile()
+                compiled = meta.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
                 cli.check_memory(cli.program_bytes(compiled), "one meta-iteration", "use a smaller "
                                  "data.content_size, data.style_size, batch_size or styles_in_parallel")
-                step_fn = functools.partial(lambda c, st, b: c(st, vgg_params, b, hyper), compiled)
+                step_fn = functools.partial(lambda c, st, b: c(bilevel, st, b, hyper), compiled)
             state, metrics = step_fn(state, batch)
             metrics = jax.device_get(metrics)
             it = t + 1

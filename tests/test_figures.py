@@ -73,10 +73,10 @@ def test_fig6_loop_matches_adapt(real_vgg, theta_ckpt):
     style = np.asarray(jax.random.uniform(jax.random.key(3), (32, 32, 3))) ** 3
     content = data.ContentData("embedded", "train", 32, seed=0)
     held_out = data.ContentData("embedded", "val", 32, seed=0).batch_at(0, 4)
-    grams = adapt.style_targets(real_vgg.params, real_vgg.spec, style)
+    grams = adapt.style_targets(real_vgg, style)
     ours = fig6.adapt_with_snapshots(theta, real_vgg, grams, content, held_out, 4, lr=1e-3, batch_size=4,
                                      eval_every=2, snapshots=(0, 4))
-    _, hist = adapt.adapt(theta, real_vgg.params, real_vgg.spec, style, content, 4, eval_contents=held_out,
+    _, hist = adapt.adapt(theta, real_vgg, style, content, 4, eval_contents=held_out,
                           eval_every=2)
     assert ours["eval_step"] == hist["eval_step"].tolist()
     np.testing.assert_allclose(ours["eval_loss"], hist["eval_loss"], rtol=1e-6)

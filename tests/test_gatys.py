@@ -14,10 +14,9 @@ def _pair():
 
 
 def test_optimization_lowers_the_perceptual_loss(random_vgg):
-    params, spec = random_vgg
     content, style = _pair()
     w = losses.LossWeights(alpha=1.0, beta=1e6)
-    out, hist = gatys.optimize(params, spec, content, style, content, steps=30, lr=0.05, weights=w, chunk=10)
+    out, hist = gatys.optimize(random_vgg, content, style, content, steps=30, lr=0.05, weights=w, chunk=10)
     assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
     assert hist["total"].shape == (30,)
     assert hist["content"][0] < 1e-8  # starts at the content image

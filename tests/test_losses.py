@@ -33,39 +33,40 @@ def test_content_loss_is_eq1_mean_over_features(rng):
 
 
 def test_perceptual_loss_zero_at_targets_and_weighted_as_eq4(random_vgg):
-    params, spec = random_vgg
+    vgg = random_vgg
     img = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
     style = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
-    grams_self = losses.style_grams(params, spec, img[:1])
-    total, parts = losses.perceptual_loss(params, spec, img[:1], grams_self, contents=img[:1])
+    grams_self = losses.style_grams(vgg, img[:1])
+    total, parts = losses.perceptual_loss(vgg, img[:1], grams_self, contents=img[:1])
     assert float(total) < 1e-6
-    grams = losses.style_grams(params, spec, style)
+    grams = losses.style_grams(vgg, style)
     w = losses.LossWeights(alpha=2.0, beta=3.0)
-    total, parts = losses.perceptual_loss(params, spec, img, grams, contents=img[::-1], weights=w)
+    total, parts = losses.perceptual_loss(vgg, img, grams, contents=img[::-1], weights=w)
     assert float(parts["content"]) > 0 and float(parts["style"]) > 0
     np.testing.assert_allclose(float(total), 2 * float(parts["content"]) + 3 * float(parts["style"]), rtol=1e-5)
 
 
 def test_feature_scale_divides_features(random_vgg):
-    params, spec = random_vgg
+    vgg = random_vgg
     img = jax.random.uniform(jax.random.key(0), (1, 16, 16, 3))
-    scaled = vgg16.InputSpec(spec.order, spec.scale, spec.mean, spec.std, feature_scale=4.0)
-    a = vgg16.features(params, spec, img)
-    b = vgg16.features(params, scaled, img)
+    spec = vgg.spec
+    scaled = vgg.replace(spec=vgg16.InputSpec(spec.order, spec.scale, spec.mean, spec.std, feature_scale=4.0))
+    a = vgg16.features(vgg, img)
+    b = vgg16.features(scaled, img)
     for k in vgg16.LAYERS:
         np.testing.assert_allclose(np.asarray(b[k]) * 4.0, np.asarray(a[k]), rtol=1e-5, atol=1e-6)
 
 
 def test_precomputed_content_features_give_the_same_loss_and_gradient(random_vgg):
     """perceptual_loss with content_feat (VGG on the outputs only) = with contents (one VGG pass over both)."""
-    params, spec = random_vgg
+    vgg = random_vgg
     out = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
     contents = jax.random.uniform(jax.random.key(4), (2, 32, 32, 3))
-    grams = losses.style_grams(params, spec, jax.random.uniform(jax.random.key(5), (1, 32, 32, 3)))
-    joint = jax.value_and_grad(lambda o: losses.perceptual_loss(params, spec, o, grams, contents=contents)[0])(out)
-    feat = losses.content_features(params, spec, contents)
-    apart = jax.value_and_grad(lambda o: losses.perceptual_loss(params, spec, o, grams, content_feat=feat)[0])(out)
+    grams = losses.style_grams(vgg, jax.random.uniform(jax.random.key(5), (1, 32, 32, 3)))
+    joint = jax.value_and_grad(lambda o: losses.perceptual_loss(vgg, o, grams, contents=contents)[0])(out)
+    feat = losses.content_features(vgg, contents)
+    apart = jax.value_and_grad(lambda o: losses.perceptual_loss(vgg, o, grams, content_feat=feat)[0])(out)
     np.testing.assert_allclose(float(joint[0]), float(apart[0]), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(joint[1]), np.asarray(apart[1]), rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="exactly one"):
-        losses.perceptual_loss(params, spec, out, grams, contents=contents, content_feat=feat)
+        losses.perceptual_loss(vgg, out, grams, contents=contents, content_feat=feat)

@@ -22,7 +22,6 @@ import pytest
 
 from metastyle_jax import meta, transformer, vgg16
 
-IMAGENET_SPEC = vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 REPO = Path(__file__).resolve().parents[1]
 FAST_COMPILE = "--xla_llvm_disable_expensive_passes=true"
 
@@ -47,11 +46,12 @@ def random_batch(seed, s=2, b=1, size=32, steps=None, dtype=np.float32):
 
 
 def numpy_vgg(seed=1):
-    """Random VGG16 parameters (LeCun-normal kernels as Flax's init, zero biases) made with numpy: no JAX compile."""
+    """A vgg16.VGG (ImageNet input normalization) with random parameters (LeCun-normal kernels as Flax's init,
+    zero biases) made with numpy: no JAX compile."""
     r = np.random.default_rng(seed)
-    return {name: {"kernel": (r.standard_normal(shapes["kernel"]) * np.sqrt(1 / np.prod(shapes["kernel"][:3])))
+    return vgg16.VGG({name: {"kernel": (r.standard_normal(shapes["kernel"]) * np.sqrt(1 / np.prod(shapes["kernel"][:3])))
                    .astype(np.float32), "bias": np.zeros(shapes["bias"], np.float32)}
-            for name, shapes in vgg16.param_shapes().items()}
+                      for name, shapes in vgg16.param_shapes().items()}, vgg16.IMAGENET_SPEC)
 
 
 def numpy_theta(seed=0):
@@ -107,7 +107,7 @@ def fd_worker(inner_steps):
 
     second_hvp = dataclasses.replace(settings, meta_grad="hvp")
     first = dataclasses.replace(second_hvp, mode="first_order")
-    grads = jax.jit(lambda p: [meta.meta_gradient(p, vgg, IMAGENET_SPEC, batch, t, s, hyper)[0]
+    grads = jax.jit(lambda p: [meta.Bilevel(vgg, s).meta_gradient(p, batch, t, hyper)[0]
                                for s in (settings, second_hvp, first)])  # one compile, shared work
     g2, g2_hvp, g1 = grads(theta)
     leaves, treedef = jax.tree_util.tree_flatten(theta)
@@ -117,7 +117,7 @@ def fd_worker(inner_steps):
     directions = {"random": rand(lambda m: 1.0), "random_instance_norm": rand(lambda m: float(m)),
                   "random_other": rand(lambda m: float(not m))}
     eps = 1e-7  # float64 rounding stays ~1e-8 relative; larger steps can cross ReLU / max-pool kinks
-    loss = jax.jit(lambda p: meta.bilevel_loss(p, vgg, IMAGENET_SPEC, batch, t, settings, hyper))
+    loss = jax.jit(lambda p: meta.Bilevel(vgg, settings).loss(p, batch, t, hyper))
     out = {"rel_hvp_vs_autodiff": float(np.max(np.abs(flat(g2_hvp) - flat(g2))) / np.max(np.abs(flat(g2)))),
            "rel_second_vs_first": float(np.linalg.norm(flat(g2) - flat(g1)) / np.linalg.norm(flat(g2))),
            "directions": {}}
@@ -141,7 +141,7 @@ def devices_worker():
     out = {}
     for n in (1, 2):
         mesh = meta.make_mesh(jax.devices()[:n])
-        step = meta.make_train_step(cfg, meta.replicate(vgg, mesh), IMAGENET_SPEC, mesh)
+        step = meta.make_meta_step(meta.replicate(vgg, mesh), cfg, mesh)
         state = meta.replicate(meta.init_state(cfg, 0).replace(params=theta), mesh)
         sharded = [meta.shard_batch(b, mesh) for b in batches]
         assert len(sharded[0]["train"].sharding.device_set) == n
@@ -227,8 +227,9 @@ def adapted(random_vgg):
 
     @jax.jit
     def run(theta, vgg, batch):
-        task = jax.tree_util.tree_map(lambda x: x[0], meta._tasks(vgg, IMAGENET_SPEC, batch, settings))
-        return meta.adapt(theta, vgg, IMAGENET_SPEC, task, 0, settings, hyper)
+        bilevel = meta.Bilevel(vgg, settings)
+        task = jax.tree_util.tree_map(lambda x: x[0], bilevel.tasks(batch))
+        return bilevel.adapt(theta, task, 0, hyper)
 
     w, inner_losses = run(theta, random_vgg, batch)
     return theta, w, inner_losses
@@ -282,7 +283,7 @@ def test_reptile_moves_theta_toward_adapted_weights(adapted, random_vgg):
     theta, w, _ = adapted
     cfg = tiny_config(mode="reptile", inner_lr=0.1, styles_per_batch=1)
     state = meta.init_state(cfg, 0)
-    step = meta.make_train_step(cfg, random_vgg, IMAGENET_SPEC)
+    step = meta.make_meta_step(random_vgg, cfg)
     new, metrics = step(state, random_batch(0, s=1))
     step_taken, toward = flat(new.params) - flat(theta), flat(w) - flat(theta)
     # Entries whose inner gradient is zero in exact arithmetic (e.g. an instance norm's shift feeding a
@@ -317,7 +318,7 @@ def test_outer_step_respects_outer_params(random_vgg):
     cfg = tiny_config(outer_params="instance_norm", mode="first_order")
     state = meta.init_state(cfg, 0)
     before = jax.tree_util.tree_map(np.asarray, state.params)
-    new, metrics = meta.make_train_step(cfg, random_vgg, IMAGENET_SPEC)(state, random_batch(1))
+    new, metrics = meta.make_meta_step(random_vgg, cfg)(state, random_batch(1))
     moved = [bool(np.any(a != np.asarray(b))) for a, b in zip(jax.tree_util.tree_leaves(before),
                                                              jax.tree_util.tree_leaves(new.params))]
     assert moved == jax.tree_util.tree_leaves(transformer.instance_norm_mask(before))
@@ -337,11 +338,11 @@ def test_task_loss_is_the_perceptual_loss(random_vgg):
     params = transformer.init_params(jax.random.key(0), 16)
     b = random_batch(2, s=1, b=2)
     contents, style = b["val"][0], b["style"]
-    grams = losses.style_grams(random_vgg, IMAGENET_SPEC, style)
-    feat = meta.content_features(random_vgg, IMAGENET_SPEC, contents, settings)
-    ours, parts = meta.task_loss(params, random_vgg, IMAGENET_SPEC, contents, feat,
-                                 {k: g[0] for k, g in grams.items()}, settings, hyper)
-    ref, ref_parts = losses.perceptual_loss(random_vgg, IMAGENET_SPEC, transformer.apply(params, contents), grams,
+    bilevel = meta.Bilevel(random_vgg, settings)
+    grams = losses.style_grams(random_vgg, style)
+    feat = bilevel.content_features(contents)
+    ours, parts = bilevel.task_loss(params, contents, feat, {k: g[0] for k, g in grams.items()}, hyper)
+    ref, ref_parts = losses.perceptual_loss(random_vgg, transformer.apply(params, contents), grams,
                                             contents=contents)
     assert float(ours) == pytest.approx(float(ref), rel=1e-5)
     assert float(parts["style"]) == pytest.approx(float(ref_parts["style"]), rel=1e-5)

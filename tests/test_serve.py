@@ -36,8 +36,7 @@ def tiny_adaptation(vgg, steps=2, theta=None):
     cfg = ml_collections.ConfigDict({"steps": steps, "lr": 1e-3, "batch_size": 4, "size": 32, "style_size": 32,
                                      "alpha": 1.0, "beta": 1e5, "only_in": False, "content": "embedded",
                                      "crop": "random", "seed": 0})
-    params, spec = vgg
-    weights = vgg_weights.VGGWeights(params, spec, "random", "0" * 64, "random")
+    weights = vgg_weights.VGGWeights(vgg.params, vgg.spec, "random", "0" * 64, "random")
     return serve.Adaptation(cfg, theta, None if theta is None else "theta-ckpt", lambda: weights)
 
 

@@ -52,7 +52,7 @@ def numpy_theta(seed=0):
 @pytest.fixture(scope="module")
 def setup(real_vgg):
     r = np.random.default_rng(4)
-    return {"theta": numpy_theta(), "vgg": real_vgg, "torch_vgg": tm.vgg_from_params(real_vgg.params, real_vgg.spec),
+    return {"theta": numpy_theta(), "vgg": real_vgg, "torch_vgg": tm.vgg_from_params(real_vgg),
             "contents": r.random((4, SIZE, SIZE, 3), dtype=np.float32),
             "style": r.random((SIZE, SIZE, 3), dtype=np.float32)}
 
@@ -62,9 +62,9 @@ def test_network_and_features_match(setup, random_vgg):
     ours = np.asarray(transformer.apply(setup["theta"], x))
     theirs = tm.transformer_from_params(setup["theta"])(tm.nchw(x)).detach().movedim(1, -1).numpy()
     np.testing.assert_allclose(theirs, ours, atol=2e-5)
-    for params, spec in ((setup["vgg"].params, setup["vgg"].spec), random_vgg):  # BGR x255 /57.6, and RGB ImageNet
-        ours = vgg16.features(params, spec, x)
-        theirs = tm.vgg_from_params(params, spec)(tm.nchw(x))
+    for vgg in (setup["vgg"], random_vgg):  # BGR x255 /57.6, and RGB ImageNet
+        ours = vgg16.features(vgg, x)
+        theirs = tm.vgg_from_params(vgg)(tm.nchw(x))
         for k in vgg16.LAYERS:
             np.testing.assert_allclose(theirs[k].movedim(1, -1).numpy(), ours[k], rtol=1e-4,
                                        atol=1e-4 * float(jnp.abs(ours[k]).max()), err_msg=k)
@@ -74,9 +74,9 @@ def test_perceptual_loss_and_its_gradient_match(setup):
     vgg, tvgg = setup["vgg"], setup["torch_vgg"]
     contents = setup["contents"]
     outputs = np.asarray(transformer.apply(setup["theta"], contents))
-    grams = losses.style_grams(vgg.params, vgg.spec, setup["style"][None])
+    grams = losses.style_grams(vgg, setup["style"][None])
     (ours, parts), g_ours = jax.value_and_grad(
-        lambda o: losses.perceptual_loss(vgg.params, vgg.spec, o, grams, contents=contents), has_aux=True)(outputs)
+        lambda o: losses.perceptual_loss(vgg, o, grams, contents=contents), has_aux=True)(outputs)
     out_t = tm.nchw(outputs).requires_grad_(True)
     t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
     theirs, lc, ls = tm.perceptual_loss(tvgg, out_t, tm.content_features(tvgg, tm.nchw(contents)), t_grams)
@@ -101,14 +101,14 @@ def test_adaptation_steps_match(setup):
     losses of two steps."""
     vgg, tvgg, theta = setup["vgg"], setup["torch_vgg"], setup["theta"]
     batches = [setup["contents"], setup["contents"][::-1].copy()]
-    grams = adapt.style_targets(vgg.params, vgg.spec, setup["style"])
+    grams = adapt.style_targets(vgg, setup["style"])
     net = tm.transformer_from_params(theta)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
     params, opt_state = theta, adapt.optimizer(1e-3).init(theta)
     ours, theirs = [], []
     for step, b in enumerate(batches):
-        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg.params, grams, jnp.asarray(b), spec=vgg.spec)
+        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, jnp.asarray(b))
         ours.append(float(m["loss"]))
         theirs.append(float(tm.adapt_step(net, opt, tvgg, t_grams, tm.nchw(b))))
         if step:
@@ -150,10 +150,9 @@ def jax_meta_gradients(setup, meta_batch):
     hyper = meta.hyper_from_config(config(1))
     s1 = meta.settings_from_config(config(1))
     variants = (s1, dataclasses.replace(s1, mode="first_order"), dataclasses.replace(s1, inner_steps=2))
-    vgg = setup["vgg"]
-    fn = jax.jit(lambda theta, vgg_params, batch, t: [meta.meta_gradient(theta, vgg_params, vgg.spec, batch, t,
-                                                                         s, hyper) for s in variants])
-    return fn(setup["theta"], vgg.params, meta_batch, jnp.asarray(T_OUTER, jnp.int32))
+    fn = jax.jit(lambda theta, vgg, batch, t: [meta.Bilevel(vgg, s).meta_gradient(theta, batch, t, hyper)
+                                               for s in variants])
+    return fn(setup["theta"], setup["vgg"], meta_batch, jnp.asarray(T_OUTER, jnp.int32))
 
 
 @pytest.mark.parametrize("inner_steps", [1, 2])
@@ -218,7 +217,7 @@ def test_adapting_a_converted_official_theta_moves_conv1_as_the_official_code(se
 
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     t_grams = tm.style_grams(tvgg, tm.nchw(setup["style"][None]))
-    grams = adapt.style_targets(vgg.params, vgg.spec, setup["style"])
+    grams = adapt.style_targets(vgg, setup["style"])
     batches = [setup["contents"][np.roll(np.arange(4), i)] for i in range(5)]
     theirs_mu = None
     for b in batches:
@@ -232,8 +231,8 @@ def test_adapting_a_converted_official_theta_moves_conv1_as_the_official_code(se
         params = convert.from_state_dict(official)
         opt_state = adapt.optimizer(1e-3, input_scale=scale).init(params)
         for i, b in enumerate(batches):
-            params, opt_state, _ = adapt.adapt_step(params, opt_state, vgg.params, grams, jnp.asarray(b),
-                                                    spec=vgg.spec, input_scale=scale)
+            params, opt_state, _ = adapt.adapt_step(params, opt_state, vgg, grams, jnp.asarray(b),
+                                                    input_scale=scale)
             if i == 0 and scale == 255.0:
                 mu = np.asarray(opt_state[1][0].mu["conv1"]["conv2d"]["kernel"])
                 # the gradient Adam sees is the official one: 5.7e-3 measured, where the native parameterization

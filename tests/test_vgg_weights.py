@@ -186,7 +186,7 @@ def torch_vgg(torch, state, img):
 
 def ours(w, img):
     """Our features of img (H, W, 3) through vgg16.features, with the feature scale multiplied back."""
-    feats = vgg16.features(w.params, w.spec, jnp.asarray(img[None]))
+    feats = vgg16.features(w, jnp.asarray(img[None]))
     return {k: np.asarray(v[0], np.float64) * w.spec.feature_scale for k, v in feats.items()}
 
 

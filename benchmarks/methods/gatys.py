@@ -13,25 +13,24 @@ NAME = "Gatys et al. (800 steps)"
 PAPER = {"params_m": None, 256: 7.7428, 512: 27.0517}
 STEPS = 800
 LR = 0.02
-IMAGENET_SPEC = vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
-def setup(key, content, style, spec=IMAGENET_SPEC):
-    """Random VGG16 weights and everything `gatys.run_steps` takes: (x, opt_state, vgg_params,
+def setup(key, content, style):
+    """A random VGG16 (`vgg16.random`) and everything `gatys.run_steps` takes: (x, opt_state, vgg,
     content_feat, grams) for content (H, W, 3) and style (Hs, Ws, 3)."""
-    vgg_params = vgg16.random_params(key)
-    content_feat, grams = gatys.targets(vgg_params, spec, content, style, losses.LossWeights())
+    vgg = vgg16.random(key)
+    content_feat, grams = gatys.targets(vgg, content, style, losses.LossWeights())
     x = jnp.asarray(content, jnp.float32)
-    return x, optax.adam(LR).init(x), vgg_params, content_feat, grams
+    return x, optax.adam(LR).init(x), vgg, content_feat, grams
 
 
-def chunk(steps, spec=IMAGENET_SPEC):
-    """f(x, opt_state, vgg_params, content_feat, grams) running `steps` Adam steps of gatys.run_steps."""
+def chunk(steps):
+    """f(x, opt_state, vgg, content_feat, grams) running `steps` Adam steps of gatys.run_steps."""
     def f(*args):
-        return gatys.run_steps(*args, spec=spec, weights=losses.LossWeights(), lr=LR, steps=steps)
+        return gatys.run_steps(*args, weights=losses.LossWeights(), lr=LR, steps=steps)
     return f
 
 
-def targets_fn(spec=IMAGENET_SPEC):
-    """f(vgg_params, content, style): the content features and style Grams Gatys needs once per image."""
-    return lambda vgg_params, content, style: gatys.targets(vgg_params, spec, content, style, losses.LossWeights())
+def targets_fn():
+    """f(vgg, content, style): the content features and style Grams Gatys needs once per image."""
+    return lambda vgg, content, style: gatys.targets(vgg, content, style, losses.LossWeights())

@@ -27,7 +27,6 @@ PAPER = {"params_m": 219.32, 256: 0.0045, 512: 0.0147}
 HIDDEN = 128
 BASE = 32
 FIXED_CONVS = ("conv1", "deconv3")
-IMAGENET_SPEC = vgg16.InputSpec("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 class Transformer(nn.Module):
@@ -82,9 +81,10 @@ class MetaNet(nn.Module):
         return out
 
 
-def style_stats(vgg_params, style, spec=IMAGENET_SPEC):
-    """Channel mean and std of the style's VGG16 relu1_2, relu2_2, relu3_3, relu4_3: (B, Hs, Ws, 3) -> (B, 1920)."""
-    feats = vgg16.features(vgg_params, spec, style)
+def style_stats(vgg_params, style):
+    """Channel mean and std of the style's VGG16 relu1_2, relu2_2, relu3_3, relu4_3 (ImageNet input
+    normalization): (B, Hs, Ws, 3) -> (B, 1920)."""
+    feats = vgg16.features(vgg16.VGG(vgg_params, vgg16.IMAGENET_SPEC), style)
     parts = [f(feats[k], axis=(1, 2)) for k in vgg16.LAYERS for f in (jnp.mean, jnp.std)]
     return jnp.concatenate(parts, axis=-1)
 
