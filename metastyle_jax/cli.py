@@ -50,7 +50,8 @@ def _interrupted():
 def _watch_interrupts():
     """Ctrl-C raises KeyboardInterrupt in the main thread, whose `finally` blocks remove temporary files; if
     the main thread is inside XLA (compiling) and does not get there within INTERRUPT_GRACE_S, a watcher
-    thread, woken by the signal through `signal.set_wakeup_fd`, exits instead."""
+    thread, woken by the signal through `signal.set_wakeup_fd`, exits instead. A KeyboardInterrupt raised in a
+    callback, which Python can only print as "Exception ignored", is silenced: the watcher exits then too."""
     if threading.current_thread() is not threading.main_thread():
         return
     read, write = os.pipe()
@@ -67,6 +68,13 @@ def _watch_interrupts():
         _interrupted()
 
     threading.Thread(target=watch, name="interrupt-watcher", daemon=True).start()
+    previous = sys.unraisablehook
+
+    def hook(unraisable):  # Ctrl-C inside a callback (e.g. JAX's gc hook) cannot propagate: the watcher exits
+        if unraisable.exc_type is not KeyboardInterrupt:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def run(main, argv=None):
