@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from metastyle_jax import cli, config, images, outputs, serve
+from metastyle_jax import adapt, checkpoints, cli, config, images, outputs, serve
 
 
 def browser(width, height):
@@ -54,7 +54,8 @@ def main(argv=None):
     photo = cli.load_image_arg(args.photo)
 
     cfg = config.load("adapt")
-    adaptation = serve.Adaptation(cfg, None, None, lambda: None)  # shows the page's adapt section; never run
+    theta, _ = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
+    adaptation = serve.Adaptation(cfg, theta, adapt.DEFAULT_THETA, lambda: None)  # the adapt section; never run
     studio = serve.Studio(serve.find_models(args.model), serve.Limits(max_side=args.max_side), adaptation)
     httpd = serve.make_server(serve.create_app(studio), "127.0.0.1", 0)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

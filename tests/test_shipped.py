@@ -1,6 +1,8 @@
 """The models shipped in the package: theta loads by name, float32 in memory, with its card; the five
-shipped paintings were held out of its training; float16 storage moves its output by at most 1/255."""
+shipped paintings were held out of its training; float16 storage moves its output by at most 1/255. Each
+shipped style was adapted from the shipped theta to its painting, and `stylize --style NAME` uses it."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, data, images, transformer
+from metastyle_jax import checkpoints, cli, data, images, stylize, transformer
 
 pytestmark = pytest.mark.skipif("theta" not in checkpoints.shipped_models(), reason="no shipped theta")
 
@@ -39,17 +41,49 @@ def test_the_shipped_paintings_were_held_out(shipped):
 def test_float16_rounding_moves_the_output_by_at_most_one_level(shipped):
     """Each weight moved by half a float16 ulp of itself (the largest rounding error), random signs."""
     params = shipped[0]
-    r = np.random.default_rng(0)
-
-    def rounded(x):
-        ulp = np.spacing(np.abs(x).astype(np.float16)).astype(np.float32)
-        return x + 0.5 * ulp * r.choice([-1.0, 1.0], size=x.shape).astype(np.float32)
-
-    moved = jax.tree_util.tree_map(rounded, params)
+    moved = half_ulp_moved(params, np.random.default_rng(0))
     photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (128, 128))
                        for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
     run = jax.jit(transformer.apply)
     change = float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(moved, photos))).max())
+    assert change <= 1 / 255
+
+
+SHIPPED_STYLES = [n for n in data.PAINTINGS if n in checkpoints.shipped_models()]
+
+
+def half_ulp_moved(params, r, which=lambda path: True):
+    """`params` with each selected weight moved by half a float16 ulp of itself (its largest rounding error),
+    random signs."""
+    def rounded(path, x):
+        if not which(path):
+            return x
+        ulp = np.spacing(np.abs(x).astype(np.float16)).astype(np.float32)
+        return x + 0.5 * ulp * r.choice([-1.0, 1.0], size=x.shape).astype(np.float32)
+    return jax.tree_util.tree_map_with_path(rounded, params)
+
+
+@pytest.mark.parametrize("name", SHIPPED_STYLES)
+def test_each_shipped_style_is_theta_adapted_to_its_painting(name):
+    params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
+    s = meta["settings"]
+    assert all(x.dtype == np.float32 and np.isfinite(x).all() for x in jax.tree_util.tree_leaves(params))
+    assert s["from_theta"] == "theta" and s["style"] == f"{name}.jpg" and s["size"] == 256
+    assert s["style_sha256"] == hashlib.sha256(data.painting_path(name).read_bytes()).hexdigest()
+    assert s["card"]["float16_max_output_change"] <= 1 / 255
+    stored = checkpoints.ocp.StandardCheckpointer().restore(stylize.shipped_style(name).resolve() / "params")
+    for path, x in jax.tree_util.tree_leaves_with_path(stored):  # kernels float16, the rest float32
+        assert x.dtype == (np.float16 if path[-1].key == "kernel" else np.float32), path
+
+
+@pytest.mark.parametrize("name", SHIPPED_STYLES)
+def test_float16_kernels_move_a_style_by_at_most_one_level(name):
+    params, _ = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
+    moved = half_ulp_moved(params, np.random.default_rng(0), lambda path: path[-1].key == "kernel")
+    photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (128, 128))
+                       for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
+    change = float(np.abs(np.asarray(transformer.stylize_batch(params, photos))
+                          - np.asarray(transformer.stylize_batch(moved, photos))).max())
     assert change <= 1 / 255
 
 
