@@ -1,4 +1,4 @@
-"""The paper-figure benchmarks (fig6, fig7, quality) at 32 px with a handful of steps."""
+"""The paper-figure benchmarks (fig6, fig7, quality, supplementary) at 32 px with a handful of steps."""
 
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import fig6, fig7, figures, quality
+from benchmarks import fig6, fig7, figures, quality, supplementary
 from metastyle_jax import adapt, checkpoints, cli, data, transformer
 
 SIZE = ["--size", "32", "--style-size", "32"]
@@ -184,3 +184,22 @@ def test_content_without_held_out_images_gives_one_line(theta_ckpt, tmp_path, ca
     err = _one_line_error(capsys, fig6, ["--theta", theta_ckpt, "--set", f"content={folder}",
                                          "--out-dir", str(tmp_path)])
     assert "val split" in err
+
+
+def test_supplementary_records_the_common_yardstick(tmp_path):
+    tiny = ["--set", "data.content=embedded", "--set", "data.styles=embedded", "--set", "styles_per_batch=2",
+            "--set", "batch_size=1"]
+    r = supplementary.main(["--variants", "reptile", "--iterations", "2", "--size", "32", "--eval-every", "1",
+                            *tiny, "--out-dir", str(tmp_path)])
+    run = r["runs"]["reptile"]
+    assert run["eval_step"] == [0, 1, 2] and run["train_step"] == [1, 2] and run["diverged_at"] is None
+    assert run["eval_own"] == []  # T=1: its own objective is the common one
+    assert np.isfinite(run["eval_t1"]).all() and run["eval_t1"][1] != run["eval_t1"][0]
+    assert r["settings"]["outer_lr"] == supplementary.OUTER_LR and r["settings"]["size"] == 32
+    assert all((tmp_path / f"supplementary_{figures.platform()}{s}").stat().st_size > 0
+               for s in (".json", "_eval.png", "_train.png"))
+
+
+def test_supplementary_bad_variant_gives_one_line(tmp_path, capsys):
+    assert "reptiles" in _one_line_error(capsys, supplementary, ["--variants", "reptiles", "--out-dir", str(tmp_path)])
+    assert "--iterations" in _one_line_error(capsys, supplementary, ["--iterations", "0", "--out-dir", str(tmp_path)])
