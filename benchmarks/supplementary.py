@@ -35,15 +35,17 @@ OUTER_LR = 5e-4  # the campaign's outer lr from random init (configs/metastyle.p
 
 
 def run_variant(cfg, vgg, source, eval_batch, iterations, eval_every, progress):
-    """Meta-train `cfg` from `meta.init_state(cfg, cfg.seed)` on `source.batch_at(t)`; E(theta) at T=1 (and
-    the variant's own E when its settings differ) at 0, every `eval_every` and the last iteration.
+    """Meta-train `cfg` from `meta.init_state(cfg, cfg.seed)` on `source.batch_at(t)`; E(theta) at T=1 with
+    IN-only inner steps (and the variant's own E when its T or inner parameters differ) at 0, every `eval_every` and the last iteration.
     Returns {"train_step", "outer_loss", "eval_step", "eval_t1", "eval_own", "seconds_per_iteration",
     "compile_seconds", "diverged_at"}."""
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
     bilevel = meta.Bilevel(vgg, settings)
     full = {"styles_in_parallel": cfg.styles_per_batch}
-    common = bilevel.replace(settings=dataclasses.replace(settings, inner_steps=1, **full))
-    own = bilevel.replace(settings=dataclasses.replace(settings, **full))
+    # the yardstick's loss does not depend on `mode`: one compiled evaluation serves every T=1, IN-only variant
+    common = bilevel.replace(settings=dataclasses.replace(settings, mode="second_order", inner_steps=1,
+                                                          inner_params="instance_norm", **full))
+    own = bilevel.replace(settings=dataclasses.replace(settings, mode="second_order", **full))
     state = meta.init_state(cfg, cfg.seed)
     out = {"train_step": [], "outer_loss": [], "eval_step": [], "eval_t1": [], "eval_own": [], "diverged_at": None}
 
