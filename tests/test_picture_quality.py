@@ -1,0 +1,69 @@
+"""The picture judge's measures on pictures whose answer is known, and its EfficientNet-Lite0 port on ImageNet."""
+
+import numpy as np
+import pytest
+
+from benchmarks import picture_quality as pq
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from metastyle_jax import cli
+    return cli.load_image_arg("embedded:chelsea", max_side=128)
+
+
+def test_blob_share_counts_black_pixels_where_the_photo_is_lit():
+    photo = np.full((10, 10, 3), 0.5, np.float32)
+    photo[:, :5] = 0.05                      # the left half is dark in the photo
+    out = np.full((10, 10, 3), 0.5, np.float32)
+    out[:2] = 0.0                            # 2 black rows: 10 pixels lit in the photo, 10 dark there
+    assert pq.blob_share(photo, out) == pytest.approx(0.1)
+    assert pq.blob_share(photo, photo) == 0.0
+
+
+def test_checkerboard_ratio_sees_two_and_four_pixel_grids():
+    yy, xx = np.mgrid[:96, :128] / 128.0
+    smooth = (0.5 + 0.2 * np.sin(9 * xx + 4 * yy) + 0.1 * np.cos(13 * yy))[..., None].repeat(3, -1)
+    yy, xx = np.mgrid[:96, :128]
+    base = pq.checkerboard_ratio(smooth)
+    assert base < 10
+    for period in (2, 4):
+        grid = smooth + 0.05 * ((((yy + xx) // (period // 2)) % 2)[..., None] - 0.5)
+        assert pq.checkerboard_ratio(grid) > 10 * base
+
+
+def test_edges_kept_is_one_for_the_photo_and_low_for_noise(photo, rng):
+    assert pq.edges_kept(photo, photo) == pytest.approx(1.0)
+    assert pq.edges_kept(photo, rng.uniform(size=photo.shape).astype(np.float32)) < 0.3
+
+
+def test_colour_distance_is_zero_for_the_same_colours_and_one_for_disjoint(photo):
+    assert pq.colour_distance(photo, photo[::-1]) == pytest.approx(0.0, abs=1e-6)
+    assert pq.colour_distance(np.zeros((4, 4, 3)), np.ones((4, 4, 3))) == pytest.approx(1.0)
+
+
+def test_summary_means_and_maxima():
+    rows = [{"group": "a", **{m: 1.0 for m in pq.MEASURES}}, {"group": "a", **{m: 3.0 for m in pq.MEASURES}}]
+    s = pq.summarize(rows, "group")["a"]
+    assert s["checkerboard"] == 2.0 and s["max_checkerboard"] == 3.0 and s["n"] == 2
+
+
+def test_efficientnet_lite0_port_classifies_imagenet_photos():
+    torch = pytest.importorskip("torch")
+    from benchmarks import judge_net
+    from metastyle_jax import cli
+    _, net = judge_net.load()
+    for name, classes in (("chelsea", {281, 282, 285}), ("coffee", {967, 968})):  # cats; espresso, cup
+        x = cli.load_image_arg(f"embedded:{name}", max_side=224)
+        with torch.no_grad():
+            logits, stages = net(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None])
+        assert int(logits.argmax()) in classes
+    assert [s.shape[1] for s in stages.values()] == [16, 24, 40, 80, 112, 192, 320]
+
+
+def test_white_share_counts_saturated_white_where_the_photo_is_not_bright():
+    photo = np.full((10, 10, 3), 0.5, np.float32)
+    photo[:5] = 0.9                          # the top half is bright in the photo
+    out = np.full((10, 10, 3), 0.5, np.float32)
+    out[:, :3] = 1.0                         # 3 white columns: 15 pixels where the photo is not bright
+    assert pq.white_share(photo, out) == pytest.approx(0.15)
