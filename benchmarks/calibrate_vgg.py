@@ -1,6 +1,7 @@
-"""Calibration of the default (HED) VGG16 features against the paper's alpha=1, beta=1e5.
+"""Calibration of the default (HED) VGG16 features against the paper's alpha=1, beta=1e5, and of its layers.
 
     python -m benchmarks.calibrate_vgg [--size 128] [--steps 150]
+    python -m benchmarks.calibrate_vgg --layers [--styles ../shared/styles/train] [--model theta]
 
 The paper tuned alpha and beta for torchvision's ImageNet VGG16, whose input is (x - mean) / std with x in
 [0, 1]. The HED and Keras weights take Caffe-style input, 255 x - 255 mean (BGR): the same pixels 255 * std
@@ -8,10 +9,19 @@ The paper tuned alpha and beta for torchvision's ImageNet VGG16, whose input is 
 scales by that factor, Gram matrices and content MSE by its square. `feature_scale` divides the features by
 it. This script records the evidence: per-layer feature RMS on the embedded photos, and the content/style
 balance that Gatys et al. reaches with alpha=1, beta=1e5 at the chosen scale and at half and twice it.
+
+`--layers` calibrates the balance between the four style terms (`vgg16.InputSpec.layer_weights`): with one
+scale, HED's relu1_2 carries 97-99% of the style term and relu3_3, relu4_3 nothing (issue 22). It takes the
+mean of each layer's unweighted term over the training paintings x the embedded training photos and gives
+each layer the factor that makes its mean a quarter of the total (the total kept). It then prints each
+layer's share, with the source's current factors, at step 0 of adapting `--model` (default: the shipped
+theta) to each of the five shipped paintings: M(I_c; theta) of held-out photos against the painting.
+Writes benchmarks/results/vgg_layer_balance_cpu.json.
 """
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -48,12 +58,64 @@ def gatys_balance(w, scale, size, steps):
             "final_style_share": float(s[-1] / (s[-1] + c[-1]))}
 
 
+def layer_terms(w, outputs, style):
+    """The four style terms (eq. 2 per layer, before `layer_weights`) of `outputs` (B, H, W, 3) against a style."""
+    grams = losses.style_grams(w, jnp.asarray(style)[None])
+    return {k: float(v) for k, v in losses.style_terms(vgg16.features(w, jnp.asarray(outputs)), grams).items()}
+
+
+def equal_share(terms):
+    """Factors giving each layer a quarter of the summed mean terms (a list of `layer_terms` dicts)."""
+    mean = {k: float(np.mean([t[k] for t in terms])) for k in vgg16.LAYERS}
+    return tuple(0.25 * sum(mean.values()) / mean[k] for k in vgg16.LAYERS)
+
+
+def shares(terms, factors):
+    """Each layer's share of the weighted style term."""
+    weighted = {k: f * terms[k] for k, f in zip(vgg16.LAYERS, factors)}
+    return {k: v / sum(weighted.values()) for k, v in weighted.items()}
+
+
+def layer_balance(w, styles_dir, model, size, style_size):
+    """The equal-share factors over training paintings x photos, and the shares at step 0 of adapting `model`."""
+    from metastyle_jax import checkpoints, data, images, stylize
+    photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (size, size))
+                       for n in data.EMBEDDED_PHOTOS if n not in data.EMBEDDED_VAL_PHOTOS])
+    paintings = sorted(Path(styles_dir).glob("*.jpg"))
+    if not paintings:
+        raise cli.UserError(f"no training paintings (*.jpg) in {styles_dir}")
+    load = lambda p: images.resize(images.load_image(str(p)), (style_size, style_size))
+    factors = equal_share([layer_terms(w, photos, load(p)) for p in paintings])
+    theta, _ = checkpoints.load_model(model)
+    held_out = [images.resize(cli.load_image_arg(f"embedded:{n}"), (size, size)) for n in data.EMBEDDED_VAL_PHOTOS]
+    outputs = np.stack(stylize.stylize(theta, held_out, len(held_out)))
+    step0 = {}
+    for name in data.PAINTINGS:
+        terms = layer_terms(w, outputs, load(data.painting_path(name)))
+        step0[name] = {"current": shares(terms, w.spec.layer_weights), "equal_share": shares(terms, factors)}
+    return {"paintings": len(paintings), "photos": len(photos), "size": size, "style_size": style_size,
+            "model": model, "equal_share_factors": factors, "current_factors": list(w.spec.layer_weights),
+            "step0_shares": step0}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--layers", action="store_true", help="calibrate the balance of the four style layers")
+    p.add_argument("--styles", default=str(Path(__file__).resolve().parents[2] / "shared" / "styles" / "train"))
+    p.add_argument("--style-size", type=int, default=256)
+    p.add_argument("--model", default="theta", help="--layers: the theta whose step-0 shares are printed")
     args = p.parse_args()
     w = vgg_weights.load_vgg("hed")
+    if args.layers:
+        figures = layer_balance(w, args.styles, args.model, args.size, args.style_size)
+        print(write_result("vgg_layer_balance_cpu", {"source": w.source, "sha256": w.sha256, **figures}))
+        print("equal-share factors:", ", ".join(f"{f:.6g}" for f in figures["equal_share_factors"]))
+        for name, s in figures["step0_shares"].items():
+            print(f"{name}: " + "; ".join(f"{which} " + " ".join(f"{k} {100 * v:.1f}%" for k, v in sh.items())
+                                          for which, sh in s.items()))
+        return
     derived = 255.0 * float(np.mean(IMAGENET_STD))
     figures = {"source": w.source, "sha256": w.sha256, "derived_scale": derived,
                "feature_scale": w.spec.feature_scale, "size": args.size, "steps": args.steps,

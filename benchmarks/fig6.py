@@ -108,7 +108,7 @@ def main(argv=None):
     held_out = held_val.batch_at(0, cfg.eval_batch)  # the batch adapt.held_out_batch takes
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
-    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+    weights = losses.weights_of(cfg)
     grams = adapt.style_targets(vgg, style, weights)
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
 

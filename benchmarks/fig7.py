@@ -98,7 +98,7 @@ def main(argv=None):
     style = cli.load_image_arg(args.style, max_side=cfg.style_size)
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
-    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+    weights = losses.weights_of(cfg)
     content_feat, grams = gatys.targets(vgg, content, style, weights)
     starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None]))[0]}
 

@@ -151,7 +151,7 @@ def main(argv=None):
     held_out = held_val.batch_at(0, cfg.eval_batch)
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
-    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+    weights = losses.weights_of(cfg)
 
     from tqdm import tqdm
     per_style = {}

@@ -49,7 +49,7 @@ def held_out_losses(names, cfg, models_dir):
     on the fixed batch `adapt.held_out_batch(cfg)` of cfg.content's val split."""
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     held_out = adapt.held_out_batch(cfg)
-    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+    weights = losses.weights_of(cfg)
     theta, _ = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
     out = {}
     for name in names:

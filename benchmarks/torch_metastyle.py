@@ -110,11 +110,12 @@ def params_like(template, tensors):
 class VGG16Features(nn.Module):
     """Frozen VGG16 blocks 1-4 (torchvision's `features[:23]` layout) with the input normalization of an
     `InputSpec`: (B, 3, H, W) RGB in [0, 1] -> {relu1_2, relu2_2, relu3_3, relu4_3}, each divided by the
-    spec's feature scale."""
+    spec's feature scale; `layer_weights` holds the spec's style-term factors."""
 
     def __init__(self, spec):
         super().__init__()
         self.bgr, self.scale, self.feature_scale = spec.order == "BGR", spec.scale, spec.feature_scale
+        self.layer_weights = dict(zip(vgg16.LAYERS, spec.layer_weights))
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
         layers, c_in = [], 3
@@ -185,11 +186,12 @@ def content_features(vgg, contents):
 
 def perceptual_loss(vgg, outputs, content_feat, grams, alpha=1.0, beta=1e5):
     """Eq. 4 with the official reduction (losses.perceptual_loss): alpha * mean squared relu2_2 difference
-    + beta * sum over layers of the mean squared Gram difference; grams: layer -> (1 or B, C, C).
-    Returns (loss, content, style)."""
+    + beta * sum over layers of the mean squared Gram difference, each times the VGG's layer weight;
+    grams: layer -> (1 or B, C, C). Returns (loss, content, style)."""
     feats = vgg(outputs)
     lc = F.mse_loss(feats[losses.CONTENT_LAYER], content_feat)
-    ls = sum(F.mse_loss(gram(feats[k]), grams[k].expand(outputs.shape[0], -1, -1)) for k in grams)
+    ls = sum(vgg.layer_weights[k] * F.mse_loss(gram(feats[k]), grams[k].expand(outputs.shape[0], -1, -1))
+             for k in grams)
     return alpha * lc + beta * ls, lc, ls
 
 

@@ -67,7 +67,7 @@ def jax_columns(cfg, vgg, batch, adapt_batch, style, warmup, repeats):
     first = jax.device_get(meta_call()[1])
     meta_s, _ = timed(meta_call, jax.block_until_ready, warmup, repeats)
 
-    weights = losses.LossWeights(alpha=cfg.loss.alpha, beta=cfg.loss.beta)
+    weights = losses.weights_of(cfg)
     grams = adapt.style_targets(bilevel.vgg, style, weights)
     contents = jax.device_put(jnp.asarray(adapt_batch))
     params = jax.device_put(theta)

@@ -12,6 +12,7 @@ def get_config():
     c.style_size = 256       # longer side of the style image, px
     c.alpha = 1.0            # eq. 4, paper section 5.1
     c.beta = 1e5             # eq. 4, paper section 5.1
+    c.tv = 10.0              # total variation. Deviation: not in the paper (0 restores it); see configs/metastyle.py
     c.init = "content"       # content | noise | a path to an image (e.g. the style-neutral M(I_c; theta))
     c.seed = 0
     c.log_every = 10         # steps per progress-bar / loss-curve sample

@@ -175,12 +175,12 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     t0 = time.perf_counter()
     params, hist = adapt(start, vgg, style, content, int(cfg.steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
-                         weights=losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta), eval_contents=held_out,
+                         weights=losses.weights_of(cfg), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress)
     meta = checkpoints.model_meta(
         "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha256,
         from_theta=from_theta, steps=int(cfg.steps), lr=cfg.lr, batch_size=cfg.batch_size, size=cfg.size,
-        style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, only_in=bool(cfg.only_in),
+        style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, tv=cfg.get("tv", 0.0), only_in=bool(cfg.only_in),
         content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
         final_eval_loss=float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None,

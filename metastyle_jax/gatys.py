@@ -139,7 +139,7 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     style = cli.load_image_arg(style_arg, max_side=cfg.style_size)
     init = initial_image(cfg.init, content, cfg.seed)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
-    weights = losses.LossWeights(alpha=cfg.alpha, beta=cfg.beta)
+    weights = losses.weights_of(cfg)
 
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, desc="gatys", unit="step", file=sys.stderr)

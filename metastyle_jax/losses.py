@@ -26,6 +26,13 @@ class LossWeights:
     beta: float = 1e5
     content_layer: str = CONTENT_LAYER
     style_layers: tuple = STYLE_LAYERS
+    tv: float = 0.0             # total-variation weight (0: none, as the paper's eq. 4)
+
+
+def weights_of(cfg):
+    """LossWeights from a flat adapt/gatys config (alpha, beta, tv) or a meta-training one (loss.alpha, ...)."""
+    c = cfg.loss if "loss" in cfg else cfg
+    return LossWeights(alpha=c.alpha, beta=c.beta, tv=c.get("tv", 0.0))
 
 
 def gram(feat):
@@ -40,12 +47,31 @@ def content_loss(feat_x, feat_c):
     return jnp.mean(jnp.square(feat_x - feat_c))
 
 
-def style_loss(feats_x, style_grams, layers=STYLE_LAYERS):
-    """Eq. 2 with the official reduction: sum over layers of the mean squared Gram difference.
+def style_terms(feats_x, style_grams, layers=STYLE_LAYERS):
+    """The per-layer terms of eq. 2 with the official reduction: layer -> mean squared Gram difference.
 
     feats_x: layer -> (B, H, W, C); style_grams: layer -> (1 or B, C, C) (broadcast over the batch).
     """
-    return sum(jnp.mean(jnp.square(gram(feats_x[k]) - style_grams[k])) for k in layers)
+    return {k: jnp.mean(jnp.square(gram(feats_x[k]) - style_grams[k])) for k in layers}
+
+
+def style_loss(feats_x, style_grams, layers=STYLE_LAYERS, layer_weights=()):
+    """Eq. 2: the sum over `layers` of `style_terms`, each times its factor in `layer_weights` (default 1)."""
+    terms = style_terms(feats_x, style_grams, layers)
+    factors = layer_weights or (1.0,) * len(layers)
+    return sum(f * terms[k] for k, f in zip(layers, factors))
+
+
+def layer_factors(vgg, layers=STYLE_LAYERS):
+    """The factors of `vgg`'s input spec (`vgg16.InputSpec.layer_weights`) for the style `layers`."""
+    return tuple(vgg.spec.layer_weights[vgg16.LAYERS.index(k)] for k in layers)
+
+
+def total_variation(images):
+    """Mean squared difference of neighbouring pixels, both axes, of (B, H, W, C) images: a scalar."""
+    dy = jnp.mean(jnp.square(images[:, 1:] - images[:, :-1]))
+    dx = jnp.mean(jnp.square(images[:, :, 1:] - images[:, :, :-1]))
+    return dx + dy
 
 
 def style_grams(vgg, style_images, layers=STYLE_LAYERS):
@@ -67,7 +93,8 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
     features come from the same VGG16 pass as the outputs' (one pass over [outputs, contents], the targets held
     constant).
 
-    weights.alpha and weights.beta may be traced values. Returns (scalar loss, {"content", "style"}
+    The style terms are weighted by the VGG source's `layer_weights`; weights.tv adds total variation of the
+    outputs. weights.alpha, beta and tv may be traced values. Returns (scalar loss, {"content", "style"}
     unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
     if (content_feat is None) == (contents is None):
         raise ValueError("perceptual_loss: give exactly one of content_feat and contents")
@@ -78,5 +105,8 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
         content_feat = jax.lax.stop_gradient(feats[weights.content_layer][b:])
         feats = {k: v[:b] for k, v in feats.items()}
     lc = content_loss(feats[weights.content_layer], content_feat)
-    ls = style_loss(feats, grams, weights.style_layers)
-    return weights.alpha * lc + weights.beta * ls, {"content": lc, "style": ls}
+    ls = style_loss(feats, grams, weights.style_layers, layer_factors(vgg, weights.style_layers))
+    total = weights.alpha * lc + weights.beta * ls
+    if not isinstance(weights.tv, (int, float)) or weights.tv:  # a static 0 leaves the program as it was
+        total = total + weights.tv * total_variation(outputs.astype(jnp.float32))
+    return total, {"content": lc, "style": ls}

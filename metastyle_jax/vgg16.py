@@ -26,6 +26,8 @@ class InputSpec:
 
     `feature_scale` divides every returned feature map: the calibration that makes one source's
     losses comparable to torchvision's ImageNet VGG16, on which the paper's alpha and beta were tuned.
+    `layer_weights` multiply the four style terms (eq. 2, in LAYERS order): the calibration of a source
+    whose layers are out of balance (all 1 for ImageNet VGG16, as the paper).
     """
 
     order: str  # "RGB" or "BGR"
@@ -33,6 +35,7 @@ class InputSpec:
     mean: tuple
     std: tuple = (1.0, 1.0, 1.0)
     feature_scale: float = 1.0
+    layer_weights: tuple = (1.0, 1.0, 1.0, 1.0)
 
 
 # torchvision's ImageNet normalization, the input of the paper's VGG16

