@@ -19,16 +19,25 @@ declare -A PHOTOS=(
   [mate-backgrounds]="mate/nature/Aqua.jpg mate/nature/Blinds.jpg mate/nature/Dune.jpg mate/nature/FreshFlower.jpg
     mate/nature/Garden.jpg mate/nature/GreenMeadow.jpg mate/nature/LadyBird.jpg mate/nature/RainDrops.jpg
     mate/nature/Storm.jpg mate/nature/TwoWings.jpg mate/nature/Wood.jpg mate/nature/YellowFlower.jpg"
+  # KDE Plasma's photographs (under usr/share/wallpapers, one folder each; saved as FOLDER.jpg)
+  [plasma-workspace-wallpapers]="../wallpapers/BytheWater ../wallpapers/ColdRipple ../wallpapers/DarkestHour
+    ../wallpapers/EveningGlow ../wallpapers/FallenLeaf ../wallpapers/Grey ../wallpapers/Kite
+    ../wallpapers/OneStandsOut ../wallpapers/Path ../wallpapers/summer_1am ../wallpapers/ColorfulCups"
 )
 : > "$DEST/SOURCES.txt"
 for pkg in "${!PHOTOS[@]}"; do
   (cd "$TMP" && apt-get download -q "$pkg" >/dev/null 2>&1) || { echo "cannot download $pkg with apt-get: skipped"; continue; }
-  dpkg -x "$TMP"/"$pkg"_*.deb "$TMP/$pkg"
+  dpkg -x "$TMP"/"$pkg"_*.deb "$TMP/$pkg" && mkdir -p "$TMP/$pkg/usr/share/backgrounds"
   for f in ${PHOTOS[$pkg]}; do
-    src="$TMP/$pkg/usr/share/backgrounds/$f"
+    src="$TMP/$pkg/usr/share/backgrounds/$f" name="$(basename "$f")"
+    if [ -d "$src" ]; then  # a Plasma wallpaper folder: its 1920x1080 image, else its largest
+      name="$name.jpg"
+      f="$f/contents/images/$(ls "$src/contents/images" | grep -qx 1920x1080.jpg && echo 1920x1080.jpg || ls -S "$src/contents/images" | head -1)"
+      src="$TMP/$pkg/usr/share/backgrounds/$f"
+    fi
     [ -f "$src" ] || { echo "$pkg has no $f: skipped"; continue; }
-    cp "$src" "$DEST/$(basename "$f")"
-    echo "$(basename "$f")  Debian package $pkg ($(dpkg-deb -f "$TMP"/"$pkg"_*.deb Version)), /usr/share/backgrounds/$f" >> "$DEST/SOURCES.txt"
+    cp "$src" "$DEST/$name"
+    echo "$name  Debian package $pkg ($(dpkg-deb -f "$TMP"/"$pkg"_*.deb Version)), /usr/share/backgrounds/$f" >> "$DEST/SOURCES.txt"
   done
 done
 python - "$DEST" <<'PY'

@@ -14,7 +14,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-    """The paper's settings; `arg` "tiny" or "cpu" shrinks them (see `tiny` and `cpu` below)."""
+    """The paper's settings; `arg` "tiny", "cpu" or "cpu2" shrinks them (see `tiny`, `cpu` and `cpu2` below)."""
     c = ml_collections.ConfigDict()
 
     # --- the bilevel problem (eq. 7, Algorithm 1)
@@ -44,6 +44,9 @@ def get_config(arg=None):
     c.loss = ml_collections.ConfigDict({
         "alpha": 1.0,          # content weight, eq. 4; paper 5.1 (official too)
         "beta": 1e5,           # style weight, eq. 4; paper 5.1 (official too)
+        "tv": 10.0,            # total-variation weight. Deviation: not in the paper or the official code (0
+        #                        restores them); with the HED stand-in it removes the 2- and 4-pixel
+        #                        checkerboard (issue 22, docs/model.md "The layer balance")
     })
     c.vgg = ml_collections.ConfigDict({
         "source": "hed",       # hed | torchvision | keras. Deviation: the paper and the official code use
@@ -86,9 +89,9 @@ def get_config(arg=None):
     c.eval_every = 1000        # iterations per evaluation of E(theta) on a fixed held-out batch (0: never)
     c.checkpoint_every = 2000  # iterations per Orbax checkpoint (official: --checkpoint-interval 2000)
     c.keep_checkpoints = 3     # the last K checkpoints kept
-    variants = {"tiny": tiny, "cpu": cpu}
+    variants = {"tiny": tiny, "cpu": cpu, "cpu2": cpu2}
     if arg is not None and arg not in variants:
-        raise ValueError(f"unknown variant {arg!r} (metastyle:tiny or metastyle:cpu)")
+        raise ValueError(f"unknown variant {arg!r} (metastyle:tiny, metastyle:cpu or metastyle:cpu2)")
     return variants[arg](c) if arg else c
 
 
@@ -131,4 +134,21 @@ def cpu(c):
              keep_checkpoints=2)
     c.data.update(content="runs/photos", styles="../shared/styles/train",
                   content_size=128, style_size=128)  # 64 px until iteration 900 (see above)
+    return c
+
+
+def cpu2(c):
+    """The campaign of theta on the objective of issue 22 (HED's re-balanced style layers and total variation,
+    the defaults above), on a 2-core CPU: `cpu`'s settings from a random theta, outer Adam lr 5e-4.
+
+        bash benchmarks/get_photos.sh          # 37 Debian photos and the 7 embedded training photos
+        python -m metastyle_jax.train --config metastyle:cpu2 --workdir runs/theta2
+        python -m metastyle_jax.train --config metastyle:cpu2 --workdir runs/theta2 --resume   # same session
+        python -m benchmarks.ship_theta --workdir runs/theta2       # its latest checkpoint -> --model theta
+
+    A later session (whose clone has no runs/) continues from the committed theta with
+    `--set init_from=theta --set outer_warmup=50`. Deviations: those of `cpu`, and 44 content photos.
+    """
+    c = cpu(c)
+    c.update(outer_lr=5e-4)  # from a random theta, as `cpu` until its iteration 400
     return c

@@ -46,6 +46,10 @@ def test_variants_come_from_get_config_arg():
     assert (tiny.num_steps, cpu.styles_per_batch, cpu.batch_size) == (20, 4, 2)
     assert config.load("tiny").to_dict() == tiny.to_dict()                  # the file aliases
     assert config.load("theta_cpu").to_dict() == cpu.to_dict()
+    cpu2 = config.load("metastyle:cpu2")
+    assert {k: v for k, v in cpu2.to_dict().items() if k != "outer_lr"} == \
+        {k: v for k, v in cpu.to_dict().items() if k != "outer_lr"} and cpu2.outer_lr == 5e-4
+    assert paper.loss.tv == 10.0  # the deviation of issue 22 (docs/deviations.md)
     with pytest.raises(UserError, match="unknown variant 'huge'"):
         config.load("metastyle:huge")
 

@@ -1,0 +1,177 @@
+"""Root-cause study of the objective (issue 22): Johnson et al. from random init under loss variants.
+
+    python -m benchmarks.objective_study [--variants paper equal ...] [--paintings FILE ...] [--steps 300]
+
+Each variant trains the transformer from one random init (same seed, same content batches) on one training
+painting (never the five shipped ones) with Adam, then stylizes held-out photos (chelsea, rocket; astronaut
+is a training photo) at `--eval-size` px. It writes runs/study/<variant>/<painting>/: the outputs as PNG, the
+loss history and the step times (history.json). `benchmarks.picture_quality --study runs/study` scores them.
+
+The variants are the factors the issue names: per-layer calibration of the style term (`equal`: each of
+the four layers an equal share at the photos; `energy`: each layer divided by the style's own Gram energy),
+total variation, the content weight, the output non-linearity, and their combinations.
+"""
+
+import argparse
+import dataclasses
+import functools
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks import calibrate_vgg
+from metastyle_jax import checkpoints, cli, data, images, losses, transformer, vgg16, vgg_weights
+
+TRAIN_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles" / "train"
+PAINTINGS = ("van_gogh_wheat_field_with_cypresses_1889.jpg", "hiroshige_night_view_of_saruwaka_machi_1856.jpg",
+             "kandinsky_yellow_red_blue_1925.jpg")
+PHOTOS = ("chelsea", "rocket", "astronaut")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One objective: layer weighting (paper | equal | energy), alpha, total variation, output non-linearity."""
+
+    layers: str = "paper"
+    alpha: float = 1.0
+    tv: float = 0.0
+    output: str = "sigmoid"
+
+
+VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5", "equal_linear", "equal_a5_tv100",
+            "equal_a20_tv100", "energy_a5_tv100")
+
+
+def parse_variant(name):
+    """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
+    linear, joined by "_" (e.g. equal_a5_tv100)."""
+    layers, *rest = name.split("_")
+    if layers not in ("paper", "equal", "energy"):
+        raise ValueError(f"{name}: the first word must be paper, equal or energy")
+    fields = {}
+    for word in rest:
+        if word == "linear":
+            fields["output"] = "linear"
+        elif word.startswith("tv"):
+            fields["tv"] = float(word[2:])
+        elif word.startswith("a"):
+            fields["alpha"] = float(word[1:])
+        else:
+            raise ValueError(f"{name}: unknown word {word!r}")
+    return Variant(layers, **fields)
+
+
+def energy_weights(vgg, style, reference):
+    """Per-layer factors dividing each layer's term by the style's own Gram energy, scaled so that at a style
+    with the `reference` energies (layer -> mean squared Gram entry) they equal the equal-share factors
+    (`calibrate_vgg.equal_share`)."""
+    grams = losses.style_grams(vgg, style[None])
+    energy = {k: float(jnp.mean(jnp.square(g))) for k, g in grams.items()}
+    return tuple(float(reference["weights"][i] * reference["energy"][k] / energy[k])
+                 for i, k in enumerate(vgg16.LAYERS))
+
+
+@functools.partial(jax.jit, static_argnames=("weights", "output", "tx"))
+def train_step(params, opt_state, vgg, grams, contents, *, weights, output, tx):
+    """One Adam step of Johnson et al. on eq. 4 with `weights` (a `losses.LossWeights`) and the `output` head."""
+    def loss_fn(p):
+        out = transformer.TransformerNet(output=output).apply({"params": p}, contents)
+        return losses.perceptual_loss(vgg, out, grams, contents=contents, weights=weights)
+
+    (total, parts), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(g, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
+
+
+@functools.partial(jax.jit, static_argnames=("output",))
+def stylize(params, image, *, output):
+    """M(image; params) with the `output` head, clipped to [0, 1] as every saved picture is."""
+    return jnp.clip(transformer.TransformerNet(output=output).apply({"params": params}, image[None])[0], 0, 1)
+
+
+def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, seed, init=None):
+    """Train from `init` (a params pytree; None: random init) for `steps` steps; returns (outputs of `photos`,
+    history)."""
+    params = transformer.init_params(jax.random.key(seed), 64) if init is None else init
+    tx = optax.adam(lr)
+    opt_state = tx.init(params)
+    grams = losses.style_grams(vgg, jnp.asarray(style)[None])
+    vgg = vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=weights))
+    lw = losses.LossWeights(alpha=variant.alpha, tv=variant.tv)
+    hist, seconds = [], []
+    for step in range(steps):
+        t0 = time.perf_counter()
+        batch = jnp.asarray(content.batch_at(step, batch_size))
+        params, opt_state, m = train_step(params, opt_state, vgg, grams, batch, weights=lw, output=variant.output,
+                                          tx=tx)
+        m = jax.device_get(m)
+        seconds.append(time.perf_counter() - t0)
+        hist.append({k: float(v) for k, v in m.items()})
+        if step % 50 == 0 or step == steps - 1:
+            print(f"  step {step + 1}/{steps} loss {hist[-1]['loss']:.4g}", flush=True)
+    outs = [np.asarray(stylize(params, jnp.asarray(p), output=variant.output)) for p in photos]
+    return outs, {"loss": hist, "step_seconds": seconds, "layer_weights": list(weights)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.objective_study", description=__doc__.splitlines()[0])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument("--paintings", nargs="+", default=list(PAINTINGS))
+    p.add_argument("--styles-dir", default=str(TRAIN_STYLES))
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--style-size", type=int, default=256)
+    p.add_argument("--eval-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="", help="a model (path or shipped name) to start from instead of random "
+                   "init; its runs go to VARIANT@init")
+    p.add_argument("--out", default="runs/study")
+    args = p.parse_args(argv)
+    vgg = vgg_weights.load_vgg("hed")
+    styles_dir = Path(args.styles_dir)
+    load = lambda path, side: images.resize(images.load_image(str(path)), (side, side))
+    train_photos = jnp.asarray(np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (args.size, args.size))
+                                         for n in ("astronaut", "coffee", "motorcycle_left")]))
+    calib_styles = [jnp.asarray(load(f, args.style_size)) for f in sorted(styles_dir.glob("*.jpg"))[::5]]
+    equal = calibrate_vgg.equal_share([calibrate_vgg.layer_terms(vgg, train_photos, s) for s in calib_styles])
+    reference = {"weights": equal, "energy": {k: float(np.mean([float(jnp.mean(jnp.square(g[k])))
+                                                                for g in (losses.style_grams(vgg, s[None])
+                                                                          for s in calib_styles)]))
+                                              for k in vgg16.LAYERS}}
+    print("equal-share layer weights:", equal, flush=True)
+    photos = [cli.load_image_arg(f"embedded:{n}", max_side=args.eval_size) for n in PHOTOS]
+    content = data.ContentData("embedded", "train", args.size, seed=args.seed)
+    out_root = Path(args.out)
+    init = checkpoints.load_model(args.init)[0] if args.init else None
+    (out_root / "calibration.json").parent.mkdir(parents=True, exist_ok=True)
+    (out_root / "calibration.json").write_text(json.dumps({"equal": equal, **reference}, indent=1))
+    for painting in args.paintings:
+        style = load(styles_dir / painting, args.style_size)
+        for name in args.variants:
+            variant = parse_variant(name)
+            folder = out_root / (f"{name}@init" if args.init else name) / Path(painting).stem
+            if (folder / "history.json").exists():
+                continue
+            weights = ((1.0,) * 4 if variant.layers == "paper" else equal if variant.layers == "equal"
+                       else energy_weights(vgg, jnp.asarray(style), reference))
+            print(f"{name} on {painting}: layer weights {weights}", flush=True)
+            outs, hist = run(variant, vgg, style, weights, content, photos, args.steps, args.batch_size, args.lr,
+                             args.seed, init)
+            folder.mkdir(parents=True, exist_ok=True)
+            for n, o in zip(PHOTOS, outs):
+                images.save_image(str(folder / f"{n}.png"), o)
+            (folder / "history.json").write_text(json.dumps({"variant": dataclasses.asdict(variant),
+                                                             "painting": painting, "painting_path": str((styles_dir / painting).resolve()),
+                                                             "steps": args.steps, "init": args.init or "random",
+                                                             **hist}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The objective study's runs (benchmarks/objective_study.py) and the judge reading them back."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import objective_study, picture_quality
+from metastyle_jax import data, images
+
+
+def test_variant_names_spell_their_settings():
+    v = objective_study.parse_variant("equal_a30_tv300")
+    assert (v.layers, v.alpha, v.tv, v.output) == ("equal", 30.0, 300.0, "sigmoid")
+    assert objective_study.parse_variant("paper") == objective_study.Variant()
+    assert objective_study.parse_variant("energy_linear").output == "linear"
+    for bad in ("flat", "paper_x3"):
+        with pytest.raises(ValueError):
+            objective_study.parse_variant(bad)
+
+
+def test_a_tiny_study_writes_runs_the_judge_scores(real_vgg, tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name in ("wave", "udnie"):
+        images.save_image(str(styles / f"{name}.jpg"), images.resize(images.load_image(data.painting_path(name)), (48, 48)))
+    out = tmp_path / "study"
+    objective_study.main(["--variants", "paper", "equal_a5_tv10", "--paintings", "wave.jpg", "--styles-dir",
+                          str(styles), "--steps", "2", "--size", "32", "--style-size", "32", "--eval-size", "32",
+                          "--out", str(out)])
+    runs = sorted(p.parent.parent.name for p in out.glob("*/*/history.json"))
+    assert runs == ["equal_a5_tv10", "paper"]
+    paper = json.loads((out / "paper" / "wave" / "history.json").read_text())
+    equal = json.loads((out / "equal_a5_tv10" / "wave" / "history.json").read_text())
+    assert paper["layer_weights"] == [1.0] * 4 and len(paper["loss"]) == 2
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert equal["layer_weights"] == calibration["equal"] and equal["variant"]["tv"] == 10.0
+    # the equal-share factors give the mean of each layer's term the same share on the calibration styles
+    assert len(set(np.round(np.log10(calibration["equal"]), 6))) == 4
+    triples = picture_quality.study_triples(out)
+    assert len(triples) == 2 * len(picture_quality.STUDY_PHOTOS)
+    assert all(t[4].shape[:2] == t[2].shape[:2] for t in triples)
