@@ -152,7 +152,7 @@ def test_missing_converter_is_one_clear_error(monkeypatch):
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda t, m: ["--model", str(t / "missing"), "--format", "onnx"], "not found"),
+    (lambda t, m: ["--model", str(t / "missing"), "--format", "stablehlo"], "not found"),
     (lambda t, m: ["--model", str(m["theta"]), "--format", "stablehlo"], "'theta' model"),
     (lambda t, m: ["--model", str(m["adapted"]), "--format", "tflite"], "invalid choice"),
     (lambda t, m: ["--model", str(m["adapted"]), "--format", "stablehlo", "--size", "8", "8"], "between 16 and 8192 px"),
