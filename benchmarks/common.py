@@ -24,6 +24,15 @@ def environment():
                                 + sys.argv[1:])}
 
 
+def cpu_flags():
+    """The bfloat16 and AMX flags of this CPU (Linux /proc/cpuinfo), e.g. ['amx_bf16', 'amx_tile', 'avx512_bf16']."""
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return sorted(w for w in words if "bf16" in w or w.startswith("amx"))
+
+
 def write_result(name, figures):
     """Write {environment..., figures} to benchmarks/results/<name>.json and return the path."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,11 @@ go over every row and every runtime in turn, so a change in the machine's load h
 Each row records the FLOPs of the work (stylization: the network's convolutions, `flops.stylize_conv_flops`;
 the others: XLA's cost analysis of the JAX program, which includes conv.py's extra output rows, about 2%
 at 256 px) and JAX's achieved GFLOP/s as a
-fraction of this machine's measured peak: the best of a large convolution and a 2048^2 matmul, in JAX and
-PyTorch, measured in the same rounds. Writes benchmarks/results/cpu_speed_<label>.json.
+fraction of this machine's measured peaks: the best of a large convolution and a 2048^2 matmul, in JAX and
+PyTorch float32 (the float32 peak) and in PyTorch bfloat16 (the bfloat16 peak: oneDNN's AMX or avx512_bf16
+kernels where the CPU has them), measured in the same rounds. Every PyTorch row also runs under bfloat16
+autocast ("torch_bf16"), side by side. Writes benchmarks/results/cpu_speed_<label>.json, with the CPU's
+bfloat16 flags.
 """
 
 import argparse
@@ -30,7 +33,7 @@ import torch
 
 from benchmarks import flops as flops_lib
 from benchmarks import torch_metastyle as tm
-from benchmarks.common import write_result
+from benchmarks.common import cpu_flags, write_result
 from metastyle_jax import adapt, config, gatys, losses, meta, transformer, vgg_weights
 
 ROWS = ("stylize_256_b1", "stylize_512_b1", "stylize_256_b8", "stylize_512_b8", "adapt_256_b4", "meta_64",
@@ -81,6 +84,7 @@ def meta_row(theta, vgg, tvgg, size, r):
     """{runtime: call} of one meta-iteration (configs/metastyle.py, 2 styles x 2 contents), and its FLOPs."""
     cfg = config.load("metastyle")
     cfg.styles_per_batch, cfg.batch_size = 2, 2
+    cfg.loss.tv = 0.0  # the PyTorch meta-step has no total variation
     batch = {"train": images(r, 2, 2, size, size, 3), "val": images(r, 2, 2, size, size, 3),
              "style": images(r, 2, size, size, 3)}
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
@@ -139,10 +143,23 @@ def peak_rows(r):
     mm = jax.jit(jnp.matmul)
     xt, wt = tm.nchw(x), torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
     at, bt = torch.from_numpy(a), torch.from_numpy(b)
+    xh = xt.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    wh = wt.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    ah, bh = at.to(torch.bfloat16), bt.to(torch.bfloat16)
     conv_flops, mm_flops = 2 * 8 * 64 * 64 * 9 * 256 * 256, 2 * 2048 ** 3
     return {"peak_conv": ({"jax": lambda: conv(x, w).block_until_ready(),
-                           "torch": lambda: torch.nn.functional.conv2d(xt, wt, padding=1)}, conv_flops),
-            "peak_matmul": ({"jax": lambda: mm(a, b).block_until_ready(), "torch": lambda: at @ bt}, mm_flops)}
+                           "torch": lambda: torch.nn.functional.conv2d(xt, wt, padding=1),
+                           "torch_bf16": lambda: torch.nn.functional.conv2d(xh, wh, padding=1)}, conv_flops),
+            "peak_matmul": ({"jax": lambda: mm(a, b).block_until_ready(), "torch": lambda: at @ bt,
+                             "torch_bf16": lambda: ah @ bh}, mm_flops)}
+
+
+def autocast(call):
+    """`call` run under PyTorch's bfloat16 autocast on the CPU."""
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return call()
+    return run
 
 
 def onnx_session(theta):
@@ -175,6 +192,7 @@ def build(names, theta, vgg, r):
             rows[name] = meta_row(theta, vgg, tvgg, int(rest[0]), r)
         else:
             rows[name] = gatys_row(vgg, tvgg, int(rest[0]), r)
+        rows[name][0]["torch_bf16"] = autocast(rows[name][0]["torch"])
     rows.update(peak_rows(r))
     return rows
 
@@ -198,28 +216,36 @@ def interleaved(rows, rounds):
 
 
 def summarize(rows, times):
-    """Per row: medians, JAX / best other, FLOPs, GFLOP/s and the fraction of the measured peak."""
+    """Per row: medians, JAX / best other float32 runtime, JAX / PyTorch bf16 autocast, FLOPs, GFLOP/s and the
+    fractions of the measured float32 and bfloat16 peaks."""
     medians = {row: {rt: float(np.median(s)) for rt, s in rts.items()} for row, rts in times.items()}
-    peak = max(rows[p][1] / s for p in ("peak_conv", "peak_matmul") for s in medians[p].values())
-    out = {"peak_gflops": peak / 1e9, "rows": {}}
+    probes = ("peak_conv", "peak_matmul")
+    peak = max(rows[p][1] / s for p in probes for rt, s in medians[p].items() if not rt.endswith("_bf16"))
+    peak_bf16 = max(rows[p][1] / medians[p]["torch_bf16"] for p in probes)
+    out = {"peak_gflops": peak / 1e9, "peak_bf16_gflops": peak_bf16 / 1e9, "cpu_bf16_flags": cpu_flags(),
+           "rows": {}}
     for row, rts in medians.items():
-        others = [s for rt, s in rts.items() if rt != "jax"]
+        others = [s for rt, s in rts.items() if rt != "jax" and not rt.endswith("_bf16")]
         gflops = rows[row][1] / rts["jax"] / 1e9
         out["rows"][row] = {"median_s": rts, "jax_over_best_other": rts["jax"] / min(others),
+                            "jax_over_torch_bf16": rts["jax"] / rts["torch_bf16"],
                             "jax_flops": rows[row][1], "jax_gflops": gflops,
-                            "jax_fraction_of_peak": gflops * 1e9 / peak, "seconds": times[row]}
+                            "jax_fraction_of_peak": gflops * 1e9 / peak,
+                            "jax_fraction_of_bf16_peak": gflops * 1e9 / peak_bf16, "seconds": times[row]}
     return out
 
 
 def markdown(figures):
     """The rows as a Markdown table (the docs' table)."""
-    runtimes = ("jax", "torch", "onnxruntime")
-    lines = ["| row | JAX s | PyTorch s | onnxruntime s | JAX / best other | JAX GFLOP/s | of peak |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    runtimes = ("jax", "torch", "torch_bf16", "onnxruntime")
+    lines = ["| row | JAX s | PyTorch s | PyTorch bf16 autocast s | onnxruntime s | JAX / best float32 other | "
+             "JAX / PyTorch bf16 | JAX GFLOP/s | of float32 peak | of bf16 peak |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row, f in figures["rows"].items():
         cells = [f"{f['median_s'][rt]:.3g}" if rt in f["median_s"] else "" for rt in runtimes]
-        lines.append(f"| {row} | {' | '.join(cells)} | {f['jax_over_best_other']:.2f} | {f['jax_gflops']:.1f} | "
-                     f"{f['jax_fraction_of_peak']:.0%} |")
+        lines.append(f"| {row} | {' | '.join(cells)} | {f['jax_over_best_other']:.2f} | "
+                     f"{f['jax_over_torch_bf16']:.2f} | {f['jax_gflops']:.1f} | {f['jax_fraction_of_peak']:.0%} | "
+                     f"{f['jax_fraction_of_bf16_peak']:.0%} |")
     return "\n".join(lines)
 
 
