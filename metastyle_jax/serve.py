@@ -14,6 +14,7 @@ by werkzeug on 127.0.0.1 unless `--host` says otherwise.
 import collections
 import dataclasses
 import errno
+import importlib.util
 import logging
 import os
 import re
@@ -474,6 +475,8 @@ def adaptation_from_args(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if importlib.util.find_spec("flask") is None:
+        raise cli.UserError("the web page needs Flask: pip install -e '.[serve]'")
     if args.save_adapted and Path(args.save_adapted).exists() and not Path(args.save_adapted).is_dir():
         raise cli.UserError(f"--save-adapted {args.save_adapted} is a file, not a folder")
     styles = find_models(args.model, args.models_dir)

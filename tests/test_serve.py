@@ -341,3 +341,10 @@ def test_uploads_are_decoded_and_stylized_one_at_a_time(studio, tmp_path, monkey
     for t in threads:
         t.join()
     assert peak[0] == 1
+
+
+def test_without_flask_the_command_says_which_extra(monkeypatch):
+    real = serve.importlib.util.find_spec
+    monkeypatch.setattr(serve.importlib.util, "find_spec", lambda name, *a: None if name == "flask" else real(name, *a))
+    with pytest.raises(UserError, match=r"needs Flask: pip install -e '\.\[serve\]'"):
+        serve.main([])
