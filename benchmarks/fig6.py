@@ -69,6 +69,14 @@ def adapt_with_snapshots(params, vgg, grams, content, held_out, steps, *, lr, ba
             "snapshots": shots, "seconds": time.perf_counter() - t0}
 
 
+def judge_arms(runs, photo, painting, step):
+    """picture_quality's measures of each arm's snapshot at `step` (the held-out photo against the painting)."""
+    from benchmarks import picture_quality
+    judge = picture_quality.Judge()
+    return {arm: judge.score(np.asarray(photo), np.asarray(painting), np.asarray(run["snapshots"][step]))
+            for arm, run in runs.items()}
+
+
 def parse_args(argv):
     p = cli.ArgumentParser(prog="python -m benchmarks.fig6", description=__doc__.splitlines()[0])
     p.add_argument("--theta", required=True, help="meta-trained theta checkpoint (python -m metastyle_jax.train)")
@@ -84,6 +92,8 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, help="content crops per update (default 4)")
     p.add_argument("--seed", type=int, help="content order and crops, and Johnson et al.'s initialization "
                    "(default 0)")
+    p.add_argument("--judge", action="store_true", help="also score each arm's last snapshot with "
+                   "benchmarks.picture_quality's measures (needs the judge extra)")
     figures.add_output_args(p, "fig6")
     cli.add_config_args(p, "adapt")
     args = p.parse_args(argv)
@@ -122,6 +132,7 @@ def main(argv=None):
                 progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
 
     final = {arm: run["eval_loss"][-1] for arm, run in runs.items()}
+    judged = judge_arms(runs, held_out[0], style, max(snapshots)) if args.judge else None
     title = f"Fig. 6: {style_name}, {cfg.size} px; {figures.theta_title(label)}"
     plotting.loss_curves(paths["_loss.png"], {ARMS[a]: (r["eval_step"], r["eval_loss"]) for a, r in runs.items()},
                          title=title, xlabel="update step")
@@ -144,9 +155,12 @@ def main(argv=None):
         "initial_eval_loss": {arm: run["eval_loss"][0] for arm, run in runs.items()},
         "final_eval_loss": final,
         "final_loss_ratio_johnson_over_metastyle": final["johnson"] / final["metastyle"],
+        "judge": judged,
         "files": {"loss_png": paths["_loss.png"].name, "grid_png": paths["_grid.png"].name},
     }
     figures.write_json(paths[".json"], result)
+    for arm, scores in (judged or {}).items():
+        print(f"{ARMS[arm]}, step {max(snapshots)}: " + ", ".join(f"{k} {v:.3g}" for k, v in scores.items()))
     print(f"held-out loss after {cfg.steps} updates: MetaStyle {final['metastyle']:.4g}, Johnson et al. "
           f"{final['johnson']:.4g} (ratio {result['final_loss_ratio_johnson_over_metastyle']:.3g}) -> "
           f"{paths['.json']}, {paths['_loss.png'].name}, {paths['_grid.png'].name}")
