@@ -132,8 +132,8 @@ def fd_worker(inner_steps):
 
 
 def devices_worker():
-    """Print JSON, for a 1-device and a 2-device mesh (style axis split): theta after one meta-step and the
-    losses of that step and of a second one."""
+    """Print JSON, for a 1-device and a 2-device mesh (style axis split): the meta-gradient of the first batch,
+    theta after one meta-step and the losses of that step and of a second one."""
     assert jax.device_count() == 2, jax.devices()
     cfg = tiny_config(mode="first_order")  # the cheapest compile that all-reduces gradients of every leaf
     vgg, theta = numpy_vgg(), numpy_theta()
@@ -145,10 +145,13 @@ def devices_worker():
         state = meta.replicate(meta.init_state(cfg, 0).replace(params=theta), mesh)
         sharded = [meta.shard_batch(b, mesh) for b in batches]
         assert len(sharded[0]["train"].sharding.device_set) == n
+        bilevel = meta.Bilevel(meta.replicate(vgg, mesh), meta.settings_from_config(cfg))
+        direction = jax.jit(meta.data_parallel(meta.Bilevel.meta_gradient, bilevel, mesh))(
+            state.params, sharded[0], state.step, meta.hyper_from_config(cfg))[0]
         state, first = step(state, sharded[0])
         params = meta.host_tree(state.params)
         state, second = step(state, sharded[1])
-        out[n] = {"params": flat(params).tolist(),
+        out[n] = {"params": flat(params).tolist(), "grad": flat(meta.host_tree(direction)).tolist(),
                   "losses": [float(first["outer_loss"]), float(second["outer_loss"]), float(second["inner_loss"])],
                   "devices": len(state.params["conv1"]["conv2d"]["kernel"].sharding.device_set)}
     out["theta"] = flat(theta).tolist()
@@ -262,10 +265,13 @@ def test_two_devices_equal_one(workers):
     one, two = res["1"], res["2"]
     assert one["devices"] == 1 and two["devices"] == 2
     theta, p1, p2 = (np.asarray(x) for x in (res["theta"], one["params"], two["params"]))
-    # Adam's first step is -lr * g / (|g| + 1e-8): +-lr wherever |g| is well above float rounding, and
-    # there the two runs must agree; where |g| is at rounding level, rounding decides the step.
-    clear = np.abs(p1 - theta) > 0.999 * 1e-3
-    assert clear.mean() > 0.5
+    g1, g2 = np.asarray(one["grad"]), np.asarray(two["grad"])
+    # The meta-gradients agree relative to their norm (the styles' means are summed in another order). Adam's
+    # first step, -lr g / (|g| + eps), turns rounding-level entries of g into full +-lr steps, so the
+    # parameters are compared where |g| is well above rounding only.
+    assert np.linalg.norm(g2 - g1) < 2e-5 * np.linalg.norm(g1)  # measured: 2.3e-6
+    clear = np.abs(g1) > 1e-3 * np.abs(g1).max()
+    assert clear.mean() > 0.1 and np.all(np.abs(p1 - theta)[clear] > 0.999 * 1e-3)
     np.testing.assert_allclose(p2[clear], p1[clear], rtol=0, atol=1e-6)
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
     assert "divisible by the 2 devices" in res["indivisible"]
