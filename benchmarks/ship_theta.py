@@ -69,13 +69,17 @@ def float16_change(params):
     return float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(half, photos))).max())
 
 
-def record_phase(workdir, cfg, step, seconds, shipped_meta):
-    """Append this run to the campaign's phases.json (seeded from the shipped theta's card if the file is new)
-    and keep its metrics as metrics_<first>-<step>.jsonl; returns the list of phases."""
-    CAMPAIGN.mkdir(parents=True, exist_ok=True)
-    index = CAMPAIGN / "phases.json"
+def record_phase(workdir, cfg, step, seconds, shipped_meta, campaign=None):
+    """Append this run to the `campaign` folder's phases.json (seeded from the shipped theta's card if the file
+    is new and the shipped theta came from the same campaign) and keep its metrics as
+    metrics_<first>-<step>.jsonl (default folder: CAMPAIGN); returns the list of phases."""
+    campaign = campaign or CAMPAIGN
+    campaign.mkdir(parents=True, exist_ok=True)
+    index = campaign / "phases.json"
     phases = json.loads(index.read_text()) if index.is_file() else []
-    if not phases and shipped_meta:  # the phase before this record existed: from the shipped theta's card
+    card = (shipped_meta or {}).get("settings", {}).get("card", {})
+    same = shipped_meta and card.get("campaign", CAMPAIGN.name) == campaign.name
+    if not phases and same:  # the phase before this record existed: from the shipped theta's card
         card = shipped_meta["settings"].get("card", {})
         phases.append({"first": 0, "last": card.get("iterations"), "seconds": card.get("run_seconds"),
                        "outer_lr": shipped_meta["settings"]["config"]["outer_lr"], "metrics": None})
@@ -84,7 +88,7 @@ def record_phase(workdir, cfg, step, seconds, shipped_meta):
     lines = [m for m in lines if m["step"] <= step]
     first = min((m["step"] for m in lines), default=step)
     name = f"metrics_{first}-{step}.jsonl"
-    (CAMPAIGN / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
+    (campaign / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
     phases = [ph for ph in phases if ph["first"] != first] + [
         {"first": first, "last": int(step), "seconds": seconds, "outer_lr": cfg.outer_lr,
          "content_size": cfg.data.content_size, "metrics": name}]
@@ -92,15 +96,15 @@ def record_phase(workdir, cfg, step, seconds, shipped_meta):
     return phases
 
 
-def campaign_curves(phases, path):
+def campaign_curves(phases, path, campaign=None):
     """The outer loss (training batches and the fixed evaluation batch) over every recorded phase, as a PNG;
     one pair of curves per image size (the losses of different sizes are not comparable)."""
-    series = {}
+    campaign, series = campaign or CAMPAIGN, {}
     for ph in phases:
         if not ph["metrics"]:
             continue
         size = ph.get("content_size", 64)
-        for m in map(json.loads, (CAMPAIGN / ph["metrics"]).read_text().splitlines()):
+        for m in map(json.loads, (campaign / ph["metrics"]).read_text().splitlines()):
             for key, what in (("outer_loss", "training batch"), ("eval_outer_loss", "fixed evaluation batch")):
                 if key in m:
                     series.setdefault(f"outer loss, {what}, {size} px", []).append((m["step"], m[key]))
@@ -113,6 +117,8 @@ def main(argv=None):
     p.add_argument("--workdir", required=True, help="the meta-training run folder")
     p.add_argument("--step", type=int, help="the checkpoint's iteration (default: the latest)")
     p.add_argument("--out", default=str(checkpoints.MODELS_DIR / "theta"), help="model directory to write")
+    p.add_argument("--campaign", default=CAMPAIGN.name, help="the folder under benchmarks/results that keeps "
+                   "the campaign's phases and metrics (default theta_campaign; metastyle:cpu2 uses theta2_campaign)")
     args = p.parse_args(argv)
 
     workdir = Path(args.workdir)
@@ -130,18 +136,19 @@ def main(argv=None):
     change = float16_change(params)
     seconds = run_seconds(workdir, ckpt.directory / str(step))
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
-    phases = record_phase(workdir, cfg, step, seconds, shipped)
+    campaign = CAMPAIGN.parent / args.campaign
+    phases = record_phase(workdir, cfg, step, seconds, shipped, campaign)
     card = {
         "iterations": int(step), "run_seconds": sum(ph["seconds"] or 0 for ph in phases), "phases": phases,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
         "jax": jax.__version__, "training_styles": training_styles(cfg.data.styles),
         "content": content_sources(cfg.data.content), "float16_max_output_change": change,
-        "shipped": datetime.date.today().isoformat(),
+        "shipped": datetime.date.today().isoformat(), "campaign": campaign.name,
     }
     model_meta = checkpoints.model_meta("theta", vgg=saved["vgg"], config=cfg.to_dict(), iterations=int(step),
                                         card=card)
     out = checkpoints.save_model(args.out, compact(params), model_meta, force=True)
-    campaign_curves(phases, DOCS / "theta_loss_curves.png")
+    campaign_curves(phases, DOCS / "theta_loss_curves.png", campaign)
     write_card(DOCS / "theta_card.md", cfg, saved["vgg"], card)
     print(f"theta of iteration {step} -> {out} (float16 kernels; largest output change {change * 255:.3f}/255); "
           f"card in {DOCS / 'theta_card.md'}")

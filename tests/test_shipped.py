@@ -126,3 +126,6 @@ def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypa
     assert sorted(drawn) == [f"outer loss, {what}, {size} px" for what in ("fixed evaluation batch", "training batch")
                              for size in (128, 64)]
     assert drawn["outer loss, training batch, 128 px"] == ((440, 450), (20.0, 20.0))
+    # a new campaign (another folder) does not inherit the shipped theta's phases
+    fresh = ship_theta.record_phase(run, cfg, 420, 600, shipped, tmp_path / "theta2_campaign")
+    assert [(p["first"], p["last"]) for p in fresh] == [(400, 420)]
