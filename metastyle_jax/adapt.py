@@ -10,6 +10,8 @@ initialization: that is Johnson et al. (2016), the baseline of Fig. 6, through t
 
 import functools
 import hashlib
+import json
+import os
 import sys
 import time
 from typing import NamedTuple
@@ -245,9 +247,22 @@ def held_out_batch(cfg):
 
 
 def _outputs(out):
-    """The checkpoint, loss-curve and preview paths of --out."""
+    """The checkpoint, loss-curve, preview and metrics paths of --out."""
     out = Path(out)
-    return out, out.with_name(f"{out.name}_loss.png"), out.with_name(f"{out.name}_preview.png")
+    return (out, out.with_name(f"{out.name}_loss.png"), out.with_name(f"{out.name}_preview.png"),
+            out.with_name(f"{out.name}_metrics.jsonl"))
+
+
+def metrics_lines(hist):
+    """`adapt`'s history as JSON lines: {step, loss, content, style, seconds} per step (the batch's losses
+    before that step's update, step counting from 1), then {step, eval_loss, eval_content, eval_style} per
+    held-out evaluation (step: updates done before it)."""
+    rows = [{"step": i + 1, "loss": float(hist["loss"][i]), "content": float(hist["content"][i]),
+             "style": float(hist["style"][i]), "seconds": float(hist["step_seconds"][i])}
+            for i in range(len(hist["loss"]))]
+    rows += [{"step": int(s), "eval_loss": float(a), "eval_content": float(b), "eval_style": float(c)}
+             for s, a, b, c in zip(hist["eval_step"], hist["eval_loss"], hist["eval_content"], hist["eval_style"])]
+    return "".join(json.dumps(r) + "\n" for r in rows)
 
 
 def main(argv=None):
@@ -258,8 +273,8 @@ def main(argv=None):
     start.add_argument("--random-init", action="store_true",
                        help="start from random initialization instead of theta: Johnson et al.")
     p.add_argument("--style", required=True, help="style image: a path or embedded:NAME")
-    p.add_argument("--out", required=True, help="adapted checkpoint (a directory); <out>_loss.png and "
-                   "<out>_preview.png go beside it")
+    p.add_argument("--out", required=True, help="adapted checkpoint (a directory); <out>_loss.png, "
+                   "<out>_preview.png and <out>_metrics.jsonl go beside it")
     p.add_argument("--content", help="content images: a folder, tfds:NAME[:split] or embedded (default)")
     p.add_argument("--steps", type=int, help="Adam steps (default 200, as the paper)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -285,15 +300,16 @@ def main(argv=None):
     print(f"adapted {'from ' + str(model) if model else 'from random initialization'} to {settings['style']} "
           f"in {settings['seconds']:.1f} s ({cfg.steps} steps; first step with compilation "
           f"{hist['step_seconds'][0]:.1f} s{per_step}); final loss {settings['final_loss']:.4g}{held} -> "
-          f"{r['out']}, {r['curve'].name}, {r['preview'].name}")
+          f"{r['out']}, {r['curve'].name}, {r['preview'].name}, {r['metrics'].name}")
 
 
 def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, allow_gray=False):
     """The `adapt` command: adapt `model` (a theta checkpoint's path or shipped name; None: random init, Johnson
     et al.) to the painting `style_arg` (a path or embedded:NAME) with the settings of `cfg` (configs/adapt.py,
-    vgg.source/vgg.path chosen), then write the adapted checkpoint `out`, <out>_loss.png and <out>_preview.png
-    (replacing only what this program wrote before, and only with `force`). Shows a progress bar.
-    Returns {"out", "curve", "preview": paths, "meta": the checkpoint's meta, "history": `adapt`'s history}."""
+    vgg.source/vgg.path chosen), then write the adapted checkpoint `out`, <out>_loss.png, <out>_preview.png
+    and <out>_metrics.jsonl (`metrics_lines`) (replacing only what this program wrote before, and only with
+    `force`). Shows a progress bar. Returns {"out", "curve", "preview", "metrics": paths, "meta": the
+    checkpoint's meta, "history": `adapt`'s history}."""
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise cli.UserError("--steps and --batch-size must be at least 1")
     cli.check_side("--size", cfg.size)
@@ -303,8 +319,8 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     cli.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
-    out, curve, grid_png = _outputs(out)
-    outputs.check([out, curve, grid_png], [style_arg, cfg.content] + (
+    out, curve, grid_png, metrics = _outputs(out)
+    outputs.check([out, curve, grid_png, metrics], [style_arg, cfg.content] + (
         [checkpoints.resolve_model(model)] if model else []), force)
 
     style, style_name, style_sha = load_style(style_arg, cfg.style_size, allow_gray)
@@ -336,7 +352,10 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     plotting.loss_curves(curve, curves, title=f"adaptation to {style_name}", xlabel="step")
     shown = held_out if held_out is not None else content.batch_at(0, cfg.batch_size)
     images.save_image(grid_png, preview(params, style, shown))
-    return {"out": out, "curve": curve, "preview": grid_png, "meta": meta, "history": hist}
+    tmp = metrics.with_name(f".{metrics.name}.tmp-{os.getpid()}")
+    tmp.write_text(metrics_lines(hist))
+    os.replace(tmp, metrics)
+    return {"out": out, "curve": curve, "preview": grid_png, "metrics": metrics, "meta": meta, "history": hist}
 
 if __name__ == "__main__":
     cli.run(main)
