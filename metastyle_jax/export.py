@@ -11,6 +11,7 @@ DIR receives the artefact (`model.stablehlo`, `saved_model/` or `model.onnx`) an
 """
 
 import datetime
+import importlib
 import importlib.util
 import json
 import logging
@@ -201,13 +202,23 @@ def artefact_size(path):
 
 
 def check_requirements(fmt):
-    """Raise a UserError naming the missing packages if format `fmt` cannot be written here."""
+    """Raise a UserError naming the missing packages if format `fmt` cannot be written here, or the package
+    that is installed but fails to import."""
     needs = {"stablehlo": ["flatbuffers"], "savedmodel": ["tensorflow"],
              "onnx": ["jax2onnx", "onnx", "onnxruntime"]}.get(fmt, [])
     missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
         how = "pip install flatbuffers" if missing == ["flatbuffers"] else "pip install -e '.[export]'"
+        if "jax2onnx" in missing:  # its pin would downgrade orbax-checkpoint: installed without dependencies
+            how += " && pip install --no-deps 'jax2onnx>=0.17'"
         raise cli.UserError(f"--format {fmt} needs {', '.join(missing)}: {how}")
+    for name in needs:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # a broken install fails in its own ways (ImportError, AttributeError, ...)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise cli.UserError(f"--format {fmt} needs {name}, which is installed but fails to import: {first}") \
+                from None
 
 
 def parse_platforms(text):

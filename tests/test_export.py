@@ -177,3 +177,20 @@ def test_entry_point_process_reports_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"error: model checkpoint not found: {tmp_path / 'none'}"]
+
+
+def test_installed_but_broken_runtime_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: object())
+
+    def broken(name):
+        raise AttributeError("module 'numpy' has no attribute 'something'\nmore")
+
+    monkeypatch.setattr(export.importlib, "import_module", broken)
+    with pytest.raises(UserError, match=r"needs tensorflow, which is installed but fails to import: module 'numpy'"):
+        export.check_requirements("savedmodel")
+
+
+def test_missing_jax2onnx_names_its_own_install_step(monkeypatch):
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None if name == "jax2onnx" else object())
+    with pytest.raises(UserError, match=r"pip install --no-deps 'jax2onnx>=0.17'"):
+        export.check_requirements("onnx")
