@@ -109,8 +109,10 @@ def read_meta(path):
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{path} is not a metastyle-jax model checkpoint (meta.json: {e})") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a metastyle-jax model checkpoint")
+    if not isinstance(meta.get("settings", {}), dict) or not isinstance(meta.get("vgg") or {}, dict):
+        raise UserError(f"{path} has a damaged meta.json: its settings and vgg must be JSON objects")
     return meta
 
 

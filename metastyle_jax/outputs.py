@@ -29,7 +29,8 @@ def written_by_us(path):
     format metastyle-jax), an export (card.json) or a folder of stylized video frames (frame_NNNNNN.png only)."""
     path = Path(path)
     try:
-        if json.loads((path / "meta.json").read_text()).get("format") == "metastyle-jax":
+        meta = json.loads((path / "meta.json").read_text())
+        if isinstance(meta, dict) and meta.get("format") == "metastyle-jax":
             return True
     except (OSError, ValueError, AttributeError):
         pass

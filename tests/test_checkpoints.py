@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from metastyle_jax import checkpoints, transformer
+from metastyle_jax import checkpoints, outputs, transformer
 from metastyle_jax.cli import UserError
 
 
@@ -113,3 +113,15 @@ def test_truncated_checkpoint_is_one_line_for_the_command(tmp_path, theta):
     assert out.returncode == 2 and out.stderr.startswith("error: cannot read the parameters in"), out.stderr
     assert len(out.stderr.splitlines()) == 1, out.stderr
     assert {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()} == before
+
+
+@pytest.mark.parametrize("text,match", [("[]", "not a metastyle-jax"), ("null", "not a metastyle-jax"),
+                                        ('"theta"', "not a metastyle-jax"),
+                                        ('{"format": "metastyle-jax", "settings": []}', "damaged meta.json"),
+                                        ('{"format": "metastyle-jax", "vgg": "hed"}', "damaged meta.json")])
+def test_meta_json_of_the_wrong_type_is_one_line(tmp_path, text, match):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "meta.json").write_text(text)
+    with pytest.raises(UserError, match=match):
+        checkpoints.load_model(tmp_path / "m")
+    assert not outputs.written_by_us(tmp_path / "m") or text.startswith("{")
