@@ -19,6 +19,8 @@ def config_path(name):
     """Path of config `name`: an existing file path, or `configs/<name>.py` of this repository."""
     p = Path(name)
     if p.suffix == ".py" and p.exists():
+        if not p.is_file():  # a FIFO or a device would block the read, a folder cannot be run
+            raise UserError(f"config {name} is not a regular file")
         return p
     p = CONFIG_DIR / f"{name}.py"
     if p.exists():

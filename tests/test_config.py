@@ -65,3 +65,14 @@ def test_ml_collections_override_flags_are_set_aliases():
     assert (cfg.outer_lr, cfg.data.content_size, cfg.seed, cfg.num_steps) == (1e-4, 48, 3, 20)
     with pytest.raises(UserError, match="unknown config key 'nope'"):
         config.load(args.config, parser.parse_args(["--config.nope=1"]).set)
+
+
+def test_a_config_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path):
+    import os
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(UserError, match="not a regular file"):
+        config.load(str(fifo))
+    (tmp_path / "folder.py").mkdir()
+    with pytest.raises(UserError, match="not a regular file"):
+        config.load(str(tmp_path / "folder.py"))
