@@ -54,11 +54,33 @@ def check_not_input(outputs, inputs):
                                 "an output never replaces an input, with or without --force")
 
 
+def name_max(path):
+    """The longest file name (bytes) the file system of `path`'s nearest existing folder allows (255 if unknown)."""
+    folder = Path(os.path.abspath(str(path))).parent
+    while not os.path.isdir(folder) and folder != folder.parent:  # os.path: False, not OSError, on long names
+        folder = folder.parent
+    try:
+        return os.pathconf(str(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def check_names(outputs):
+    """Refuse (UserError) an output whose name, or a folder name on its path, is longer than allowed."""
+    for out in outputs:
+        limit = name_max(out)
+        for part in Path(str(out)).parts:
+            if len(os.fsencode(part)) > limit:
+                raise UserError(f"the output name {part[:40]}... is {len(os.fsencode(part))} bytes long; this "
+                                f"file system allows {limit}: choose a shorter --out")
+
+
 def check(outputs, inputs=(), force=False):
     """Refuse (UserError, one line) before anything is written if an output is one of `inputs` or holds one,
     if two outputs are the same path, if an output exists without `force`, or if `force` would replace a
     folder this program did not write. `outputs` and `inputs` are paths; None entries are ignored, as are
     inputs that are not on disk (embedded:NAME)."""
+    check_names([o for o in outputs if o is not None])
     outs = [(o, _real(o)) for o in outputs if o is not None]
     ins = [(i, _real(i)) for i in inputs if i is not None and os.path.exists(str(i))]
     check_not_input([o for o, _ in outs], [i for i, _ in ins])

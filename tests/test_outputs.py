@@ -159,3 +159,14 @@ def test_a_checkpoint_with_non_finite_parameters_is_refused(tmp_path, theta, cap
     err = _one_line_error(stylize.main, ["--model", str(tmp_path / "nan_model"), "--content", str(photo),
                                          "--out", str(tmp_path / "o.png")], capsys)
     assert "NaN or infinite parameters" in err and not (tmp_path / "o.png").exists()
+
+
+def test_an_output_name_longer_than_the_file_system_allows_is_one_line(tmp_path):
+    long = tmp_path / ("x" * 300)
+    with pytest.raises(UserError, match="300 bytes long; this file system allows 255"):
+        outputs.check([long])
+    with pytest.raises(UserError, match="bytes long"):
+        outputs.check([tmp_path / ("y" * 300) / "out.png"])
+    outputs.check([tmp_path / ("z" * 200)])  # a long name that fits
+    with pytest.raises(UserError, match="bytes long"):  # a command refuses it before any work
+        adapt.main(["--style", str(_png(tmp_path / "style.png", (80, 80))), "--out", str(tmp_path / ("o" * 260))])
