@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import jax
@@ -64,15 +63,12 @@ def save_model(path, params, meta, force=False):
     path = Path(path).absolute()  # Orbax refuses relative paths
     outputs.check([path], force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with outputs.staging_dir(path) as tmp:
         ckpt = ocp.StandardCheckpointer()
         ckpt.save(tmp / "params", jax.device_get(params))
         ckpt.wait_until_finished()
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         outputs.replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

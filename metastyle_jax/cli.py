@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from metastyle_jax import cache
+from metastyle_jax import cache, outputs
 from metastyle_jax.errors import UserError
 
 
@@ -41,9 +41,10 @@ INTERRUPT_GRACE_S = 2.0  # how long Ctrl-C waits for the main thread before the 
 def _interrupted():
     """Say so and leave at once with status 130. os._exit skips the interpreter's teardown, which can crash
     (SIGSEGV) while XLA's threads are still compiling; outputs are only ever renamed into place, so none is
-    partial."""
+    partial, and the staging folders of unfinished ones are removed first."""
     print("interrupted", file=sys.stderr, flush=True)
     sys.stdout.flush()
+    outputs.remove_staged()
     os._exit(130)
 
 

@@ -16,8 +16,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -175,8 +173,7 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
     out = Path(out).absolute()
     outputs.check([out], force=force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with outputs.staging_dir(out) as tmp:
         t0 = time.perf_counter()
         write_artefact(fmt, params, tmp, size, platforms)
         result = {"export_seconds": round(time.perf_counter() - t0, 2)}
@@ -190,8 +187,6 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
         card = model_card(fmt, size, platforms, source, meta, result)
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
         outputs.replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return card
 
 

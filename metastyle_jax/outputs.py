@@ -1,19 +1,43 @@
 """What a command may write: its outputs never replace its inputs, never each other, and `--force` replaces
 only what this program wrote before (an image or video file, a model, an export, a folder of frames).
 
-`check` runs before any work starts, so a refused command leaves everything as it was. `replace_dir` moves a
-finished directory into place, replacing the old one only once the new one is complete.
+`check` runs before any work starts, so a refused command leaves everything as it was. A directory output is
+built in `staging_dir` and moved into place by `replace_dir`, which replaces the old one only once the new one
+is complete.
 """
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from metastyle_jax.errors import UserError
 
 FRAME_NAME = re.compile(r"frame_\d{6}\.png")
+_STAGED = set()  # this process's staging folders: `remove_staged` deletes them when Ctrl-C ends it at once
+
+
+@contextlib.contextmanager
+def staging_dir(final):
+    """A fresh hidden folder `.NAME.tmp-*` beside `final` to build a directory output in; removed when the block
+    ends, however it ends (after `replace_dir` has moved it, nothing is left to remove)."""
+    final = Path(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _STAGED.add(tmp)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _STAGED.discard(tmp)
+
+
+def remove_staged():
+    """Delete every staging folder still open: the exit path of an interrupt that cannot wait for `finally`."""
+    for tmp in list(_STAGED):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _real(path):

@@ -16,7 +16,6 @@ beyond the motion already in the video.
 import dataclasses
 import os
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -142,7 +141,8 @@ class _FramesSink:
     def __init__(self, path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        self._staging = outputs.staging_dir(self.path)
+        self.tmp = self._staging.__enter__()
         self.n = 0
 
     def write(self, frame):
@@ -153,7 +153,7 @@ class _FramesSink:
         """Move the frames into place if everything succeeded; remove the temporary folder either way."""
         if ok:
             outputs.replace_dir(self.tmp, self.path)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._staging.__exit__(None, None, None)
 
 
 class TemporalChange:

@@ -170,3 +170,18 @@ def test_an_output_name_longer_than_the_file_system_allows_is_one_line(tmp_path)
     outputs.check([tmp_path / ("z" * 200)])  # a long name that fits
     with pytest.raises(UserError, match="bytes long"):  # a command refuses it before any work
         adapt.main(["--style", str(_png(tmp_path / "style.png", (80, 80))), "--out", str(tmp_path / ("o" * 260))])
+
+
+def test_staging_folders_are_removed_however_the_block_ends_and_on_a_hard_exit(tmp_path):
+    final = tmp_path / "model"
+    with pytest.raises(RuntimeError):
+        with outputs.staging_dir(final) as tmp:
+            (tmp / "partial").write_text("x")
+            raise RuntimeError("interrupted half-way")
+    assert list(tmp_path.iterdir()) == []
+    code = ("import sys, pathlib; from metastyle_jax import cli, outputs\n"
+            f"stage = outputs.staging_dir(pathlib.Path({str(final)!r})); tmp = stage.__enter__()\n"
+            "(tmp / 'partial').write_text('x'); print(tmp, flush=True); cli._interrupted()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 130 and "interrupted" in r.stderr
+    assert r.stdout.strip().startswith(str(tmp_path)) and list(tmp_path.iterdir()) == []
