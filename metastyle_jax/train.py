@@ -15,6 +15,8 @@ import functools
 import itertools
 import json
 import math
+import os
+import re
 import shutil
 import sys
 import time
@@ -134,8 +136,28 @@ class MetaData:
         return self.val.batch_at(10**6 + 7, self.cfg.num_samples)
 
 
+# What a run writes inside its folders: --force deletes a folder only if everything in it matches
+RUN_ENTRIES = {"checkpoints": r"\d+(\..*)?", "damaged_checkpoints": r"\d+(\.\d+)?", "tb": r"events\.out\.tfevents\..*",
+               "samples": r"step_\d{7}\.png"}
+
+
+def foreign_entries(workdir):
+    """Paths inside `workdir`'s run folders that a run did not write (names no run writes; a theta/ that is not
+    a model of this program)."""
+    found = []
+    for name, pattern in RUN_ENTRIES.items():
+        folder = workdir / name
+        if folder.is_dir():
+            found += [folder / p for p in sorted(os.listdir(folder)) if not re.fullmatch(pattern, p)]
+    theta = workdir / "theta"
+    if theta.is_dir() and not outputs.written_by_us(theta):
+        found.append(theta)
+    return found
+
+
 def prepare_workdir(workdir, resume, force):
-    """Check what is in `workdir` against --resume/--force; with --force, delete the previous run's files."""
+    """Check what is in `workdir` against --resume/--force; with --force, delete the previous run's files,
+    refusing (nothing deleted) if its folders hold anything a run did not write."""
     workdir = Path(workdir)
     existing = [name for name in RUN_FILES if (workdir / name).exists()]
     if workdir.exists() and not workdir.is_dir():
@@ -147,6 +169,10 @@ def prepare_workdir(workdir, resume, force):
     if existing and not force:
         raise cli.UserError(f"{workdir} already holds a run ({', '.join(existing)}): pass --resume to continue "
                             "it or --force to start over")
+    foreign = foreign_entries(workdir)
+    if foreign:
+        raise cli.UserError(f"--force would delete {foreign[0]}, which no run wrote ({len(foreign)} such "
+                            "entries): nothing was deleted; move them or choose another --workdir")
     if jax.process_index() == 0:
         for name in existing:
             target = workdir / name

@@ -145,6 +145,20 @@ def test_existing_run_is_never_overwritten(runs, capsys):
     assert "mode differ" in err
 
 
+def test_force_never_deletes_what_no_run_wrote(runs, tmp_path, capsys):
+    work = tmp_path / "w"
+    shutil.copytree(runs["b"], work)
+    assert not train.foreign_entries(work)  # a finished run: everything in its folders is its own
+    for extra in ("checkpoints/other_tool.ckpt", "samples/my_photo.png"):
+        (work / extra).parent.mkdir(exist_ok=True)
+        (work / extra).write_bytes(b"keep")
+    before = sorted(str(p.relative_to(work)) for p in work.rglob("*"))
+    err = one_line_error([*TINY, "--workdir", str(work), "--force"], capsys)
+    assert "no run wrote" in err and "nothing was deleted" in err
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == before
+    assert (work / "checkpoints/other_tool.ckpt").read_bytes() == b"keep"
+
+
 def test_resume_without_a_run_or_with_a_damaged_config_is_one_line(tmp_path, capsys):
     err = one_line_error([*TINY, "--workdir", str(tmp_path / "none"), "--resume"], capsys)
     assert "holds no run" in err and not (tmp_path / "none").exists()
