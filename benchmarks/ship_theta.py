@@ -169,9 +169,9 @@ def write_card(path, cfg, vgg, card):
             f"{(ph['seconds'] or 0) / 3600:.2f} h" for ph in card["phases"]),
         f"- settings: {cfg.mode}, T={cfg.inner_steps}, inner SGD lr {cfg.inner_lr} on {cfg.inner_params}, "
         f"outer Adam on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
-        f"beta {cfg.loss.beta}, {cfg.styles_per_batch} styles x {cfg.batch_size} contents, "
+        f"beta {cfg.loss.beta}, total variation {cfg.loss.get('tv', 0.0)}, {cfg.styles_per_batch} styles x {cfg.batch_size} contents, "
         f"{cfg.data.content_size} px content, {cfg.data.style_size} px styles, seed {cfg.seed} "
-        f"(`--config metastyle:cpu`, configs/metastyle.py's `cpu`, names every deviation from the paper)",
+        f"(configs/metastyle.py's `cpu` and `cpu2` variants name every deviation from the paper)",
         f"- VGG16: {vgg['source']} (sha256 {vgg['sha256']}); the HED backbone is a stand-in for ImageNet VGG16",
         f"- stored with float16 convolution kernels: the stylized output of the embedded photos at 256 px moves "
         f"by at most "
