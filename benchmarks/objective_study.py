@@ -9,12 +9,12 @@ loss history and the step times (history.json). `benchmarks.picture_quality --st
 
 The variants are the factors the issue names: per-layer calibration of the style term (`equal`: each of
 the four layers an equal share at the photos; `energy`: each layer divided by the style's own Gram energy),
-total variation, the content weight, the output non-linearity, and their combinations.
+total variation, the content weight, and their combinations. Each step is `adapt.adapt_step`, the adapt
+command's own, with the variant's loss.
 """
 
 import argparse
 import dataclasses
-import functools
 import json
 import time
 from pathlib import Path
@@ -22,10 +22,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from benchmarks import calibrate_vgg
-from metastyle_jax import checkpoints, cli, data, images, losses, transformer, vgg16, vgg_weights
+from metastyle_jax import adapt, checkpoints, cli, data, images, losses, transformer, vgg16, vgg_weights
 
 TRAIN_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles" / "train"
 PAINTINGS = ("van_gogh_wheat_field_with_cypresses_1889.jpg", "hiroshige_night_view_of_saruwaka_machi_1856.jpg",
@@ -35,29 +34,26 @@ PHOTOS = ("chelsea", "rocket", "astronaut")
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One objective: layer weighting (paper | equal | energy), alpha, total variation, output non-linearity."""
+    """One objective: layer weighting (paper | equal | energy), alpha, total variation."""
 
     layers: str = "paper"
     alpha: float = 1.0
     tv: float = 0.0
-    output: str = "sigmoid"
 
 
-VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5", "equal_linear", "equal_a5_tv100",
-            "equal_a20_tv100", "energy_a5_tv100")
+VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_a5_tv100",
+            "equal_a20_tv100", "equal_a20_tv300", "equal_a30_tv300", "equal_a50_tv100")  # the runs of the record
 
 
 def parse_variant(name):
-    """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
-    linear, joined by "_" (e.g. equal_a5_tv100)."""
+    """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA and tvWEIGHT,
+    joined by "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
     if layers not in ("paper", "equal", "energy"):
         raise ValueError(f"{name}: the first word must be paper, equal or energy")
     fields = {}
     for word in rest:
-        if word == "linear":
-            fields["output"] = "linear"
-        elif word.startswith("tv"):
+        if word.startswith("tv"):
             fields["tv"] = float(word[2:])
         elif word.startswith("a"):
             fields["alpha"] = float(word[1:])
@@ -76,30 +72,11 @@ def energy_weights(vgg, style, reference):
                  for i, k in enumerate(vgg16.LAYERS))
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "output", "tx"))
-def train_step(params, opt_state, vgg, grams, contents, *, weights, output, tx):
-    """One Adam step of Johnson et al. on eq. 4 with `weights` (a `losses.LossWeights`) and the `output` head."""
-    def loss_fn(p):
-        out = transformer.TransformerNet(output=output).apply({"params": p}, contents)
-        return losses.perceptual_loss(vgg, out, grams, contents=contents, weights=weights)
-
-    (total, parts), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
-
-
-@functools.partial(jax.jit, static_argnames=("output",))
-def stylize(params, image, *, output):
-    """M(image; params) with the `output` head, clipped to [0, 1] as every saved picture is."""
-    return jnp.clip(transformer.TransformerNet(output=output).apply({"params": params}, image[None])[0], 0, 1)
-
-
 def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, seed, init=None):
     """Train from `init` (a params pytree; None: random init) for `steps` steps; returns (outputs of `photos`,
     history)."""
     params = transformer.init_params(jax.random.key(seed), 64) if init is None else init
-    tx = optax.adam(lr)
-    opt_state = tx.init(params)
+    opt_state = adapt.optimizer(lr).init(params)
     grams = losses.style_grams(vgg, jnp.asarray(style)[None])
     vgg = vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=weights))
     lw = losses.LossWeights(alpha=variant.alpha, tv=variant.tv)
@@ -107,14 +84,13 @@ def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, se
     for step in range(steps):
         t0 = time.perf_counter()
         batch = jnp.asarray(content.batch_at(step, batch_size))
-        params, opt_state, m = train_step(params, opt_state, vgg, grams, batch, weights=lw, output=variant.output,
-                                          tx=tx)
+        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr)
         m = jax.device_get(m)
         seconds.append(time.perf_counter() - t0)
         hist.append({k: float(v) for k, v in m.items()})
         if step % 50 == 0 or step == steps - 1:
             print(f"  step {step + 1}/{steps} loss {hist[-1]['loss']:.4g}", flush=True)
-    outs = [np.asarray(stylize(params, jnp.asarray(p), output=variant.output)) for p in photos]
+    outs = [np.asarray(transformer.stylize_batch(params, jnp.asarray(p)[None])[0]) for p in photos]
     return outs, {"loss": hist, "step_seconds": seconds, "layer_weights": list(weights)}
 
 

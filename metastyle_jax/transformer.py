@@ -90,7 +90,6 @@ class TransformerNet(nn.Module):
     """
 
     dtype: jnp.dtype = jnp.float32
-    output: str = "sigmoid"  # sigmoid (ours) | linear (the loss sees the raw values; clip them for display)
 
     @nn.compact
     def __call__(self, x, stats=None):
@@ -110,8 +109,7 @@ class TransformerNet(nn.Module):
         y = nn.relu(norm(conv(64, 3, 1, 2, name="deconv1")(y), "in4"))
         y = nn.relu(norm(conv(32, 3, 1, 2, name="deconv2")(y), "in5"))
         y = conv(3, 9, name="deconv3")(y)
-        y = y.astype(jnp.float32)
-        y = jax.nn.sigmoid(y) if self.output == "sigmoid" else y + 0.5
+        y = jax.nn.sigmoid(y.astype(jnp.float32))
         return y[:, :h, :w, :]
 
 

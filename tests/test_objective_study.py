@@ -11,10 +11,10 @@ from metastyle_jax import data, images
 
 def test_variant_names_spell_their_settings():
     v = objective_study.parse_variant("equal_a30_tv300")
-    assert (v.layers, v.alpha, v.tv, v.output) == ("equal", 30.0, 300.0, "sigmoid")
+    assert (v.layers, v.alpha, v.tv) == ("equal", 30.0, 300.0)
     assert objective_study.parse_variant("paper") == objective_study.Variant()
-    assert objective_study.parse_variant("energy_linear").output == "linear"
-    for bad in ("flat", "paper_x3"):
+    assert objective_study.parse_variant("energy_tv5").tv == 5.0
+    for bad in ("flat", "paper_x3", "paper_linear"):
         with pytest.raises(ValueError):
             objective_study.parse_variant(bad)
 
