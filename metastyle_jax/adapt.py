@@ -11,7 +11,6 @@ initialization: that is Johnson et al. (2016), the baseline of Fig. 6, through t
 import functools
 import hashlib
 import json
-import os
 import sys
 import time
 from typing import NamedTuple
@@ -352,9 +351,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     plotting.loss_curves(curve, curves, title=f"adaptation to {style_name}", xlabel="step")
     shown = held_out if held_out is not None else content.batch_at(0, cfg.batch_size)
     images.save_image(grid_png, preview(params, style, shown))
-    tmp = metrics.with_name(f".{metrics.name}.tmp-{os.getpid()}")
-    tmp.write_text(metrics_lines(hist))
-    os.replace(tmp, metrics)
+    outputs.write_atomic(metrics, lambda f: f.write(metrics_lines(hist).encode()))
     return {"out": out, "curve": curve, "preview": grid_png, "metrics": metrics, "meta": meta, "history": hist}
 
 if __name__ == "__main__":

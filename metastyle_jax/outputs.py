@@ -34,6 +34,20 @@ def staging_dir(final):
         _STAGED.discard(tmp)
 
 
+def write_atomic(path, write):
+    """Create `path` by calling `write(file)` on a temporary file beside it, then renaming it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def remove_staged():
     """Delete every staging folder still open: the exit path of an interrupt that cannot wait for `finally`."""
     for tmp in list(_STAGED):

