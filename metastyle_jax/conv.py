@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metastyle_jax import manual_axes, onednn
+
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -113,25 +115,11 @@ def _conv_bwd(strides, padding, precision, res, g):
 conv.defvjp(_conv_fwd, _conv_bwd)
 
 
-def _varying(array):
-    """The `shard_map` manual axes `array` varies over (empty outside shard_map)."""
-    kind = getattr(jax.typeof(array), "manual_axis_type", None)
-    return frozenset(kind.varying) if kind is not None else frozenset()
-
-
-def _same_variance(*arrays):
-    """The arrays cast to vary over the union of their `shard_map` manual axes (as JAX's own convolution
-    rule does implicitly), so that `conv`'s backward pass returns cotangents of its inputs' types; outside
-    `shard_map`, the arrays unchanged."""
-    axes = frozenset().union(*map(_varying, arrays))
-    return tuple(a if axes <= _varying(a) else jax.lax.pcast(a, tuple(sorted(axes - _varying(a))), to="varying")
-                 for a in arrays)
-
-
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, precision=None, **_):
+                         dimension_numbers=None, feature_group_count=1, precision=None, *, engine=None, **_):
     """A drop-in for `lax.conv_general_dilated` (as `flax.linen.Conv(conv_general_dilated=...)` calls it)
-    that runs `conv`: 2-D, NHWC/HWIO, no dilation, one feature group; padding a string or explicit pairs."""
+    that runs `conv`, or `onednn.conv` (bfloat16 operands, float32 result) with engine="onednn": 2-D,
+    NHWC/HWIO, no dilation, one feature group; padding a string or explicit pairs."""
     dn = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
     if (dn != jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, DIMENSION_NUMBERS) or lhs.ndim != 4
             or tuple(lhs_dilation or (1, 1)) != (1, 1) or tuple(rhs_dilation or (1, 1)) != (1, 1)
@@ -140,11 +128,19 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if isinstance(padding, str):
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
     padding = tuple(tuple(int(p) for p in pair) for pair in padding)
-    lhs, rhs = _same_variance(lhs, rhs)
-    return conv(lhs, rhs, tuple(int(s) for s in window_strides), padding, precision)
+    lhs, rhs = manual_axes.same_variance(lhs, rhs)
+    strides = tuple(int(s) for s in window_strides)
+    if engine == "onednn":
+        return onednn.conv(lhs, rhs, strides, padding)
+    return conv(lhs, rhs, strides, padding, precision)
 
 
-def for_backend(backend=None):
-    """The convolution for `flax.linen.Conv(conv_general_dilated=...)` on `backend` (default: JAX's):
-    `conv_general_dilated` of this module on the CPU, `lax.conv_general_dilated` (cuDNN's path) elsewhere."""
-    return conv_general_dilated if (backend or jax.default_backend()) == "cpu" else jax.lax.conv_general_dilated
+def for_backend(backend=None, dtype=jnp.float32):
+    """The convolution for `flax.linen.Conv(conv_general_dilated=...)` on `backend` (default: JAX's) in the
+    compute `dtype`: on the CPU, `conv_general_dilated` of this module, through oneDNN for bfloat16 (whose
+    availability `onednn.resolve_dtype` checks first); `lax.conv_general_dilated` (cuDNN's path) elsewhere."""
+    if (backend or jax.default_backend()) != "cpu":
+        return jax.lax.conv_general_dilated
+    if jnp.dtype(dtype) == jnp.bfloat16:
+        return functools.partial(conv_general_dilated, engine="onednn")
+    return conv_general_dilated

@@ -4,6 +4,7 @@ Module names follow the official PyTorch `TransformerNet` (conv1, in1, res1.conv
 that instance-norm parameters are found by name (`in<k>`) and PyTorch checkpoints map one to one.
 """
 
+import functools
 import re
 
 import flax.linen as nn
@@ -40,7 +41,7 @@ class ConvLayer(nn.Module):
             x = upsample_nearest(x, self.upsample)
         x = reflect_pad(x, self.kernel // 2)
         return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
-                       padding="VALID", dtype=self.dtype, conv_general_dilated=convolution.for_backend(),
+                       padding="VALID", dtype=self.dtype, conv_general_dilated=convolution.for_backend(dtype=self.dtype),
                        name="conv2d")(x)
 
 
@@ -132,10 +133,11 @@ def apply(params, images, dtype=jnp.float32, stats=None):
     return TransformerNet(dtype=dtype).apply({"params": params}, images, stats)
 
 
-@jax.jit
-def stylize_batch(params, images):
-    """`apply` compiled (once per shape): M(images; params), (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1]."""
-    return apply(params, images)
+@functools.partial(jax.jit, static_argnames="dtype")
+def stylize_batch(params, images, dtype="float32"):
+    """`apply` compiled (once per shape): M(images; params), (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1],
+    the convolutions in `dtype` ("float32", or "bfloat16": `onednn` on the CPU)."""
+    return apply(params, images, jnp.dtype(dtype))
 
 
 def instance_norm_stats(params, images, dtype=jnp.float32):

@@ -71,7 +71,7 @@ class VGG16Features(nn.Module):
     def __call__(self, x):
         feats = {}
         x = x.astype(self.dtype)
-        conv = convolution.for_backend()
+        conv = convolution.for_backend(dtype=self.dtype)
         for b, widths in enumerate(BLOCKS):
             if b:
                 x = nn.max_pool(x, (2, 2), (2, 2), padding="VALID")

@@ -95,7 +95,7 @@ def fd_worker(inner_steps):
     for module in (transformer, vgg16, losses):
         module.jnp = _Float64Numpy()
     if inner_steps > 1:  # see start_workers
-        conv.for_backend = lambda backend=None: jax.lax.conv_general_dilated
+        conv.for_backend = lambda backend=None, dtype=None: jax.lax.conv_general_dilated
     cfg = tiny_config(inner_steps=inner_steps, inner_lr=0.03, dtype="float64")
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg, np.float64)
     to64 = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), tree)
