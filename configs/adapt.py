@@ -13,6 +13,9 @@ def get_config():
     c.alpha = 1.0            # eq. 4, paper section 5.1
     c.beta = 1e5             # eq. 4, paper section 5.1
     c.tv = 10.0              # total variation. Deviation: not in the paper (0 restores it); see configs/metastyle.py
+    # Deviation (compute only): "auto" runs the convolutions in bfloat16 with float32 accumulation through oneDNN
+    # on CPUs with AMX (metastyle_jax/onednn.py); "float32" is the exact path, "bfloat16" asks for oneDNN anywhere
+    c.dtype = "auto"
     c.only_in = False        # official --only-in 0: Adam on every parameter; True: instance-norm scale/shift only
     # Deviation: the paper and the official code adapt on MS-COCO; by default we use the scikit-image photos
     # bundled with the package (no download). Give --content DIR or --content tfds:coco/2017 for COCO.

@@ -13,6 +13,9 @@ def get_config():
     c.alpha = 1.0            # eq. 4, paper section 5.1
     c.beta = 1e5             # eq. 4, paper section 5.1
     c.tv = 10.0              # total variation. Deviation: not in the paper (0 restores it); see configs/metastyle.py
+    # Deviation (compute only): "auto" runs the convolutions in bfloat16 with float32 accumulation through oneDNN
+    # on CPUs with AMX (metastyle_jax/onednn.py); "float32" is the exact path, "bfloat16" asks for oneDNN anywhere
+    c.dtype = "auto"
     c.init = "content"       # content | noise | a path to an image (e.g. the style-neutral M(I_c; theta))
     c.seed = 0
     c.log_every = 10         # steps per progress-bar / loss-curve sample

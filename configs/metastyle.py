@@ -77,8 +77,10 @@ def get_config(arg=None):
     # --- compute
     c.styles_in_parallel = 0   # styles vmapped at once (0: all); smaller values scan over the rest and
     #                            save memory for time. Must be divisible by the number of devices
-    c.dtype = "float32"        # compute dtype of the transformer: float32 | bfloat16 (mixed precision:
-    #                            parameters, gradients, losses and the VGG stay float32)
+    c.dtype = "auto"           # convolutions of the transformer and VGG16: float32 (exact) | bfloat16 (bf16
+    #                            operands, float32 accumulation: oneDNN on the CPU; parameters, optimizer state,
+    #                            instance-norm statistics, Grams and losses stay float32) | auto: bfloat16 on
+    #                            CPUs with AMX, else float32. Deviation (compute only): the paper trains in float32
     c.seed = 0                 # theta init and data order. Official code: 12345 (a different RNG anyway)
 
     # --- bookkeeping
@@ -147,8 +149,10 @@ def cpu2(c):
         python -m benchmarks.ship_theta --workdir runs/theta2       # its latest checkpoint -> --model theta
 
     A later session (whose clone has no runs/) continues from the committed theta with
-    `--set init_from=theta --set outer_warmup=50`. Deviations: those of `cpu`, and 44 content photos.
+    `--set init_from=theta --set outer_warmup=50`. Deviations: those of `cpu`, 44 content photos, and bfloat16
+    convolutions with float32 accumulation from iteration 300 (`dtype`; float32 before).
     """
     c = cpu(c)
     c.update(outer_lr=5e-4)  # from a random theta, as `cpu` until its iteration 400
+    c.dtype = "bfloat16"     # from iteration 300: oneDNN's bfloat16 convolutions (float32 until then)
     return c

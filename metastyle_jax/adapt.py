@@ -22,7 +22,8 @@ import numpy as np
 import optax
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, data, images, losses, outputs, plotting, prefetch, stylize, transformer, vgg_weights
+from metastyle_jax import (checkpoints, cli, data, images, losses, onednn, outputs, plotting, prefetch, stylize,
+                           transformer, vgg_weights)
 
 STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
@@ -71,29 +72,31 @@ def optimizer(lr, only_in=False, input_scale=1.0):
     return optax.chain(scale_leaves(scales), optax.adam(lr), scale_leaves(scales))
 
 
-def _loss(params, vgg, grams, contents, weights):
-    """Eq. 4 of M(contents; params) against `contents` and the style Grams: (scalar, {content, style})."""
-    return losses.perceptual_loss(vgg, transformer.apply(params, contents), grams, contents=contents,
-                                  weights=weights)
+def _loss(params, vgg, grams, contents, weights, dtype="float32"):
+    """Eq. 4 of M(contents; params) against `contents` and the style Grams: (scalar, {content, style}), with
+    the convolutions of both networks in `dtype` (bfloat16: mixed precision, `onednn`)."""
+    dtype = jnp.dtype(dtype)
+    return losses.perceptual_loss(vgg, transformer.apply(params, contents, dtype), grams, contents=contents,
+                                  weights=weights, dtype=dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale"))
+@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale", "dtype"))
 def adapt_step(params, opt_state, vgg, grams, contents, *, weights=losses.LossWeights(), lr=1e-3,
-               only_in=False, input_scale=1.0):
+               only_in=False, input_scale=1.0, dtype="float32"):
     """One Adam step on eq. 8 through `vgg` (a `vgg16.VGG`): contents (B, H, W, 3) in [0, 1], grams layer ->
-    (1, C, C); `optimizer` says what only_in and input_scale do.
+    (1, C, C); `optimizer` says what only_in and input_scale do; `dtype` is the convolutions' compute dtype.
 
     Returns (params, opt_state, {"loss", "content", "style"}), the losses of this batch before the update.
     """
-    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg, grams, contents, weights)
+    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg, grams, contents, weights, dtype)
     updates, opt_state = optimizer(lr, only_in, input_scale).update(g, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
 
 
-@functools.partial(jax.jit, static_argnames=("weights",))
-def evaluate(params, vgg, grams, contents, *, weights=losses.LossWeights()):
+@functools.partial(jax.jit, static_argnames=("weights", "dtype"))
+def evaluate(params, vgg, grams, contents, *, weights=losses.LossWeights(), dtype="float32"):
     """The perceptual loss of M(contents; params) without updating: {"loss", "content", "style"} scalars."""
-    total, parts = _loss(params, vgg, grams, contents, weights)
+    total, parts = _loss(params, vgg, grams, contents, weights, dtype)
     return {"loss": total, **parts}
 
 
@@ -108,13 +111,15 @@ def style_targets(vgg, style, weights=losses.LossWeights()):
 
 
 def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
-          input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None):
+          input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None,
+          dtype="float32"):
     """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`, through
     `vgg` (a `vgg16.VGG`).
 
     style: (S, S, 3) in [0, 1]; content: a `data.ContentData` (or anything with `batch_at`); eval_contents:
     (E, H, W, 3) held-out images whose loss is taken before the first step, every `eval_every` steps and after
-    the last (none if None or eval_every is 0). `progress(step, loss)` is called after every step.
+    the last (none if None or eval_every is 0). `progress(step, loss)` is called after every step. `dtype`:
+    the convolutions' compute dtype, "float32" or "bfloat16" (`onednn.resolve_dtype` chooses it).
     Returns (params, history): history["loss"|"content"|"style"] are (steps,) arrays, each the loss of that
     step's batch before its update; history["eval_step"] (K,) counts the updates before each evaluation and
     history["eval_loss"|"eval_content"|"eval_style"] are its (K,) losses; history["step_seconds"] (steps,)
@@ -129,7 +134,7 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     evals = []
 
     def record_eval(done):
-        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), weights=weights)
+        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), weights=weights, dtype=dtype)
         evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
 
     if do_eval:
@@ -141,7 +146,7 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
             batch = jnp.asarray(batch)
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
                 step_fn = adapt_step.lower(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
-                                           only_in=only_in, input_scale=input_scale).compile()
+                                           only_in=only_in, input_scale=input_scale, dtype=dtype).compile()
                 cli.check_memory(cli.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
                                  f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
@@ -174,14 +179,17 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     `style`. Returns (params, meta of the adapted model, history of `adapt`); meta records every setting,
     the final losses and the seconds taken."""
     t0 = time.perf_counter()
+    dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
     params, hist = adapt(start, vgg, style, content, int(cfg.steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
-                         eval_every=cfg.eval_every if held_out is not None else 0, progress=progress)
+                         eval_every=cfg.eval_every if held_out is not None else 0, progress=progress,
+                         dtype=dtype)
     meta = checkpoints.model_meta(
         "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha256,
         from_theta=from_theta, steps=int(cfg.steps), lr=cfg.lr, batch_size=cfg.batch_size, size=cfg.size,
         style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, tv=cfg.get("tv", 0.0), only_in=bool(cfg.only_in),
+        dtype=dtype,
         content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
         final_eval_loss=float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None,
@@ -335,6 +343,9 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
         print(f"warning: theta was trained with {theta_vgg.get('source')} VGG weights, this adaptation uses "
               f"{vgg.source}", file=sys.stderr)
+    note = onednn.resolve_dtype(cfg.get("dtype", "float32"))[1]
+    if note:
+        print(note, file=sys.stderr)
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, desc=f"adapt {style_name}", unit="step", file=sys.stderr)
     try:  # closing the bar ends its line, so that an error gets a line of its own

@@ -16,18 +16,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import cli, images, losses, outputs, plotting, vgg_weights
+from metastyle_jax import cli, images, losses, onednn, outputs, plotting, vgg_weights
 from metastyle_jax.errors import UserError
 
 
-def _loss(x, vgg, content_feat, grams, weights):
-    """Perceptual loss of one image x (H, W, 3) against fixed content features and style Grams."""
-    total, parts = losses.perceptual_loss(vgg, x[None], grams, content_feat=content_feat, weights=weights)
+def _loss(x, vgg, content_feat, grams, weights, dtype="float32"):
+    """Perceptual loss of one image x (H, W, 3) against fixed content features and style Grams, VGG16's
+    convolutions in `dtype` (bfloat16: mixed precision through `onednn`)."""
+    total, parts = losses.perceptual_loss(vgg, x[None], grams, content_feat=content_feat, weights=weights,
+                                          dtype=jnp.dtype(dtype))
     return total, (parts["content"], parts["style"])
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "lr", "steps"))
-def run_steps(x, opt_state, vgg, content_feat, grams, *, weights, lr, steps):
+@functools.partial(jax.jit, static_argnames=("weights", "lr", "steps", "dtype"))
+def run_steps(x, opt_state, vgg, content_feat, grams, *, weights, lr, steps, dtype="float32"):
     """`steps` Adam steps on the pixels of x (H, W, 3) in [0, 1], through `vgg` (a `vgg16.VGG`).
 
     Returns (x, opt_state, (total, content, style)) with the three losses as (steps,) arrays, each the
@@ -38,7 +40,7 @@ def run_steps(x, opt_state, vgg, content_feat, grams, *, weights, lr, steps):
 
     def step(carry, _):
         x, s = carry
-        (total, (lc, ls)), g = grad_fn(x, vgg, content_feat, grams, weights)
+        (total, (lc, ls)), g = grad_fn(x, vgg, content_feat, grams, weights, dtype)
         updates, s = opt.update(g, s, x)
         return (jnp.clip(x + updates, 0.0, 1.0), s), (total, lc, ls)
 
@@ -53,17 +55,18 @@ def targets(vgg, content, style, weights):
     return content_feat, grams
 
 
-def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=None):
-    """Run Gatys et al. from `init` (H, W, 3) through `vgg` (a `vgg16.VGG`): the final image (H, W, 3) and per-step loss history
-    {"total", "content", "style"} as (steps,) numpy arrays. `progress(n_done, total_loss)` is called
-    after every chunk of steps."""
+def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=None, dtype="float32"):
+    """Run Gatys et al. from `init` (H, W, 3) through `vgg` (a `vgg16.VGG`): the final image (H, W, 3) and
+    per-step loss history {"total", "content", "style"} as (steps,) numpy arrays. `progress(n_done,
+    total_loss)` is called after every chunk of steps; `dtype` is the convolutions' compute dtype (the
+    targets stay float32)."""
     content_feat, grams = targets(vgg, content, style, weights)
     x = jnp.asarray(init, jnp.float32)
     opt_state = optax.adam(lr).init(x)
     hist = []
     done = 0
     first = run_steps.lower(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
-                            steps=min(chunk, steps)).compile()
+                            steps=min(chunk, steps), dtype=dtype).compile()
     cli.check_memory(cli.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
                      "use a smaller --size or --style-size")
     while done < steps:
@@ -71,7 +74,8 @@ def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=N
         if n == min(chunk, steps):
             x, opt_state, h = first(x, opt_state, vgg, content_feat, grams)
         else:
-            x, opt_state, h = run_steps(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr, steps=n)
+            x, opt_state, h = run_steps(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr, steps=n,
+                                        dtype=dtype)
         hist.append(jax.device_get(h))
         done += n
         if not (np.isfinite(hist[-1][0]).all() and bool(jnp.isfinite(x).all())):
@@ -140,13 +144,16 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     init = initial_image(cfg.init, content, cfg.seed)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     weights = losses.weights_of(cfg)
+    dtype, note = onednn.resolve_dtype(cfg.get("dtype", "float32"))
+    if note:
+        print(note, file=sys.stderr)
 
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, desc="gatys", unit="step", file=sys.stderr)
     t0 = time.perf_counter()
     try:  # closing the bar ends its line, so that an error gets a line of its own
         result, hist = optimize(vgg, content, style, init, cfg.steps, cfg.lr, weights,
-                                chunk=cfg.log_every,
+                                chunk=cfg.log_every, dtype=dtype,
                                 progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
     finally:
         bar.close()

@@ -49,7 +49,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from metastyle_jax import losses, transformer
+from metastyle_jax import losses, onednn, transformer
 
 MODES = ("second_order", "first_order", "reptile")
 META_GRADS = ("autodiff", "hvp")
@@ -112,10 +112,11 @@ class MetaSettings:
 
 
 def settings_from_config(config):
-    """MetaSettings from a meta-training ConfigDict (configs/metastyle.py)."""
+    """MetaSettings from a meta-training ConfigDict (configs/metastyle.py); dtype "auto" resolved."""
     return MetaSettings(mode=config.mode, inner_steps=int(config.inner_steps),
                         inner_params=config.inner_params, outer_params=config.outer_params,
-                        styles_in_parallel=int(config.styles_in_parallel), dtype=config.dtype,
+                        styles_in_parallel=int(config.styles_in_parallel),
+                        dtype=onednn.resolve_dtype(config.dtype)[0],
                         meta_grad=config.meta_grad)
 
 

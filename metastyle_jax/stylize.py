@@ -22,16 +22,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, color, data, images, outputs, tiling, transformer
+from metastyle_jax import checkpoints, cli, color, data, images, onednn, outputs, tiling, transformer
 
 MAX_SIDE = cli.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
-def stylize(params, pictures, batch_size=8, preserve_color=False):
+def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32"):
     """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
 
     preserve_color: keep each picture's colours, take only the stylized luminance (`color.preserve_color`).
+    dtype: the convolutions' compute dtype ("float32", or "bfloat16": `onednn.resolve_dtype` chooses).
     """
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
@@ -41,7 +42,7 @@ def stylize(params, pictures, batch_size=8, preserve_color=False):
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
             batch = jnp.stack([pictures[i] for i in chunk])
-            result = transformer.stylize_batch(params, batch)
+            result = transformer.stylize_batch(params, batch, dtype)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)
             for i, r in zip(chunk, result):
                 out[i] = r
@@ -169,6 +170,9 @@ def main(argv=None):
     p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
                    f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE})")
     p.add_argument("--batch-size", type=int, default=8, help="images per compiled call (default 8; tiles go one at a time)")
+    p.add_argument("--dtype", choices=onednn.DTYPES, default="auto", help="the convolutions of whole images: "
+                   "float32, bfloat16 (float32 accumulation, oneDNN on the CPU) or auto (default: bfloat16 on CPUs "
+                   "with AMX); tiles and video frames stay float32")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
     if args.size is not None:
@@ -187,10 +191,13 @@ def main(argv=None):
     plan = plan_outputs(args.content, args.out)
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model_path(args)], args.force)
     params, meta = network_from_args(args)
+    dtype, note = onednn.resolve_dtype(args.dtype)
+    if note:
+        print(note, file=sys.stderr)
 
     written, skipped, tiled, seconds = stylize_files(
         params, plan, args.size, tile=args.tile, overlap=args.overlap, stats_side=args.stats_side,
-        batch_size=args.batch_size, preserve_color=args.preserve_color)
+        batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = written[0] if len(written) == 1 else args.out
@@ -200,11 +207,11 @@ def main(argv=None):
 
 
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
-                  stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False):
+                  stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False, dtype="float32"):
     """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
 
     Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
-    `tiling.stylize_tiled`, the rest through `stylize` in batches. An unreadable source is skipped unless it is
+    `tiling.stylize_tiled` (float32), the rest through `stylize` in batches, in `dtype`. An unreadable source is skipped unless it is
     the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
     number stylized in tiles, seconds of stylization, compilation included)."""
     loaded, skipped = [], []
@@ -221,7 +228,7 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     pictures = [img for img, _ in loaded]
     tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]
-    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color)))
+    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color, dtype)))
     for i, side in enumerate(tiles):
         if side is not None:
             styled = tiling.stylize_tiled(params, pictures[i], side, overlap, stats_side, progress=True)

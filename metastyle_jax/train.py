@@ -27,14 +27,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, config as config_lib, data, images, meta, outputs, plotting, prefetch, transformer, vgg_weights
+from metastyle_jax import (checkpoints, cli, config as config_lib, data, images, meta, onednn, outputs, plotting,
+                           prefetch, transformer, vgg_weights)
 
 RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta",
              "damaged_checkpoints")
 # Keys a resumed run may change: how long it runs, how it reports, and its learning rates (e.g. after a
 # NaN); never what it computes.
 RESUMABLE_KEYS = ("num_steps", "inner_lr", "outer_lr", "log_every", "plot_every", "sample_every", "num_samples",
-                  "eval_every", "checkpoint_every", "keep_checkpoints", "data.prefetch")
+                  "eval_every", "checkpoint_every", "keep_checkpoints", "data.prefetch", "dtype")
 CURVES = {"inner_loss": "inner (training contents, before adaptation)",
           "outer_loss": "outer (validation contents, after adaptation)",
           "eval_outer_loss": "outer on the fixed evaluation batch"}
@@ -258,7 +259,7 @@ class Reporter:
         """Record metrics (floats) of iteration `step` in every sink."""
         if not self.active:
             return
-        record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        record = {"step": step, **{k: float(v) for k, v in metrics.items()}, "time": round(time.time(), 3)}
         self._remember(record)
         with open(self.workdir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -408,8 +409,10 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
     contents = source.sample_contents()
 
     report = Reporter(workdir, cfg, start, lead)
+    dtype_note = onednn.resolve_dtype(cfg.dtype)[1]
     for line in [f"devices: {len(devices)} x {devices[0].device_kind} ({jax.process_count()} process(es)); "
-                 f"VGG16: {vgg_info['source']} sha256 {vgg_info['sha256'][:12]}"] + source.describe():
+                 f"VGG16: {vgg_info['source']} sha256 {vgg_info['sha256'][:12]}"] + source.describe() + (
+                     [dtype_note] if dtype_note else []):
         report.note(line)
 
     def evaluate(step, params):

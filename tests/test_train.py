@@ -23,7 +23,10 @@ def run(workdir, *extra):
 
 
 def metrics(workdir):
-    return [json.loads(line) for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    """The metrics.jsonl records of a run, without their wall-clock "time" (which no two runs share)."""
+    records = [json.loads(line) for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    assert all(isinstance(r.pop("time"), float) for r in records)
+    return records
 
 
 def checkpoint_params(workdir, step):
