@@ -17,11 +17,13 @@ at 256 px) and JAX's achieved GFLOP/s as a
 fraction of this machine's measured peaks: the best of a large convolution and a 2048^2 matmul, in JAX and
 PyTorch float32 (the float32 peak) and in PyTorch bfloat16 (the bfloat16 peak: oneDNN's AMX or avx512_bf16
 kernels where the CPU has them), measured in the same rounds. Every PyTorch row also runs under bfloat16
-autocast ("torch_bf16"), side by side. Writes benchmarks/results/cpu_speed_<label>.json, with the CPU's
+autocast ("torch_bf16"), and JAX runs again in bfloat16 through oneDNN ("jax_bf16", `onednn`) where it loads,
+side by side. Writes benchmarks/results/cpu_speed_<label>.json, with the CPU's
 bfloat16 flags.
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -34,7 +36,7 @@ import torch
 from benchmarks import flops as flops_lib
 from benchmarks import torch_metastyle as tm
 from benchmarks.common import cpu_flags, write_result
-from metastyle_jax import adapt, config, gatys, losses, meta, transformer, vgg_weights
+from metastyle_jax import adapt, config, gatys, losses, meta, onednn, transformer, vgg_weights
 
 ROWS = ("stylize_256_b1", "stylize_512_b1", "stylize_256_b8", "stylize_512_b8", "adapt_256_b4", "meta_64",
         "meta_128", "gatys_256")
@@ -44,13 +46,20 @@ def images(r, *shape):
     return r.random(shape, np.float32)
 
 
+def jax_dtypes():
+    """(runtime name, compute dtype) of the JAX runs: float32, and bfloat16 through oneDNN where it loads."""
+    return [("jax", "float32")] + ([("jax_bf16", "bfloat16")] if onednn.status() is None else [])
+
+
 def stylize_row(theta, net, ort, size, batch, r):
     """{runtime: call} of the transformer's forward pass, and the JAX program's FLOPs."""
     x = images(r, batch, size, size, 3)
-    compiled = jax.jit(transformer.apply).lower(theta, x).compile()
+    calls = {}
+    for name, dtype in jax_dtypes():
+        compiled = jax.jit(functools.partial(transformer.apply, dtype=jnp.dtype(dtype))).lower(theta, x).compile()
+        calls[name] = functools.partial(lambda c: c(theta, x).block_until_ready(), compiled)
     xt = tm.nchw(x)
-    calls = {"jax": lambda: compiled(theta, x).block_until_ready(),
-             "torch": lambda: torch_no_grad(net, xt)}
+    calls["torch"] = lambda: torch_no_grad(net, xt)
     if ort is not None:
         calls["onnxruntime"] = lambda: ort.run(["stylized"], {"image": x})
     return calls, flops_lib.stylize_conv_flops(size, size, batch)
@@ -66,18 +75,22 @@ def adapt_row(theta, vgg, tvgg, size, batch, style_size, r):
     contents, style = images(r, batch, size, size, 3), images(r, 1, style_size, style_size, 3)
     weights = losses.LossWeights()
     grams = adapt.style_targets(vgg, style[0], weights)
-    box = {"p": theta, "o": adapt.optimizer(1e-3).init(theta)}
-    compiled = adapt.adapt_step.lower(box["p"], box["o"], vgg, grams, contents, weights=weights).compile()
+    calls, programs = {}, []
+    for name, dtype in jax_dtypes():
+        box = {"p": theta, "o": adapt.optimizer(1e-3).init(theta)}
+        programs.append(adapt.adapt_step.lower(box["p"], box["o"], vgg, grams, contents, weights=weights,
+                                               dtype=dtype).compile())
 
-    def jax_call():
-        box["p"], box["o"], m = compiled(box["p"], box["o"], vgg, grams, contents)
-        jax.block_until_ready(m)
+        def jax_call(box=box, compiled=programs[-1]):
+            box["p"], box["o"], m = compiled(box["p"], box["o"], vgg, grams, contents)
+            jax.block_until_ready(m)
+        calls[name] = jax_call
 
     net = tm.transformer_from_params(theta)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     tgrams, tcontents = tm.style_grams(tvgg, tm.nchw(style)), tm.nchw(contents)
-    return {"jax": jax_call, "torch": lambda: tm.adapt_step(net, opt, tvgg, tgrams, tcontents)}, \
-        flops_lib.xla_flops(compiled)
+    calls["torch"] = lambda: tm.adapt_step(net, opt, tvgg, tgrams, tcontents)
+    return calls, flops_lib.xla_flops(programs[0])
 
 
 def meta_row(theta, vgg, tvgg, size, r):
@@ -87,21 +100,25 @@ def meta_row(theta, vgg, tvgg, size, r):
     cfg.loss.tv = 0.0  # the PyTorch meta-step has no total variation
     batch = {"train": images(r, 2, 2, size, size, 3), "val": images(r, 2, 2, size, size, 3),
              "style": images(r, 2, size, size, 3)}
-    settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
+    hyper = meta.hyper_from_config(cfg)
     state = meta.init_state(cfg, 0).replace(params=jax.tree_util.tree_map(jnp.asarray, theta))
-    bilevel = meta.Bilevel(vgg, settings)
-    compiled = meta.train_step.lower(bilevel, state, batch, hyper).compile()
-    box = {"s": state}
+    calls, programs = {}, []
+    for name, dtype in jax_dtypes():
+        cfg.dtype = dtype
+        bilevel = meta.Bilevel(vgg, meta.settings_from_config(cfg))
+        programs.append(meta.train_step.lower(bilevel, state, batch, hyper).compile())
+        box = {"s": jax.tree_util.tree_map(jnp.copy, state)}  # train_step donates its state
 
-    def jax_call():
-        box["s"], m = compiled(bilevel, box["s"], batch, hyper)
-        jax.block_until_ready(m)
+        def jax_call(box=box, compiled=programs[-1], bilevel=bilevel):
+            box["s"], m = compiled(bilevel, box["s"], batch, hyper)
+            jax.block_until_ready(m)
+        calls[name] = jax_call
 
     net = tm.transformer_from_params(theta)
     opt, sched = tm.meta_optimizer(net, cfg.outer_lr, cfg.lr_decay)
     tbatch = {k: tm.nchw(v) for k, v in batch.items()}
-    return {"jax": jax_call, "torch": lambda: tm.meta_step(net, opt, sched, tvgg, tbatch, 0)}, \
-        flops_lib.xla_flops(compiled)
+    calls["torch"] = lambda: tm.meta_step(net, opt, sched, tvgg, tbatch, 0)
+    return calls, flops_lib.xla_flops(programs[0])
 
 
 def gatys_row(vgg, tvgg, size, r):
@@ -109,13 +126,16 @@ def gatys_row(vgg, tvgg, size, r):
     content, style = images(r, size, size, 3), images(r, size, size, 3)
     weights = losses.LossWeights()
     content_feat, grams = gatys.targets(vgg, content, style, weights)
-    box = {"x": jnp.asarray(content), "o": optax.adam(1e-2).init(jnp.asarray(content))}
-    kwargs = dict(weights=weights, lr=1e-2, steps=1)
-    compiled = gatys.run_steps.lower(box["x"], box["o"], vgg, content_feat, grams, **kwargs).compile()
+    calls, programs = {}, []
+    for name, dtype in jax_dtypes():
+        box = {"x": jnp.asarray(content), "o": optax.adam(1e-2).init(jnp.asarray(content))}
+        programs.append(gatys.run_steps.lower(box["x"], box["o"], vgg, content_feat, grams, weights=weights,
+                                              lr=1e-2, steps=1, dtype=dtype).compile())
 
-    def jax_call():
-        box["x"], box["o"], hist = compiled(box["x"], box["o"], vgg, content_feat, grams)
-        jax.block_until_ready(hist)
+        def jax_call(box=box, compiled=programs[-1]):
+            box["x"], box["o"], hist = compiled(box["x"], box["o"], vgg, content_feat, grams)
+            jax.block_until_ready(hist)
+        calls[name] = jax_call
 
     x = torch.nn.Parameter(tm.nchw(content[None]).clone())
     opt = torch.optim.Adam([x], lr=1e-2)
@@ -130,7 +150,8 @@ def gatys_row(vgg, tvgg, size, r):
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
 
-    return {"jax": jax_call, "torch": torch_call}, flops_lib.xla_flops(compiled)
+    calls["torch"] = torch_call
+    return calls, flops_lib.xla_flops(programs[0])
 
 
 def peak_rows(r):
@@ -147,9 +168,13 @@ def peak_rows(r):
     wh = wt.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
     ah, bh = at.to(torch.bfloat16), bt.to(torch.bfloat16)
     conv_flops, mm_flops = 2 * 8 * 64 * 64 * 9 * 256 * 256, 2 * 2048 ** 3
-    return {"peak_conv": ({"jax": lambda: conv(x, w).block_until_ready(),
-                           "torch": lambda: torch.nn.functional.conv2d(xt, wt, padding=1),
-                           "torch_bf16": lambda: torch.nn.functional.conv2d(xh, wh, padding=1)}, conv_flops),
+    conv_calls = {"jax": lambda: conv(x, w).block_until_ready(),
+                  "torch": lambda: torch.nn.functional.conv2d(xt, wt, padding=1),
+                  "torch_bf16": lambda: torch.nn.functional.conv2d(xh, wh, padding=1)}
+    if onednn.status() is None:
+        bf16_conv = jax.jit(lambda x, w: onednn.conv(x, w, (1, 1), ((1, 1), (1, 1))))
+        conv_calls["jax_bf16"] = lambda: bf16_conv(x, w).block_until_ready()
+    return {"peak_conv": (conv_calls, conv_flops),
             "peak_matmul": ({"jax": lambda: mm(a, b).block_until_ready(), "torch": lambda: at @ bt,
                              "torch_bf16": lambda: ah @ bh}, mm_flops)}
 
@@ -221,7 +246,7 @@ def summarize(rows, times):
     medians = {row: {rt: float(np.median(s)) for rt, s in rts.items()} for row, rts in times.items()}
     probes = ("peak_conv", "peak_matmul")
     peak = max(rows[p][1] / s for p in probes for rt, s in medians[p].items() if not rt.endswith("_bf16"))
-    peak_bf16 = max(rows[p][1] / medians[p]["torch_bf16"] for p in probes)
+    peak_bf16 = max(rows[p][1] / s for p in probes for rt, s in medians[p].items() if rt.endswith("_bf16"))
     out = {"peak_gflops": peak / 1e9, "peak_bf16_gflops": peak_bf16 / 1e9, "cpu_bf16_flags": cpu_flags(),
            "rows": {}}
     for row, rts in medians.items():
@@ -232,20 +257,30 @@ def summarize(rows, times):
                             "jax_flops": rows[row][1], "jax_gflops": gflops,
                             "jax_fraction_of_peak": gflops * 1e9 / peak,
                             "jax_fraction_of_bf16_peak": gflops * 1e9 / peak_bf16, "seconds": times[row]}
+        if "jax_bf16" in rts:
+            bf16_gflops = rows[row][1] / rts["jax_bf16"] / 1e9
+            out["rows"][row].update(jax_bf16_speedup=rts["jax"] / rts["jax_bf16"],
+                                    jax_bf16_over_torch_bf16=rts["jax_bf16"] / rts["torch_bf16"],
+                                    jax_bf16_gflops=bf16_gflops,
+                                    jax_bf16_fraction_of_bf16_peak=bf16_gflops * 1e9 / peak_bf16)
     return out
 
 
 def markdown(figures):
     """The rows as a Markdown table (the docs' table)."""
-    runtimes = ("jax", "torch", "torch_bf16", "onnxruntime")
-    lines = ["| row | JAX s | PyTorch s | PyTorch bf16 autocast s | onnxruntime s | JAX / best float32 other | "
-             "JAX / PyTorch bf16 | JAX GFLOP/s | of float32 peak | of bf16 peak |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    runtimes = ("jax", "jax_bf16", "torch", "torch_bf16", "onnxruntime")
+    lines = ["| row | JAX s | JAX bf16 s | PyTorch s | PyTorch bf16 autocast s | onnxruntime s | JAX / best float32 "
+             "other | JAX float32 / JAX bf16 | JAX bf16 / PyTorch bf16 | JAX GFLOP/s | JAX bf16 GFLOP/s | "
+             "JAX of float32 peak | JAX bf16 of bf16 peak |",
+             "| --- " * 13 + "|"]
     for row, f in figures["rows"].items():
         cells = [f"{f['median_s'][rt]:.3g}" if rt in f["median_s"] else "" for rt in runtimes]
-        lines.append(f"| {row} | {' | '.join(cells)} | {f['jax_over_best_other']:.2f} | "
-                     f"{f['jax_over_torch_bf16']:.2f} | {f['jax_gflops']:.1f} | {f['jax_fraction_of_peak']:.0%} | "
-                     f"{f['jax_fraction_of_bf16_peak']:.0%} |")
+        bf16 = [f"{f['jax_bf16_speedup']:.2f}", f"{f['jax_bf16_over_torch_bf16']:.2f}"] if "jax_bf16_speedup" in f \
+            else ["", ""]
+        bf16_rate = [f"{f['jax_bf16_gflops']:.0f}", f"{f['jax_bf16_fraction_of_bf16_peak']:.0%}"] \
+            if "jax_bf16_speedup" in f else ["", ""]
+        lines.append(f"| {row} | {' | '.join(cells)} | {f['jax_over_best_other']:.2f} | {' | '.join(bf16)} | "
+                     f"{f['jax_gflops']:.0f} | {bf16_rate[0]} | {f['jax_fraction_of_peak']:.0%} | {bf16_rate[1]} |")
     return "\n".join(lines)
 
 

@@ -20,6 +20,11 @@ after / before. The persistent compilation cache is off in these runs (both tree
 times each command of HEAD twice per round instead: first with an empty compilation cache (cold), then
 again with the programs the first run left there (warm), as a user's second run of a command;
 writes benchmarks/results/compile_cache_<label>.json with warm / cold per command.
+
+    python -m benchmarks.user_speed --dtypes [--rounds 2] [--label LABEL]
+
+times each command of HEAD with float32 and with bfloat16 convolutions (oneDNN; `--set dtype=...`,
+`stylize --dtype ...`), alternating; writes benchmarks/results/user_speed_dtype_<label>.json.
 """
 
 import argparse
@@ -87,6 +92,8 @@ def main():
     p.add_argument("--only", nargs="*", help="commands to time (default all)")
     p.add_argument("--label", default="cpu")
     p.add_argument("--compile-cache", action="store_true", help="time HEAD's commands cold and warm instead")
+    p.add_argument("--dtypes", action="store_true", help="time HEAD's commands with float32 and with bfloat16 "
+                   "convolutions instead")
     args = p.parse_args()
 
     work = ROOT / "runs" / "user_speed"
@@ -102,21 +109,11 @@ def main():
                            text=True, check=True).stdout.strip()
     if args.compile_cache:
         return compile_cache(worktree(after), after, work, str(model), str(photos), args)
+    if args.dtypes:
+        return dtype_speed(worktree(after), after, work, str(model), str(photos), args)
     trees = {"before": worktree(args.before), "after": worktree(after)}  # HEAD as committed, not the working tree
-    times = {}
     load_before = os.getloadavg()
-    with open(work / "log.txt", "w") as log:
-        for i, tree in enumerate(trees.values()):  # fetch and convert the VGG16 weights untimed, once per tree
-            run(tree, ["metastyle_jax.gatys", "--steps", "1", "--size", "64", "--out", f"{work}/warm{i}.png"], log)
-        for r in range(args.rounds):
-            for name, cmd in commands(work, str(model), str(photos)).items():
-                if args.only and name not in args.only:
-                    continue
-                order = ("before", "after") if r % 2 == 0 else ("after", "before")
-                for which in order:
-                    s = run(trees[which], cmd, log)
-                    times.setdefault(name, {}).setdefault(which, []).append(s)
-                    print(f"round {r + 1} {name:8s} {which:6s} {s:7.1f} s", flush=True)
+    times = alternate({k: (tree, []) for k, tree in trees.items()}, work, str(model), str(photos), args)
     rows = {}
     for name, t in times.items():
         b, a = float(np.median(t["before"])), float(np.median(t["after"]))
@@ -129,6 +126,49 @@ def main():
         "before": args.before, "after": after,
         "rounds": args.rounds, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "rows": rows})
+    print(f"wrote {path}")
+
+
+def alternate(variants, work, model, photos, args):
+    """{command: {variant: [seconds per round]}} of each command run as each variant, a variant being
+    (tree, extra arguments by command name); the order of the variants alternates round by round."""
+    times = {}
+    with open(work / "log.txt", "w") as log:
+        for i, (tree, _) in enumerate(variants.values()):  # fetch and convert VGG16 untimed, once per tree
+            run(tree, ["metastyle_jax.gatys", "--steps", "1", "--size", "64", "--out", f"{work}/warm{i}.png"], log)
+        for r in range(args.rounds):
+            for name, cmd in commands(work, model, photos).items():
+                if args.only and name not in args.only:
+                    continue
+                order = list(variants) if r % 2 == 0 else list(variants)[::-1]
+                for which in order:
+                    tree, extra = variants[which]
+                    s = run(tree, cmd + (extra(name) if callable(extra) else extra), log)
+                    times.setdefault(name, {}).setdefault(which, []).append(s)
+                    print(f"round {r + 1} {name:8s} {which:8s} {s:7.1f} s", flush=True)
+    return times
+
+
+def dtype_flags(dtype):
+    """The extra arguments that set each command's compute dtype."""
+    return lambda name: ["--dtype", dtype] if name == "stylize" else ["--set", f"dtype={dtype}"]
+
+
+def dtype_speed(tree, rev, work, model, photos, args):
+    """Each command of `tree` with float32 and with bfloat16 convolutions (oneDNN), alternating."""
+    load_before = os.getloadavg()
+    times = alternate({d: (tree, dtype_flags(d)) for d in ("float32", "bfloat16")}, work, model, photos, args)
+    rows = {}
+    for name, t in times.items():
+        f, b = float(np.median(t["float32"])), float(np.median(t["bfloat16"]))
+        rows[name] = {"command": "python -m " + " ".join(commands("WORK", "THETA", "PHOTOS")[name]),
+                      "float32_s": f, "bfloat16_s": b, "bfloat16_over_float32": b / f,
+                      "float32_all_s": t["float32"], "bfloat16_all_s": t["bfloat16"]}
+        print(f"{name:8s} float32 {f:7.1f} s  bfloat16 {b:7.1f} s  bfloat16/float32 {b / f:.2f}")
+    path = write_result(f"user_speed_dtype_{args.label}", {
+        "what": "wall time of each user command, start to exit (compilation included), with dtype float32 and "
+                "bfloat16; median of the rounds", "rev": rev, "rounds": args.rounds,
+        "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows})
     print(f"wrote {path}")
 
 
