@@ -30,12 +30,13 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 CAMPAIGN = Path(__file__).resolve().parent / "results" / "theta_campaign"
 
 
-def run_seconds(workdir, step_dir):
-    """Wall time from the run's first TensorBoard event file to the checkpoint's last write, in seconds."""
-    events = sorted((Path(workdir) / "tb").glob("events.out.tfevents.*"))
-    start = min(int(p.name.split(".")[3]) for p in events) if events else None
+def run_seconds(workdir, step_dir, since=0.0):
+    """Wall time of the run's launches that began after `since` (a UNIX time) up to the checkpoint's last write,
+    in seconds: each launch writes one TensorBoard event file, named after its start, last written at its end."""
+    events = [p for p in (Path(workdir) / "tb").glob("events.out.tfevents.*") if int(p.name.split(".")[3]) >= since]
     end = max(p.stat().st_mtime for p in Path(step_dir).rglob("*") if p.is_file())
-    return None if start is None else round(end - start)
+    spans = [(int(p.name.split(".")[3]), min(p.stat().st_mtime, end)) for p in events]
+    return round(sum(max(0.0, stop - start) for start, stop in spans)) if spans else None
 
 
 def training_styles(folder):
@@ -85,13 +86,14 @@ def record_phase(workdir, cfg, step, seconds, shipped_meta, campaign=None):
                        "outer_lr": shipped_meta["settings"]["config"]["outer_lr"], "metrics": None})
     lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()] \
         if (workdir / "metrics.jsonl").is_file() else []
-    lines = [m for m in lines if m["step"] <= step]
-    first = min((m["step"] for m in lines), default=step)
+    done = max((ph["last"] or 0 for ph in phases), default=0)  # a workdir may continue across phases
+    lines = [m for m in lines if done < m["step"] <= step or (not done and m["step"] <= step)]
+    first = done or min((m["step"] for m in lines), default=step)
     name = f"metrics_{first}-{step}.jsonl"
     (campaign / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
     phases = [ph for ph in phases if ph["first"] != first] + [
         {"first": first, "last": int(step), "seconds": seconds, "outer_lr": cfg.outer_lr,
-         "content_size": cfg.data.content_size, "metrics": name}]
+         "content_size": cfg.data.content_size, "dtype": cfg.get("dtype", "float32"), "metrics": name}]
     index.write_text(json.dumps(phases, indent=2) + "\n")
     return phases
 
@@ -134,8 +136,10 @@ def main(argv=None):
     ckpt.close()
     params = meta.host_tree(state.params)
     change = float16_change(params)
-    seconds = run_seconds(workdir, ckpt.directory / str(step))
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
+    since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \
+        if shipped and shipped.get("settings", {}).get("card", {}).get("campaign") == args.campaign else 0.0
+    seconds = run_seconds(workdir, ckpt.directory / str(step), since)  # this phase: since the last shipping
     campaign = CAMPAIGN.parent / args.campaign
     phases = record_phase(workdir, cfg, step, seconds, shipped, campaign)
     card = {
@@ -163,9 +167,10 @@ def write_card(path, cfg, vgg, card):
         "from a meta-training run; every figure below comes from that run.", "",
         f"- iterations: {card['iterations']:,}; wall time of the campaign: {hours}; machine: {card['machine']}; "
         f"jax {card['jax']}",
-        "- phases (each continues from the theta shipped by the one before, with a fresh Adam warmed up over "
-        "`outer_warmup` updates): " + "; ".join(
+        "- phases (each continues from the one before: from its run's checkpoint where the run folder was kept, "
+        "else from the shipped theta with a fresh Adam warmed up over `outer_warmup` updates): " + "; ".join(
             f"iterations {ph['first']}-{ph['last']} at {ph.get('content_size', 64)} px, outer lr {ph['outer_lr']:g}, "
+            f"{ph.get('dtype', 'float32')} convolutions, "
             f"{(ph['seconds'] or 0) / 3600:.2f} h" for ph in card["phases"]),
         f"- settings: {cfg.mode}, T={cfg.inner_steps}, inner SGD lr {cfg.inner_lr} on {cfg.inner_params}, "
         f"outer Adam on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
@@ -178,7 +183,7 @@ def write_card(path, cfg, vgg, card):
         f"{card['float16_max_output_change'] * 255:.3f}/255",
         "- held out: the five shipped paintings (metastyle_jax/paintings) were never shown to meta-training", "",
         "![loss curves](theta_loss_curves.png)", "",
-        "The curves cover the phases whose metrics were kept (benchmarks/results/theta_campaign/).", "",
+        f"The curves cover the phases whose metrics were kept (benchmarks/results/{card['campaign']}/).", "",
         f"## Training styles ({len(card['training_styles'])}, from the manifest of `{cfg.data.styles}`)", "",
         "| file | artist | title | year |", "| --- | --- | --- | --- |",
         *[f"| {f} | {a} | {t} | {y} |" for f, a, t, y in card["training_styles"]], "",
