@@ -114,13 +114,7 @@ def main():
     trees = {"before": worktree(args.before), "after": worktree(after)}  # HEAD as committed, not the working tree
     load_before = os.getloadavg()
     times = alternate({k: (tree, []) for k, tree in trees.items()}, work, str(model), str(photos), args)
-    rows = {}
-    for name, t in times.items():
-        b, a = float(np.median(t["before"])), float(np.median(t["after"]))
-        rows[name] = {"command": "python -m " + " ".join(commands("WORK", "THETA", "PHOTOS")[name]),
-                      "before_s": b, "after_s": a, "after_over_before": a / b,
-                      "before_all_s": t["before"], "after_all_s": t["after"]}
-        print(f"{name:8s} before {b:7.1f} s  after {a:7.1f} s  after/before {a / b:.2f}")
+    rows = compare(times, "before", "after")
     path = write_result(f"user_speed_{args.label}", {
         "what": "wall time of each user command, start to exit (compilation included), median of the rounds",
         "before": args.before, "after": after,
@@ -149,6 +143,18 @@ def alternate(variants, work, model, photos, args):
     return times
 
 
+def compare(times, base, new):
+    """Per command: its line, the medians of variants `base` and `new`, new / base and every round's seconds."""
+    rows = {}
+    for name, t in times.items():
+        b, n = float(np.median(t[base])), float(np.median(t[new]))
+        rows[name] = {"command": "python -m " + " ".join(commands("WORK", "THETA", "PHOTOS")[name]),
+                      f"{base}_s": b, f"{new}_s": n, f"{new}_over_{base}": n / b,
+                      f"{base}_all_s": t[base], f"{new}_all_s": t[new]}
+        print(f"{name:8s} {base} {b:7.1f} s  {new} {n:7.1f} s  {new}/{base} {n / b:.2f}")
+    return rows
+
+
 def dtype_flags(dtype):
     """The extra arguments that set each command's compute dtype."""
     return lambda name: ["--dtype", dtype] if name == "stylize" else ["--set", f"dtype={dtype}"]
@@ -158,13 +164,7 @@ def dtype_speed(tree, rev, work, model, photos, args):
     """Each command of `tree` with float32 and with bfloat16 convolutions (oneDNN), alternating."""
     load_before = os.getloadavg()
     times = alternate({d: (tree, dtype_flags(d)) for d in ("float32", "bfloat16")}, work, model, photos, args)
-    rows = {}
-    for name, t in times.items():
-        f, b = float(np.median(t["float32"])), float(np.median(t["bfloat16"]))
-        rows[name] = {"command": "python -m " + " ".join(commands("WORK", "THETA", "PHOTOS")[name]),
-                      "float32_s": f, "bfloat16_s": b, "bfloat16_over_float32": b / f,
-                      "float32_all_s": t["float32"], "bfloat16_all_s": t["bfloat16"]}
-        print(f"{name:8s} float32 {f:7.1f} s  bfloat16 {b:7.1f} s  bfloat16/float32 {b / f:.2f}")
+    rows = compare(times, "float32", "bfloat16")
     path = write_result(f"user_speed_dtype_{args.label}", {
         "what": "wall time of each user command, start to exit (compilation included), with dtype float32 and "
                 "bfloat16; median of the rounds", "rev": rev, "rounds": args.rounds,

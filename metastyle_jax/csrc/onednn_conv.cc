@@ -52,6 +52,12 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dt dst_
       g.weights(dt::bf16, tag::any), g.dst(dst_type), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr});
 }
 
+// The reorder from layout `from` to `to`, or null where they are the same.
+std::unique_ptr<dnnl::reorder> Reorder(const memory::desc& from, const memory::desc& to) {
+  if (from == to) return nullptr;
+  return std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(Engine(), from, Engine(), to));
+}
+
 Plan MakePlan(int op, const Geometry& g) {
   Plan plan;
   memory::desc hwio_bf16 = g.weights(dt::bf16, tag::hwio);
@@ -59,30 +65,24 @@ Plan MakePlan(int op, const Geometry& g) {
     auto pd = ForwardDesc(g, dt::f32);
     plan.conv = dnnl::convolution_forward(pd);
     plan.weights_desc = pd.weights_desc();
-    if (plan.weights_desc != hwio_bf16)
-      plan.weights_reorder = std::make_unique<dnnl::reorder>(
-          dnnl::reorder::primitive_desc(Engine(), hwio_bf16, Engine(), plan.weights_desc));
-  } else if (op == kBackwardData) {
-    auto hint = ForwardDesc(g, dt::bf16);
+    plan.weights_reorder = Reorder(hwio_bf16, plan.weights_desc);
+    return plan;
+  }
+  auto hint = ForwardDesc(g, dt::bf16);
+  if (op == kBackwardData) {
     dnnl::convolution_backward_data::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, g.src(dt::f32), g.weights(dt::bf16, tag::any),
         g.dst(dt::bf16), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, hint);
     plan.conv = dnnl::convolution_backward_data(pd);
     plan.weights_desc = pd.weights_desc();
-    if (plan.weights_desc != hwio_bf16)
-      plan.weights_reorder = std::make_unique<dnnl::reorder>(
-          dnnl::reorder::primitive_desc(Engine(), hwio_bf16, Engine(), plan.weights_desc));
+    plan.weights_reorder = Reorder(hwio_bf16, plan.weights_desc);
   } else {
-    auto hint = ForwardDesc(g, dt::bf16);
     dnnl::convolution_backward_weights::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, g.src(dt::bf16), g.weights(dt::f32, tag::any),
         g.dst(dt::bf16), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, hint);
     plan.conv = dnnl::convolution_backward_weights(pd);
     plan.weights_desc = pd.diff_weights_desc();
-    memory::desc hwio_f32 = g.weights(dt::f32, tag::hwio);
-    if (plan.weights_desc != hwio_f32)
-      plan.weights_reorder = std::make_unique<dnnl::reorder>(
-          dnnl::reorder::primitive_desc(Engine(), plan.weights_desc, Engine(), hwio_f32));
+    plan.weights_reorder = Reorder(plan.weights_desc, g.weights(dt::f32, tag::hwio));
   }
   return plan;
 }
