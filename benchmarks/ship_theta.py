@@ -70,10 +70,12 @@ def float16_change(params):
     return float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(half, photos))).max())
 
 
-def record_phase(workdir, cfg, step, seconds, shipped_meta, campaign=None):
+def record_phase(workdir, cfg, step, seconds, shipped_meta, campaign=None, start=None):
     """Append this run to the `campaign` folder's phases.json (seeded from the shipped theta's card if the file
     is new and the shipped theta came from the same campaign) and keep its metrics as
-    metrics_<first>-<step>.jsonl (default folder: CAMPAIGN); returns the list of phases."""
+    metrics_<first>-<step>.jsonl (default folder: CAMPAIGN); returns the list of phases. A phase replaces one
+    with the same first iteration; `start`: the phase began at that iteration of a run folder that an earlier
+    phase had shipped from (its metrics after `start` only), else it is the whole run."""
     campaign = campaign or CAMPAIGN
     campaign.mkdir(parents=True, exist_ok=True)
     index = campaign / "phases.json"
@@ -86,9 +88,8 @@ def record_phase(workdir, cfg, step, seconds, shipped_meta, campaign=None):
                        "outer_lr": shipped_meta["settings"]["config"]["outer_lr"], "metrics": None})
     lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()] \
         if (workdir / "metrics.jsonl").is_file() else []
-    done = max((ph["last"] or 0 for ph in phases), default=0)  # a workdir may continue across phases
-    lines = [m for m in lines if done < m["step"] <= step or (not done and m["step"] <= step)]
-    first = done or min((m["step"] for m in lines), default=step)
+    lines = [m for m in lines if (start is None or m["step"] > start) and m["step"] <= step]
+    first = start if start is not None else min((m["step"] for m in lines), default=step)
     name = f"metrics_{first}-{step}.jsonl"
     (campaign / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
     phases = [ph for ph in phases if ph["first"] != first] + [
@@ -121,6 +122,8 @@ def main(argv=None):
     p.add_argument("--out", default=str(checkpoints.MODELS_DIR / "theta"), help="model directory to write")
     p.add_argument("--campaign", default=CAMPAIGN.name, help="the folder under benchmarks/results that keeps "
                    "the campaign's phases and metrics (default theta_campaign; metastyle:cpu2 uses theta2_campaign)")
+    p.add_argument("--phase-start", type=int, help="the iteration this phase began at, where the run folder also "
+                   "made the shipped theta (a run kept across sessions): its metrics and launches after that only")
     args = p.parse_args(argv)
 
     workdir = Path(args.workdir)
@@ -138,10 +141,10 @@ def main(argv=None):
     change = float16_change(params)
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
     since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \
-        if shipped and shipped.get("settings", {}).get("card", {}).get("campaign") == args.campaign else 0.0
-    seconds = run_seconds(workdir, ckpt.directory / str(step), since)  # this phase: since the last shipping
+        if shipped and args.phase_start is not None else 0.0
+    seconds = run_seconds(workdir, ckpt.directory / str(step), since)  # launches since the last shipping
     campaign = CAMPAIGN.parent / args.campaign
-    phases = record_phase(workdir, cfg, step, seconds, shipped, campaign)
+    phases = record_phase(workdir, cfg, step, seconds, shipped, campaign, args.phase_start)
     card = {
         "iterations": int(step), "run_seconds": sum(ph["seconds"] or 0 for ph in phases), "phases": phases,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",

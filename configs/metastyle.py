@@ -146,7 +146,8 @@ def cpu2(c):
         bash benchmarks/get_photos.sh          # 37 Debian photos and the 7 embedded training photos
         python -m metastyle_jax.train --config metastyle:cpu2 --workdir runs/theta2
         python -m metastyle_jax.train --config metastyle:cpu2 --workdir runs/theta2 --resume   # same session
-        python -m benchmarks.ship_theta --workdir runs/theta2       # its latest checkpoint -> --model theta
+        python -m benchmarks.ship_theta --workdir runs/theta2 --campaign theta2_campaign   # -> --model theta
+        #   (add --phase-start N where runs/theta2 already shipped iteration N in an earlier session)
 
     A later session (whose clone has no runs/) continues from the committed theta with
     `--set init_from=theta --set outer_warmup=50`. Deviations: those of `cpu`, 44 content photos, and bfloat16

@@ -192,12 +192,11 @@ def main(argv=None):
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model_path(args)], args.force)
     params, meta = network_from_args(args)
     dtype, note = onednn.resolve_dtype(args.dtype)
-    if note:
-        print(note, file=sys.stderr)
 
     written, skipped, tiled, seconds = stylize_files(
         params, plan, args.size, tile=args.tile, overlap=args.overlap, stats_side=args.stats_side,
-        batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype)
+        batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
+        on_start=lambda: note and print(note, file=sys.stderr))
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = written[0] if len(written) == 1 else args.out
@@ -207,11 +206,13 @@ def main(argv=None):
 
 
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
-                  stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False, dtype="float32"):
+                  stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False, dtype="float32",
+                  on_start=None):
     """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
 
     Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
-    `tiling.stylize_tiled` (float32), the rest through `stylize` in batches, in `dtype`. An unreadable source is skipped unless it is
+    `tiling.stylize_tiled` (float32), the rest through `stylize` in batches, in `dtype`; `on_start()` is called
+    once the sources are read, before stylization. An unreadable source is skipped unless it is
     the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
     number stylized in tiles, seconds of stylization, compilation included)."""
     loaded, skipped = [], []
@@ -224,6 +225,8 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
             skipped.append(f"{src}: {e}")
     if not loaded:
         raise cli.UserError(f"none of the {len(plan)} images could be read")
+    if on_start is not None:
+        on_start()
     t0 = time.perf_counter()
     pictures = [img for img, _ in loaded]
     tiles = [tile_size(img.shape, tile) for img in pictures]

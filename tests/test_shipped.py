@@ -129,3 +129,8 @@ def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypa
     # a new campaign (another folder) does not inherit the shipped theta's phases
     fresh = ship_theta.record_phase(run, cfg, 420, 600, shipped, tmp_path / "theta2_campaign")
     assert [(p["first"], p["last"]) for p in fresh] == [(400, 420)]
+    # a run folder kept across sessions, whose iteration 420 was shipped before: the new phase starts there
+    kept_run = ship_theta.record_phase(run, cfg, 430, 300, None, tmp_path / "theta2_campaign", start=420)
+    assert [(p["first"], p["last"]) for p in kept_run] == [(400, 420), (420, 430)]
+    tail = (tmp_path / "theta2_campaign" / kept_run[1]["metrics"]).read_text().splitlines()
+    assert [json.loads(x)["step"] for x in tail] == [430]
