@@ -26,11 +26,8 @@ def environment():
 
 def cpu_flags():
     """The bfloat16 and AMX flags of this CPU (Linux /proc/cpuinfo), e.g. ['amx_bf16', 'amx_tile', 'avx512_bf16']."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return sorted(w for w in words if "bf16" in w or w.startswith("amx"))
+    from metastyle_jax import onednn
+    return sorted(w for w in onednn.cpu_flags() if "bf16" in w or w.startswith("amx"))
 
 
 def write_result(name, figures):

@@ -44,7 +44,8 @@ def cpu_flags():
 
 
 def matrix_engine(flags=None):
-    """"amx" or "avx512_bf16" (the bfloat16 product units this CPU has), else None."""
+    """The bfloat16 product units of a CPU with instruction-set `flags` (default: this one's): "amx",
+    "avx512_bf16", or None."""
     flags = cpu_flags() if flags is None else flags
     if {"amx_bf16", "amx_tile"} <= flags:
         return "amx"
