@@ -30,6 +30,7 @@ import numpy as np
 from metastyle_jax import (checkpoints, cli, config as config_lib, data, images, meta, onednn, outputs, plotting,
                            prefetch, transformer, vgg_weights)
 
+LOCK = ".lock"  # the workdir's lock file (`lock_workdir`); not a run file: it stays, empty
 RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta",
              "damaged_checkpoints")
 # Keys a resumed run may change: how long it runs, how it reports, and its learning rates (e.g. after a
@@ -156,9 +157,28 @@ def foreign_entries(workdir):
     return found
 
 
+def lock_workdir(workdir):
+    """An exclusive OS lock (flock) on `workdir`/.lock, held while the returned file stays open (the process's
+    life); UserError if another run holds it. Only process 0 locks (the others share its folder)."""
+    import fcntl
+
+    if jax.process_index() != 0:
+        return None
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / LOCK, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise cli.UserError(f"another train run is using --workdir {workdir}: wait for it to end or choose "
+                            "another folder") from None
+    return handle
+
+
 def prepare_workdir(workdir, resume, force):
-    """Check what is in `workdir` against --resume/--force; with --force, delete the previous run's files,
-    refusing (nothing deleted) if its folders hold anything a run did not write."""
+    """Check what is in `workdir` against --resume/--force, lock it (`lock_workdir`); with --force, delete the
+    previous run's files, refusing (nothing deleted) if its folders hold anything a run did not write. Returns
+    the lock's handle, to keep open while the run lasts."""
     workdir = Path(workdir)
     existing = [name for name in RUN_FILES if (workdir / name).exists()]
     if workdir.exists() and not workdir.is_dir():
@@ -166,7 +186,7 @@ def prepare_workdir(workdir, resume, force):
     if resume:
         if not (workdir / "config.json").exists():
             raise cli.UserError(f"--resume: {workdir} holds no run (no config.json)")
-        return
+        return lock_workdir(workdir)
     if existing and not force:
         raise cli.UserError(f"{workdir} already holds a run ({', '.join(existing)}): pass --resume to continue "
                             "it or --force to start over")
@@ -174,11 +194,12 @@ def prepare_workdir(workdir, resume, force):
     if foreign:
         raise cli.UserError(f"--force would delete {foreign[0]}, which no run wrote ({len(foreign)} such "
                             "entries): nothing was deleted; move them or choose another --workdir")
+    lock = lock_workdir(workdir)
     if jax.process_index() == 0:
         for name in existing:
             target = workdir / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()
-    workdir.mkdir(parents=True, exist_ok=True)
+    return lock
 
 
 def _flat(cfg):
@@ -360,7 +381,7 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
     check_config(cfg)
     workdir = Path(workdir)
     outputs.check_not_input([workdir], [cfg.data.content, cfg.data.styles, cfg.init_from, cfg.vgg.path])
-    prepare_workdir(workdir, resume, force)
+    lock = prepare_workdir(workdir, resume, force)  # noqa: F841 (held until this function returns)
     lead = jax.process_index() == 0
 
     devices = jax.devices()

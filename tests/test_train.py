@@ -162,6 +162,22 @@ def test_force_never_deletes_what_no_run_wrote(runs, tmp_path, capsys):
     assert (work / "checkpoints/other_tool.ckpt").read_bytes() == b"keep"
 
 
+def test_a_workdir_in_use_by_another_run_is_refused(runs, tmp_path, capsys):
+    """A run holds an OS lock on its workdir: a second run there (new, --force or --resume) is one line and
+    touches nothing; once the lock is released the run is free to resume."""
+    import fcntl
+    work = tmp_path / "w"
+    shutil.copytree(runs["b"], work)
+    before = {str(p.relative_to(work)): p.stat().st_mtime_ns for p in work.rglob("*")}
+    with open(work / train.LOCK, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for extra in (["--force"], ["--resume"]):
+            err = one_line_error([*TINY, "--workdir", str(work), *extra], capsys)
+            assert "another train run is using" in err
+    assert {str(p.relative_to(work)): p.stat().st_mtime_ns for p in work.rglob("*")} == before
+    assert train.lock_workdir(work) is not None  # released with the other holder
+
+
 def test_resume_without_a_run_or_with_a_damaged_config_is_one_line(tmp_path, capsys):
     err = one_line_error([*TINY, "--workdir", str(tmp_path / "none"), "--resume"], capsys)
     assert "holds no run" in err and not (tmp_path / "none").exists()
