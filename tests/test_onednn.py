@@ -162,3 +162,19 @@ def test_cpu_flags_name_the_matrix_engine():
     assert onednn.matrix_engine({"amx_bf16", "amx_tile", "avx512_bf16"}) == "amx"
     assert onednn.matrix_engine({"avx512_bf16"}) == "avx512_bf16"
     assert onednn.matrix_engine({"avx2"}) is None
+
+
+@needs_onednn
+def test_stylize_dtype_flag_runs_bfloat16(model, tmp_path, capsys):
+    """`stylize --dtype bfloat16` says which path it takes in one line and writes the float32 picture to within
+    a few levels of 255."""
+    from metastyle_jax import stylize
+    outs = {}
+    for dtype in ("float32", "bfloat16"):
+        outs[dtype] = tmp_path / f"{dtype}.png"
+        stylize.main(["--model", str(model), "--content", "embedded:chelsea", "--size", "64", "--dtype", dtype,
+                      "--out", str(outs[dtype])])
+        err = capsys.readouterr().err
+        assert ("bfloat16 convolutions" in err) == (dtype == "bfloat16")
+    a, b = (images.load_image(outs[d], min_side=1) for d in ("float32", "bfloat16"))
+    assert a.shape == b.shape and 0 < np.abs(a - b).max() < 8 / 255
