@@ -5,7 +5,9 @@
 Adam (lr 1e-3) on batches of 4 content crops (256 px) against the Gram targets of the style (512 px), as the
 paper (section 5.2) and the official `fast` command do; `--only-in` moves only the instance-norm scale and
 shift. w starts from `--model` (default: the shipped theta); with `--random-init` it starts from random
-initialization: that is Johnson et al. (2016), the baseline of Fig. 6, through the same code. Writes the adapted checkpoint, its loss curve and a preview grid.
+initialization: that is Johnson et al. (2016), the baseline of Fig. 6, through the same code. Writes the
+adapted checkpoint, its loss curve, a preview grid, its metrics (JSON lines) and TensorBoard events, all
+moved into place together once every one of them is written.
 """
 
 import functools
@@ -253,11 +255,48 @@ def held_out_batch(cfg):
     return val.batch_at(0, cfg.eval_batch)
 
 
+OUTPUT_SUFFIXES = ("", "_loss.png", "_preview.png", "_metrics.jsonl", "_tb")
+
+
 def _outputs(out):
-    """The checkpoint, loss-curve, preview and metrics paths of --out."""
+    """The checkpoint, loss-curve, preview, metrics and TensorBoard paths of --out."""
     out = Path(out)
-    return (out, out.with_name(f"{out.name}_loss.png"), out.with_name(f"{out.name}_preview.png"),
-            out.with_name(f"{out.name}_metrics.jsonl"))
+    return tuple(out.with_name(f"{out.name}{suffix}") for suffix in OUTPUT_SUFFIXES)
+
+
+def write_tensorboard(folder, hist):
+    """TensorBoard events of `adapt`'s history in `folder`: adapt/loss, content, style and seconds per step
+    (from 1), adapt/eval_loss, eval_content and eval_style at each held-out evaluation."""
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(str(folder))
+    try:
+        for row in map(json.loads, metrics_lines(hist).splitlines()):
+            step = row.pop("step")
+            for key, value in row.items():
+                writer.add_scalar(f"adapt/{key}", value, step)
+    finally:
+        writer.close()
+
+
+def write_outputs(paths, params, meta, hist, preview_image, style_name):
+    """Write the adapted checkpoint, loss curve, preview, metrics and TensorBoard events (`paths`, as
+    `_outputs`) into one staging folder, then move each into place: a failed write (a full disk) leaves none
+    of them, and an old output is replaced only once every new one is complete."""
+    out, curve, grid_png, metrics, tb = paths
+    with outputs.staging_dir(out) as tmp:
+        staged = [tmp / f"out{suffix}" for suffix in OUTPUT_SUFFIXES]
+        staged[0].mkdir()
+        checkpoints.write_model(staged[0], params, meta, target=out)
+        curves = {"train batch": hist["loss"]}
+        if len(hist["eval_step"]):
+            curves["held-out"] = (hist["eval_step"], hist["eval_loss"])
+        plotting.loss_curves(staged[1], curves, title=f"adaptation to {style_name}", xlabel="step")
+        images.save_image(staged[2], preview_image)
+        staged[3].write_text(metrics_lines(hist))
+        write_tensorboard(staged[4], hist)
+        for src, dst in zip(staged, paths):
+            outputs.replace_dir(src, dst)
 
 
 def metrics_lines(hist):
@@ -281,7 +320,7 @@ def main(argv=None):
                        help="start from random initialization instead of theta: Johnson et al.")
     p.add_argument("--style", required=True, help="style image: a path or embedded:NAME")
     p.add_argument("--out", required=True, help="adapted checkpoint (a directory); <out>_loss.png, "
-                   "<out>_preview.png and <out>_metrics.jsonl go beside it")
+                   "<out>_preview.png, <out>_metrics.jsonl and <out>_tb/ (TensorBoard) go beside it")
     p.add_argument("--content", help="content images: a folder, tfds:NAME[:split] or embedded (default)")
     p.add_argument("--steps", type=int, help="Adam steps (default 200, as the paper)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -307,16 +346,16 @@ def main(argv=None):
     print(f"adapted {'from ' + str(model) if model else 'from random initialization'} to {settings['style']} "
           f"in {settings['seconds']:.1f} s ({cfg.steps} steps; first step with compilation "
           f"{hist['step_seconds'][0]:.1f} s{per_step}); final loss {settings['final_loss']:.4g}{held} -> "
-          f"{r['out']}, {r['curve'].name}, {r['preview'].name}, {r['metrics'].name}")
+          f"{r['out']}, {r['curve'].name}, {r['preview'].name}, {r['metrics'].name}, {r['tensorboard'].name}")
 
 
 def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, allow_gray=False):
     """The `adapt` command: adapt `model` (a theta checkpoint's path or shipped name; None: random init, Johnson
     et al.) to the painting `style_arg` (a path or embedded:NAME) with the settings of `cfg` (configs/adapt.py,
     vgg.source/vgg.path chosen), then write the adapted checkpoint `out`, <out>_loss.png, <out>_preview.png
-    and <out>_metrics.jsonl (`metrics_lines`) (replacing only what this program wrote before, and only with
-    `force`). Shows a progress bar. Returns {"out", "curve", "preview", "metrics": paths, "meta": the
-    checkpoint's meta, "history": `adapt`'s history}."""
+    <out>_metrics.jsonl (`metrics_lines`) and <out>_tb/ (`write_outputs`; replacing only what this program wrote
+    before, and only with `force`). Shows a progress bar. Returns {"out", "curve", "preview", "metrics",
+    "tensorboard": paths, "meta": the checkpoint's meta, "history": `adapt`'s history}."""
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise cli.UserError("--steps and --batch-size must be at least 1")
     cli.check_side("--size", cfg.size)
@@ -326,9 +365,10 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     cli.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
-    out, curve, grid_png, metrics = _outputs(out)
-    outputs.check([out, curve, grid_png, metrics], [style_arg, cfg.content] + (
-        [checkpoints.resolve_model(model)] if model else []), force)
+    paths = _outputs(out)
+    nbytes = 2 * 4 * transformer.count_params(transformer.abstract_params()) + 2**20  # a model, pictures, logs
+    outputs.check(paths, [style_arg, cfg.content] + ([checkpoints.resolve_model(model)] if model else []), force,
+                  nbytes=nbytes)
 
     style, style_name, style_sha = load_style(style_arg, cfg.style_size, allow_gray)
     content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
@@ -355,15 +395,9 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
             held_out=held_out, progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
     finally:
         bar.close()
-    checkpoints.save_model(out.absolute(), params, meta, force=force)  # Orbax needs an absolute path
-    curves = {"train batch": hist["loss"]}
-    if len(hist["eval_step"]):
-        curves["held-out"] = (hist["eval_step"], hist["eval_loss"])
-    plotting.loss_curves(curve, curves, title=f"adaptation to {style_name}", xlabel="step")
     shown = held_out if held_out is not None else content.batch_at(0, cfg.batch_size)
-    images.save_image(grid_png, preview(params, style, shown))
-    outputs.write_atomic(metrics, lambda f: f.write(metrics_lines(hist).encode()))
-    return {"out": out, "curve": curve, "preview": grid_png, "metrics": metrics, "meta": meta, "history": hist}
+    write_outputs(paths, params, meta, hist, preview(params, style, shown), style_name)
+    return {**dict(zip(("out", "curve", "preview", "metrics", "tensorboard"), paths)), "meta": meta, "history": hist}
 
 if __name__ == "__main__":
     cli.run(main)

@@ -5,11 +5,14 @@ source and hash, settings). It is written into a temporary sibling directory and
 so a crash never leaves a half-written model and an existing one is only replaced on request.
 """
 
+import contextlib
 import datetime
 import json
+import logging
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import jax
@@ -27,20 +30,57 @@ ARCH = "TransformerNet(table1)"
 KINDS = ("theta", "adapted")
 
 
+def _orbax_teardown_noise(exc_type, exc_value):
+    """True for what Orbax's reads and writes still in flight report after a failure: they finish on a closed
+    asyncio loop and each raises `RuntimeError: Event loop is closed` in a thread of TensorStore's."""
+    return exc_type is RuntimeError and str(exc_value) == "Event loop is closed"
+
+
 def _drop_orbax_teardown_noise():
-    """After a failed Orbax read, its reads still in flight finish on a closed asyncio loop and each reports
-    `RuntimeError: Event loop is closed` as an unraisable exception (dozens of tracebacks after the one-line
-    error). Install an unraisable-exception hook that drops exactly those and passes on every other."""
-    previous = sys.unraisablehook
-    if getattr(previous, "drops_orbax_teardown_noise", False):
+    """After a failed Orbax read or write, drop the dozens of `_orbax_teardown_noise` tracebacks that follow
+    the one-line error: wrap the hooks through which Python reports them (an unraisable exception, an
+    exception printed by `PyErr_Print` in a foreign thread, one that ends a Python thread); every other
+    exception passes on."""
+    if getattr(sys.unraisablehook, "drops_orbax_teardown_noise", False):
         return
+    unraisable, excepthook, thread_hook = sys.unraisablehook, sys.excepthook, threading.excepthook
 
-    def hook(unraisable):
-        if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
-            previous(unraisable)
+    def on_unraisable(u):
+        if not _orbax_teardown_noise(u.exc_type, u.exc_value):
+            unraisable(u)
 
-    hook.drops_orbax_teardown_noise = True
-    sys.unraisablehook = hook
+    def on_exception(exc_type, exc_value, tb):
+        if not _orbax_teardown_noise(exc_type, exc_value):
+            excepthook(exc_type, exc_value, tb)
+
+    def on_thread(args):
+        if not _orbax_teardown_noise(args.exc_type, args.exc_value):
+            thread_hook(args)
+
+    on_unraisable.drops_orbax_teardown_noise = True
+    sys.unraisablehook, sys.excepthook, threading.excepthook = on_unraisable, on_exception, on_thread
+
+
+@contextlib.contextmanager
+def _orbax_writes(target, partial=()):
+    """Orbax writes to `target`: a full, read-only or forbidden disk becomes a WriteError of one line
+    (`outputs.disk_error`) once the `partial` folders are removed, without the tracebacks that Orbax's writer
+    thread logs and its asyncio loop prints on teardown."""
+    _drop_orbax_teardown_noise()  # before the write: its threads report while the failure reaches this frame
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.CRITICAL)  # Orbax's writer thread logs the error that the save below raises again
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 (Orbax raises ValueError, OSError, ... for a failed write)
+        refused = outputs.disk_error(e, target)
+        if refused is None:
+            raise
+        for folder in list(partial() if callable(partial) else partial):
+            outputs.remove_tree(folder, settle_s=outputs.SETTLE_S)
+        raise refused from None
+    finally:
+        absl.setLevel(level)
 
 
 def _abstract(tree):
@@ -64,12 +104,20 @@ def save_model(path, params, meta, force=False):
     outputs.check([path], force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     with outputs.staging_dir(path) as tmp:
-        ckpt = ocp.StandardCheckpointer()
-        ckpt.save(tmp / "params", jax.device_get(params))
-        ckpt.wait_until_finished()
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        write_model(tmp, params, meta, target=path)
         outputs.replace_dir(tmp, path)
     return path
+
+
+def write_model(folder, params, meta, target=None):
+    """Write params (Orbax, under `folder`/params) and meta.json into the new, empty folder `folder`; a full or
+    read-only disk is a UserError naming `target` (default: `folder`)."""
+    folder = Path(folder).absolute()  # Orbax refuses relative paths
+    with _orbax_writes(target or folder):
+        ckpt = ocp.StandardCheckpointer()
+        ckpt.save(folder / "params", jax.device_get(params))
+        ckpt.wait_until_finished()
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
 def shipped_models():
@@ -120,10 +168,10 @@ def load_model(path, kinds=KINDS):
         raise UserError(f"{path} holds a {meta.get('kind')!r} model; this command needs {' or '.join(kinds)}")
     if meta.get("arch") != ARCH:
         raise UserError(f"{path} is a {meta.get('arch')!r} network, not {ARCH}")
+    _drop_orbax_teardown_noise()  # before the read: its threads report while the failure reaches this frame
     try:
         params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
-        _drop_orbax_teardown_noise()
         raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
     # float16 storage (shipped models) is widened back: every computation runs in float32
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
@@ -167,8 +215,10 @@ class TrainCheckpoints:
         """Save (state, meta) at `step` if the interval says so (or `force`); True if it was written."""
         args = ocp.args.Composite(state=ocp.args.StandardSave(jax.device_get(state)),
                                   meta=ocp.args.JsonSave(meta))
-        saved = self.manager.save(step, args=args, force=force)
-        self.manager.wait_until_finished()
+        with _orbax_writes(f"checkpoint {step} in {self.directory}",
+                           partial=lambda: self.directory.glob(f"{step}.orbax-checkpoint-tmp*")):
+            saved = self.manager.save(step, args=args, force=force)
+            self.manager.wait_until_finished()
         return saved
 
     def restore(self, state_like, step=None):
@@ -190,13 +240,13 @@ class TrainCheckpoints:
         A later one that cannot be read (truncated, corrupted) is moved to `damaged_dir`/<step>, never
         deleted, and listed in set_aside as (step, reason); a UserError if none is intact."""
         set_aside = []
+        _drop_orbax_teardown_noise()
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
                 state, meta = self.restore(state_like, step)
             except UserError:
                 raise
             except Exception as e:  # Orbax raises many types for missing or corrupt files
-                _drop_orbax_teardown_noise()
                 reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
                 target, n = Path(damaged_dir) / str(step), 1
                 while target.exists():

@@ -78,9 +78,21 @@ def _watch_interrupts():
     sys.unraisablehook = hook
 
 
+def _fail(line, status, argv):
+    """Print `line` and end with `status`. A command-line process leaves through os._exit once its output is
+    flushed: the interpreter's teardown would let Orbax's and asyncio's threads, stopped mid-write or mid-read
+    by the failure, print tracebacks after the one line (outputs are renamed into place, never partial)."""
+    print(line, file=sys.stderr, flush=True)
+    if argv is not None:
+        sys.exit(status)
+    sys.stdout.flush()
+    os._exit(status)
+
+
 def run(main, argv=None):
     """Run `main(argv)` with compiled programs kept on disk (`cache.enable_compile_cache`); a UserError becomes
-    one line on stderr and exit 2, Ctrl-C exit 130 at any moment (`_watch_interrupts`)."""
+    one line on stderr and exit 2, and so does a full, read-only or forbidden disk (`outputs.disk_error`);
+    Ctrl-C exits 130 at any moment (`_watch_interrupts`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cache.enable_compile_cache()
     try:
@@ -88,8 +100,12 @@ def run(main, argv=None):
             _watch_interrupts()
         return main(argv)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"error: {e}", 2, argv)
+    except Exception as e:  # noqa: BLE001 (only a disk's errors are caught; any other goes on)
+        refused = outputs.disk_error(e)
+        if refused is None:
+            raise
+        _fail(f"error: {refused}", 2, argv)
     except KeyboardInterrupt:
         if argv is None:
             _interrupted()
@@ -131,13 +147,8 @@ def check_memory(nbytes, what, hint):
     free = free_memory()
     if os.environ.get("METASTYLE_MEMORY_CHECK", "1") == "0" or free is None or nbytes <= MEMORY_FRACTION * free:
         return
-    raise UserError(f"{what} needs about {_bytes(nbytes)} and {_bytes(free)} is free: {hint} "
+    raise UserError(f"{what} needs about {outputs.human_bytes(nbytes)} and {outputs.human_bytes(free)} is free: {hint} "
                     "(METASTYLE_MEMORY_CHECK=0 tries anyway)")
-
-
-def _bytes(n):
-    """A byte count for people: GiB from 1 GiB on, MiB below."""
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def program_bytes(compiled):

@@ -171,8 +171,7 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
     over CHECK_TOLERANCE aborts the export.
     """
     out = Path(out).absolute()
-    outputs.check([out], force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    outputs.check([out], force=force, nbytes=sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(params)))
     with outputs.staging_dir(out) as tmp:
         t0 = time.perf_counter()
         write_artefact(fmt, params, tmp, size, platforms)

@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from metastyle_jax import outputs
 from metastyle_jax.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -352,6 +353,9 @@ def save_image(path, image):
     except OSError as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        refused = outputs.disk_error(e, path)
+        if refused:
+            raise refused from None
         raise UserError(f"cannot write {path} ({e.strerror or e}): check the folder exists and is writable") from None
     except BaseException:
         if os.path.exists(tmp):

@@ -377,11 +377,52 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
     TensorBoard logs, loss curves, samples, theta/), resuming from its latest intact checkpoint if `resume`,
     on the first `num_devices` devices (all by default). Returns theta (a host pytree).
 
-    Raises UserError for a bad config or workdir, Diverged on a non-finite loss or meta-gradient."""
+    Raises UserError for a bad config or workdir, or a full or read-only disk, Diverged on a non-finite loss or
+    meta-gradient. A new run that fails so before its first checkpoint leaves nothing (`discard_run`)."""
     check_config(cfg)
     workdir = Path(workdir)
     outputs.check_not_input([workdir], [cfg.data.content, cfg.data.styles, cfg.init_from, cfg.vgg.path])
-    lock = prepare_workdir(workdir, resume, force)  # noqa: F841 (held until this function returns)
+    created = not workdir.exists()
+    lock = prepare_workdir(workdir, resume, force)
+    try:
+        return meta_train(cfg, workdir, resume, num_devices)
+    except Exception as e:  # noqa: BLE001 (re-raised; what is cleaned up or said first depends on its kind)
+        refused = outputs.disk_error(e)
+        if not (refused or isinstance(e, cli.UserError)):
+            raise
+        last = last_checkpoint(workdir)
+        if last is None and not resume:
+            discard_run(workdir, created)
+        if refused and last is not None:
+            raise cli.UserError(f"{refused}; checkpoint {last} in {workdir / 'checkpoints'} is intact: --resume "
+                                "continues from it") from None
+        raise
+    finally:
+        if lock is not None:
+            lock.close()  # releases the flock now, not whenever this frame is collected
+
+
+def last_checkpoint(workdir):
+    """The newest committed checkpoint step in `workdir`/checkpoints (Orbax's numbered folders), or None."""
+    folder = workdir / "checkpoints"
+    steps = [int(p.name) for p in folder.iterdir() if re.fullmatch(r"\d+", p.name)] if folder.is_dir() else []
+    return max(steps, default=None)
+
+
+def discard_run(workdir, created):
+    """Delete what a new run wrote in `workdir`, which holds no committed checkpoint (nothing to resume): its
+    run files, and the folder with its lock file if the run created it. Process 0 only."""
+    if jax.process_index() != 0:
+        return
+    for name in RUN_FILES + ((LOCK,) if created else ()):
+        target = workdir / name
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    if created and not any(workdir.iterdir()):
+        workdir.rmdir()
+
+
+def meta_train(cfg, workdir, resume, num_devices):
+    """The body of `train_and_evaluate`, in the prepared and locked `workdir`."""
     lead = jax.process_index() == 0
 
     devices = jax.devices()
@@ -398,13 +439,15 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     vgg_info = vgg_weights.describe(vgg)
     source = MetaData(cfg)
-    if lead:
-        (workdir / "config.json").write_text(cfg.to_json(indent=2) + "\n")
-
     state = meta.init_state(cfg, cfg.seed)
     ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints", interval=cfg.checkpoint_every,
                                         keep=cfg.keep_checkpoints)
     resumed = resume and ckpt.latest_step() is not None
+    state_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(meta.host_tree(state)))
+    outputs.check_writable([workdir / "config.json"],  # the checkpoints still to come and theta, about
+                           nbytes=(1 if resumed else cfg.keep_checkpoints) * state_bytes + state_bytes // 3)
+    if lead:
+        outputs.write_atomic(workdir / "config.json", lambda f: f.write((cfg.to_json(indent=2) + "\n").encode()))
     if cfg.init_from and not resumed:
         state = start_from_theta(state, cfg.init_from, vgg_info)
     start = int(state.step)

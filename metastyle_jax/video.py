@@ -14,6 +14,7 @@ beyond the motion already in the video.
 """
 
 import dataclasses
+import errno
 import os
 import re
 import sys
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metastyle_jax import cli, color, images, outputs, prefetch, transformer
+from metastyle_jax.errors import WriteError
 
 WRITE_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 DEFAULT_FOLDER_FPS = 25.0
@@ -116,23 +118,46 @@ class _VideoSink:
         os.close(fd)
         self.writer = iio.get_writer(self.tmp, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
                                      macro_block_size=1, quality=None, ffmpeg_params=["-crf", str(CRF)],
-                                     ffmpeg_log_level="error")
+                                     ffmpeg_log_level="fatal")  # a failed write is found by reading back
+
+        self.n = 0
 
     def write(self, frame):
         self.writer.append_data(even(to_uint8(frame)))
+        self.n += 1
 
     def finish(self, ok):
-        """Close the encoder; keep the file (renamed into place) only if everything succeeded."""
+        """Close the encoder; keep the file (renamed into place) only if everything succeeded and it reads back
+        with every frame (ffmpeg reports a full disk only in its log, and exits as if it had succeeded)."""
         try:
             self.writer.close()
+            if ok:
+                self._check_complete()
         except Exception:
             ok = False
             raise
         finally:
             if ok:
+                os.chmod(self.tmp, 0o644)
                 os.replace(self.tmp, self.path)
             elif os.path.exists(self.tmp):
                 os.remove(self.tmp)
+
+    def _check_complete(self):
+        """UserError (a WriteError where the disk is full) unless the encoded file holds all `n` frames."""
+        import imageio.v2 as iio
+
+        try:
+            with iio.get_reader(self.tmp, format="FFMPEG") as reader:
+                count = reader.count_frames()
+        except (OSError, RuntimeError, ValueError):
+            count = 0
+        if count == self.n:
+            return
+        if os.statvfs(self.path.parent).f_bavail == 0:
+            raise WriteError(self.path, errno.ENOSPC)
+        raise cli.UserError(f"ffmpeg could not finish {self.path} ({count} of {self.n} frames read back); "
+                            "nothing was kept")
 
 
 class _FramesSink:
@@ -147,7 +172,10 @@ class _FramesSink:
 
     def write(self, frame):
         self.n += 1
-        images.save_image(self.tmp / f"frame_{self.n:06d}.png", frame)
+        try:
+            images.save_image(self.tmp / f"frame_{self.n:06d}.png", frame)
+        except WriteError as e:
+            raise outputs.disk_error(e, self.path) from None
 
     def finish(self, ok):
         """Move the frames into place if everything succeeded; remove the temporary folder either way."""

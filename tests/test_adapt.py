@@ -131,7 +131,7 @@ def test_cli_bad_input_is_one_clear_error(tmp_path, theta, make, match):
 
 def test_cli_refuses_to_overwrite_any_output(tmp_path):
     style = str(_style_file(tmp_path / "style.png"))
-    for existing in ("out", "out_loss.png", "out_preview.png", "out_metrics.jsonl"):
+    for existing in ("out", "out_loss.png", "out_preview.png", "out_metrics.jsonl", "out_tb"):
         (tmp_path / existing).write_bytes(b"keep")
         with pytest.raises(UserError, match=f"{existing} exists; pass --force"):
             adapt.main(["--style", style, "--out", str(tmp_path / "out")])
@@ -188,6 +188,9 @@ def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
     steps = [r for r in rows if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3] and steps[-1]["loss"] == pytest.approx(s["final_loss"])
     assert [r["step"] for r in rows if "eval_loss" in r] == [0, 2, 3]
+    events = list((root / "adapted_tb").iterdir())  # TensorBoard: one events file with every metric's tag
+    assert len(events) == 1 and events[0].name.startswith("events.out.tfevents.")
+    assert all(f"adapt/{tag}".encode() in events[0].read_bytes() for tag in ("loss", "seconds", "eval_loss"))
 
 
 def test_stylize_loads_the_adapted_checkpoint(cli_runs, tmp_path, capsys):

@@ -4,14 +4,17 @@ One 30-iteration run (A) carries most checks; short runs beside it check resumin
 share one compiled step (same shapes and structural settings; learning rates are traced arguments).
 """
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from metastyle_jax import checkpoints, cli, meta, train
+from metastyle_jax import checkpoints, cli, meta, outputs, train
+from metastyle_jax.errors import WriteError
 
 TINY = ["--config", "tiny", "--set", "outer_lr=1e-4", "--set", "eval_every=30", "--set", "sample_every=30",
         "--set", "plot_every=10", "--set", "checkpoint_every=4", "--set", "keep_checkpoints=20"]
@@ -122,12 +125,14 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert not (tmp_path / "theta").exists()
 
 
-def one_line_error(argv, capsys):
+def one_line_error(argv, capsys, after_progress=False):
+    """The error line of train run as a command (exit 2, no traceback): the only line printed unless
+    `after_progress` (the run's notes and progress bar came first)."""
     with pytest.raises(SystemExit) as e:
         cli.run(train.main, argv)
     err = capsys.readouterr().err.strip()
-    assert e.value.code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
-    return err
+    assert e.value.code == 2 and "Traceback" not in err and (after_progress or len(err.splitlines()) == 1), err
+    return err.splitlines()[-1]
 
 
 @pytest.mark.parametrize("override,message", [("nope=1", "unknown config key"),
@@ -224,3 +229,30 @@ def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_ada
 def test_warmup_factor():
     assert [float(meta.warmup(n, 4)) for n in (0, 1, 3, 9)] == [0.25, 0.5, 1.0, 1.0]
     assert float(meta.warmup(0, 0)) == 1.0
+
+
+def test_a_full_or_read_only_disk_is_one_line_and_keeps_only_what_can_be_resumed(tmp_path, monkeypatch, capsys):
+    """Refused before the run on a read-only disk; a new run whose first checkpoint cannot be written leaves
+    nothing; one that fails later keeps its last checkpoint and says --resume continues from it."""
+    work = tmp_path / "w"
+    with monkeypatch.context() as m:
+        m.setattr(outputs.os, "statvfs", lambda path: type("FS", (), {"f_bavail": 2**40, "f_frsize": 1,
+                                                                       "f_flag": os.ST_RDONLY})())
+        assert "read-only file system" in one_line_error([*TINY, "--workdir", str(work)], capsys)
+    assert not work.exists()
+    save = checkpoints.TrainCheckpoints.save
+
+    def full_from(first):
+        def save_or_refuse(self, step, *args, **kw):
+            if step >= first:
+                raise WriteError(f"checkpoint {step} in {self.directory}", errno.ENOSPC)
+            return save(self, step, *args, **kw)
+        return save_or_refuse
+
+    monkeypatch.setattr(checkpoints.TrainCheckpoints, "save", full_from(4))
+    err = one_line_error([*TINY, "--workdir", str(work), "--set", "num_steps=8"], capsys, after_progress=True)
+    assert "cannot write checkpoint 4" in err and "No space left" in err and not work.exists()
+    monkeypatch.setattr(checkpoints.TrainCheckpoints, "save", full_from(8))
+    err = one_line_error([*TINY, "--workdir", str(work), "--set", "num_steps=8"], capsys, after_progress=True)
+    assert "cannot write checkpoint 8" in err and f"checkpoint 4 in {work / 'checkpoints'} is intact: --resume" in err
+    assert train.last_checkpoint(work) == 4 and (work / "config.json").exists()
