@@ -28,10 +28,11 @@ import numpy as np
 
 from metastyle_jax import images, transformer
 
-# The network's layers, input to output: ("conv", kernel, stride) or ("up", factor) (nearest upsampling).
-LAYERS = ((("conv", 9, 1), ("conv", 3, 2), ("conv", 3, 2)) + (("conv", 3, 1),) * 10
-          + (("up", 2), ("conv", 3, 1), ("up", 2), ("conv", 3, 1), ("conv", 9, 1)))
-ALIGN = 4  # product of the strides: tiles start on multiples of it
+# The network's layers, input to output: ("up", factor) (nearest upsampling) or ("conv", kernel, stride),
+# from the network itself (`transformer.conv_layers`)
+LAYERS = tuple(layer for kernel, stride, up in transformer.conv_layers()
+               for layer in ((("up", up),) if up > 1 else ()) + (("conv", kernel, stride),))
+ALIGN = int(np.prod([layer[2] for layer in LAYERS if layer[0] == "conv"]))  # tiles start on multiples of it
 DEFAULT_TILE = 512
 DEFAULT_STATS_SIDE = 1024
 

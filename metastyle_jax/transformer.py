@@ -157,6 +157,23 @@ def instance_norm_mask(params):
         lambda path, _: any(IN_NAME.match(getattr(k, "key", "")) for k in path), params)
 
 
+def conv_layers():
+    """The network's convolutions, input to output, as (kernel, stride, upsample) tuples, read off a trace of
+    TransformerNet (`nn.intercept_methods` over `jax.eval_shape`), so that what is derived from the
+    architecture (tiling's receptive radius) follows any change to it."""
+    found = []
+
+    def record(call, args, kwargs, context):
+        if isinstance(context.module, ConvLayer) and context.method_name == "__call__":
+            found.append((context.module.kernel, context.module.stride, context.module.upsample))
+        return call(*args, **kwargs)
+
+    params = abstract_params()
+    with nn.intercept_methods(record):
+        jax.eval_shape(lambda p: TransformerNet().apply({"params": p}, jnp.zeros((1, 16, 16, 3))), params)
+    return tuple(found)
+
+
 def count_params(params):
     """Total number of scalars in a params pytree."""
     return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))

@@ -192,3 +192,14 @@ def test_cli_image_over_the_cap_and_tile_flags_with_video_are_one_line_errors(tm
     r = subprocess.run([sys.executable, "-m", "metastyle_jax.stylize", "--content", str(wide), "--out",
                         str(tmp_path / "o.png"), "--tile", "big"], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--tile" in r.stderr
+
+
+def test_the_layers_are_read_off_the_network():
+    """tiling.LAYERS comes from tracing TransformerNet: one entry per convolution of the parameter tree, with
+    its kernel size, and the strides and upsampling that make tiles align on multiples of 4."""
+    layers = transformer.conv_layers()
+    kernels = [x.shape[0] for path, x in jax.tree_util.tree_leaves_with_path(transformer.abstract_params())
+               if "kernel" in jax.tree_util.keystr(path)]
+    assert len(layers) == len(kernels) == 16 and sorted(k for k, _, _ in layers) == sorted(kernels)
+    assert [s for _, s, _ in layers].count(2) == 2 and [u for _, _, u in layers].count(2) == 2
+    assert tiling.ALIGN == 4 and sum(layer[0] == "up" for layer in tiling.LAYERS) == 2
