@@ -2,7 +2,7 @@
 
     bash benchmarks/get_photos.sh                       # content photos into runs/photos (never committed)
     python -m benchmarks.ship_styles [--names starry_night wave] [--content runs/photos] [--steps 200] \
-        [--batch-size 2]
+        [--batch-size 2] [--dtype bfloat16]
 
 Each painting goes through the `adapt` command's own function (`adapt.adapt_to_painting`, configs/adapt.py:
 Adam lr 1e-3, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but batches of 2 content
@@ -100,13 +100,15 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=200, help="Adam steps (default 200, the paper's)")
     p.add_argument("--batch-size", type=int, default=2, help="content crops per step (default 2: the paper's 4 "
                    "takes about 10 s a step at 256 px on a 2-core CPU, 2.7 h for the five; deviation)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="the adaptation's convolutions (configs/adapt.py's dtype; bfloat16: oneDNN, mixed precision)")
     p.add_argument("--workdir", default="runs/styles", help="where the float32 adapted models go")
     p.add_argument("--out", default=str(checkpoints.MODELS_DIR), help="the package's model directory")
     p.add_argument("--stored-runs", action="store_true", help="no adaptation: store the adapted models already in "
                    "--workdir and write the card")
     args = p.parse_args(argv)
     cfg = config.load("adapt", [f"content={args.content}", f"steps={args.steps}",
-                                   f"batch_size={args.batch_size}"])
+                                f"batch_size={args.batch_size}", f"dtype={args.dtype}"])
     for name in args.names:
         run = Path(args.workdir) / name
         if not args.stored_runs:
