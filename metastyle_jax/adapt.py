@@ -24,8 +24,9 @@ import numpy as np
 import optax
 from PIL import Image
 
-from metastyle_jax import (checkpoints, cli, data, images, losses, onednn, outputs, plotting, prefetch, stylize,
-                           transformer, vgg_weights)
+from metastyle_jax import (checkpoints, checks, cli, data, images, losses, onednn, outputs, plotting, prefetch,
+                           stylize, transformer, vgg_weights)
+from metastyle_jax.errors import UserError
 
 STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting carries no brush strokes
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
@@ -149,21 +150,21 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
                 step_fn = adapt_step.lower(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
                                            only_in=only_in, input_scale=input_scale, dtype=dtype).compile()
-                cli.check_memory(cli.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
+                checks.check_memory(checks.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
                                  f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
             hist.append((float(m["loss"]), float(m["content"]), float(m["style"])))
             if not np.isfinite(hist[-1][0]):
-                raise cli.UserError(f"adaptation diverged: the loss of step {step + 1} is {hist[-1][0]}; nothing "
+                raise UserError(f"adaptation diverged: the loss of step {step + 1} is {hist[-1][0]}; nothing "
                                     "was written (try a lower --lr)")
             if do_eval and ((step + 1) % eval_every == 0 or step + 1 == steps):
                 record_eval(step + 1)
             if progress is not None:
                 progress(step + 1, hist[-1][0])
     if not checkpoints.all_finite(params):
-        raise cli.UserError("adaptation diverged: the last update made some parameters NaN or infinite; nothing "
+        raise UserError("adaptation diverged: the last update made some parameters NaN or infinite; nothing "
                             "was written (try a lower --lr)")
     h = np.asarray(hist, np.float64).reshape(-1, 3)
     e = np.asarray(evals, np.float64).reshape(-1, 4)
@@ -202,7 +203,7 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
 def _check_colour(image, name, allow_gray):
     """UserError if `image` (H, W, 3) has no colour, unless `allow_gray`."""
     if not allow_gray and float(np.max(image.max(axis=2) - image.min(axis=2))) <= GRAY_SPREAD:
-        raise cli.UserError(f"{name} is grayscale: the adapted network would turn every photo gray; use a colour "
+        raise UserError(f"{name} is grayscale: the adapted network would turn every photo gray; use a colour "
                             "image (or pass --allow-gray if a colourless style is what you want)")
 
 
@@ -213,7 +214,7 @@ def _check_opaque(path):
             return
         alpha = np.asarray(im.convert("RGBA").getchannel("A"))
     if alpha.min() < 255:
-        raise cli.UserError(f"{path} has transparent pixels (RGBA): their colour is undefined; flatten it onto "
+        raise UserError(f"{path} has transparent pixels (RGBA): their colour is undefined; flatten it onto "
                             "a background (e.g. save it as JPEG) first")
 
 
@@ -222,10 +223,10 @@ def load_style(spec, size, allow_gray=False):
     the official code does, with its name and the SHA-256 of its file (of its uint8 pixels for a picture
     bundled with scikit-image). Tiny, huge, transparent and grayscale images raise a one-line UserError."""
     spec = str(spec)
-    if spec.startswith(cli.EMBEDDED_PREFIX):
-        painting = data.painting_path(spec[len(cli.EMBEDDED_PREFIX):])
+    if spec.startswith(data.EMBEDDED_PREFIX):
+        painting = data.painting_path(spec[len(data.EMBEDDED_PREFIX):])
         if painting is None:
-            picture = cli.load_image_arg(spec)
+            picture = data.load_image_spec(spec)
             _check_colour(picture, spec, allow_gray)
             digest = hashlib.sha256(np.round(picture * 255).astype(np.uint8).tobytes()).hexdigest()
             return images.resize(picture, (size, size)), spec, digest
@@ -249,7 +250,7 @@ def held_out_batch(cfg):
     the content source is too small to set any apart."""
     try:
         val = data.ContentData(cfg.content, "val", cfg.size, cfg.seed, crop=cfg.crop)
-    except cli.UserError as e:
+    except UserError as e:
         print(f"note: no held-out evaluation ({e})", file=sys.stderr)
         return None
     return val.batch_at(0, cfg.eval_batch)
@@ -357,14 +358,14 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     before, and only with `force`). Shows a progress bar. Returns {"out", "curve", "preview", "metrics",
     "tensorboard": paths, "meta": the checkpoint's meta, "history": `adapt`'s history}."""
     if cfg.steps < 1 or cfg.batch_size < 1:
-        raise cli.UserError("--steps and --batch-size must be at least 1")
-    cli.check_side("--size", cfg.size)
-    cli.check_side("--style-size", cfg.style_size)
-    cli.check_memory(cfg.batch_size * cfg.size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} content crops of "
+        raise UserError("--steps and --batch-size must be at least 1")
+    checks.check_side("--size", cfg.size)
+    checks.check_side("--style-size", cfg.style_size)
+    checks.check_memory(cfg.batch_size * cfg.size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} content crops of "
                      f"{cfg.size} px", "use a smaller --size or --batch-size")
-    cli.check_lr("--lr", cfg.lr)
+    checks.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
-        raise cli.UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
+        raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
     paths = _outputs(out)
     nbytes = 2 * 4 * transformer.count_params(transformer.abstract_params()) + 2**20  # a model, pictures, logs
     outputs.check(paths, [style_arg, cfg.content] + ([checkpoints.resolve_model(model)] if model else []), force,

@@ -1,7 +1,6 @@
 """Shared command-line plumbing: one-line errors for user mistakes, never a traceback."""
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -9,6 +8,9 @@ import threading
 import time
 
 from metastyle_jax import cache, outputs
+from metastyle_jax.checks import (  # noqa: F401 (re-exported for scripts)
+    MAX_SIDE, check_image_suffix, check_lr, check_memory, check_side, free_memory, program_bytes)
+from metastyle_jax.data import EMBEDDED_PREFIX, load_image_spec as load_image_arg  # noqa: F401 (idem)
 from metastyle_jax.errors import UserError
 
 
@@ -113,59 +115,6 @@ def run(main, argv=None):
         sys.exit(130)
 
 
-MAX_SIDE = 8192  # the longest image side any command accepts (one float32 image at the cap: 0.8 GB)
-MEMORY_FRACTION = 0.9  # of the memory free when a program is about to run that it may need
-
-
-def check_side(flag, value, low=16):
-    """UserError unless an image side given by `flag` lies in [low, MAX_SIDE]."""
-    if not low <= value <= MAX_SIDE:
-        raise UserError(f"{flag} must be between {low} and {MAX_SIDE} px, not {value}")
-
-
-def free_memory():
-    """Bytes that can still be allocated where JAX computes: the accelerator's free memory, else the host's
-    MemAvailable (None where neither is known)."""
-    import jax
-
-    device = jax.devices()[0]
-    if device.platform != "cpu":
-        stats = device.memory_stats() or {}
-        if "bytes_limit" in stats:
-            return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def check_memory(nbytes, what, hint):
-    """UserError, before anything is allocated, if `what` needs more than MEMORY_FRACTION of the free memory;
-    `hint` says how to need less. METASTYLE_MEMORY_CHECK=0 skips the check."""
-    free = free_memory()
-    if os.environ.get("METASTYLE_MEMORY_CHECK", "1") == "0" or free is None or nbytes <= MEMORY_FRACTION * free:
-        return
-    raise UserError(f"{what} needs about {outputs.human_bytes(nbytes)} and {outputs.human_bytes(free)} is free: {hint} "
-                    "(METASTYLE_MEMORY_CHECK=0 tries anyway)")
-
-
-def program_bytes(compiled):
-    """The memory a compiled JAX program needs to run (its arguments, outputs and temporaries, from XLA's
-    memory analysis), 0 where the backend does not report it."""
-    m = compiled.memory_analysis()
-    if m is None:
-        return 0
-    return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
-
-
-def check_lr(flag, value):
-    """UserError unless learning rate `value` (of `flag`) is finite and positive."""
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"{flag} must be a finite number above 0, not {value}")
-
-
 def add_vgg_args(parser):
     """--vgg SOURCE and --vgg-path FILE: which VGG16 weights the perceptual loss uses."""
     parser.add_argument("--vgg", choices=("hed", "torchvision", "keras"),
@@ -180,36 +129,6 @@ def load_vgg_from_args(args, cfg=None):
     from metastyle_jax import vgg_weights
 
     return vgg_weights.load_vgg(*vgg_weights.select(args.vgg, args.vgg_path, cfg))
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def check_image_suffix(path):
-    """Raise a UserError unless `path` names a PNG or JPEG file."""
-    if os.path.splitext(str(path))[1].lower() not in IMAGE_SUFFIXES:
-        raise UserError(f"{path}: output images must end in {', '.join(IMAGE_SUFFIXES)}")
-
-
-EMBEDDED_PREFIX = "embedded:"
-
-
-def load_image_arg(spec, max_side=None):
-    """An image argument as (H, W, 3) float32 in [0, 1]: a file path, or `embedded:NAME` for a painting
-    shipped in the package (starry_night, the_scream, wave, composition_vii, udnie) or a photo bundled with
-    scikit-image (astronaut, coffee, chelsea, rocket, ...)."""
-    from metastyle_jax import data, images
-
-    if not spec.startswith(EMBEDDED_PREFIX):
-        return images.load_image(spec, max_side=max_side)
-    name = spec[len(EMBEDDED_PREFIX):]
-    if data.painting_path(name) is not None:
-        return images.load_image(data.painting_path(name), max_side=max_side)
-    if name not in data.EMBEDDED_PHOTOS:
-        raise UserError(f"unknown embedded image {name!r}: use a file path or one of "
-                        f"{', '.join(data.PAINTINGS + data.EMBEDDED_PHOTOS)}")
-    image = images.as_float_rgb(data.skimage_image(name))
-    return images.resize(image, max_side=max_side) if max_side and max(image.shape[:2]) > max_side else image
 
 
 def add_config_args(parser, default):

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from metastyle_jax import checkpoints, cli, outputs, transformer
+from metastyle_jax.errors import UserError
 
 OFFICIAL_INPUT_SCALE = 255.0
 # Buffers that PyTorch < 0.4.1 saved for InstanceNorm2d; they are unused by the network (no running stats).
@@ -35,22 +36,22 @@ def _load_state(path):
     try:
         import torch
     except ImportError:
-        raise cli.UserError('reading PyTorch files needs PyTorch: pip install "metastyle-jax[torch]"') from None
+        raise UserError('reading PyTorch files needs PyTorch: pip install "metastyle-jax[torch]"') from None
     path = Path(path)
     if not path.is_file():
-        raise cli.UserError(f"{path}: no such file" if not path.exists() else f"{path} is a folder, not a .pth file")
+        raise UserError(f"{path}: no such file" if not path.exists() else f"{path} is a folder, not a .pth file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors of many types
         pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if pickled:
-            raise cli.UserError(f"{path} holds a pickled {pickled[1]} object, not a state dict: save "
+            raise UserError(f"{path} holds a pickled {pickled[1]} object, not a state dict: save "
                                 "model.state_dict() instead (never unpickled here: it could run code)") from None
-        raise cli.UserError(f"cannot read {path}: not a PyTorch checkpoint ({type(e).__name__})") from None
+        raise UserError(f"cannot read {path}: not a PyTorch checkpoint ({type(e).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise cli.UserError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
+        raise UserError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return {k.removeprefix("module."): v.detach().to(torch.float32).numpy() for k, v in state.items()}
 
 
@@ -60,7 +61,7 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
     Raises UserError naming missing, unexpected or mis-shaped keys (and VGG16 weights given by mistake).
     """
     if any(k.startswith("features.") for k in state):
-        raise cli.UserError(f"{where} holds VGG16 weights (features.0.weight, ...), not a TransformerNet: "
+        raise UserError(f"{where} holds VGG16 weights (features.0.weight, ...), not a TransformerNet: "
                             "give VGG weights to --vgg torchvision --vgg-path")
     template = transformer.abstract_params()
     wanted = {torch_key(p): p for p, _ in jax.tree_util.tree_leaves_with_path(template)}
@@ -69,7 +70,7 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
     if missing or unexpected:
         parts = [f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
                  f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else ""]
-        raise cli.UserError(f"{where} is not the official TransformerNet ({'; '.join(filter(None, parts))})")
+        raise UserError(f"{where} is not the official TransformerNet ({'; '.join(filter(None, parts))})")
 
     def convert(path, leaf):
         key = torch_key(path)
@@ -77,7 +78,7 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
         if leaf.ndim == 4:
             array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array
         if array.shape != leaf.shape:
-            raise cli.UserError(f"{where}: {key} has shape {tuple(state[key].shape)}, which does not fit "
+            raise UserError(f"{where}: {key} has shape {tuple(state[key].shape)}, which does not fit "
                                 f"TransformerNet's {leaf.shape} (HWIO)")
         if key == "conv1.conv2d.weight":
             array = array * np.float32(input_scale)
@@ -97,7 +98,7 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="overwrite --out")
     args = p.parse_args(argv)
     if not args.input_scale > 0:
-        raise cli.UserError("--input-scale must be positive (255 for the official code)")
+        raise UserError("--input-scale must be positive (255 for the official code)")
     outputs.check([args.out], [args.from_pytorch], args.force)
     src = Path(args.from_pytorch)
     params = from_state_dict(_load_state(src), args.input_scale, where=str(src))

@@ -426,3 +426,22 @@ class StyleData(_Sampled):
     def style_at(self, step, n=1):
         """The `n` styles of meta-step `step`: float32 (n, S, S, 3); each epoch visits every style once."""
         return np.stack(self._sampler.images_at(int(step), int(n))).astype(np.float32)
+
+
+EMBEDDED_PREFIX = "embedded:"
+
+
+def load_image_spec(spec, max_side=None):
+    """An image argument as (H, W, 3) float32 in [0, 1]: a file path, or `embedded:NAME` for a painting
+    shipped in the package (starry_night, the_scream, wave, composition_vii, udnie) or a photo bundled with
+    scikit-image (astronaut, coffee, chelsea, rocket, ...)."""
+    if not spec.startswith(EMBEDDED_PREFIX):
+        return images.load_image(spec, max_side=max_side)
+    name = spec[len(EMBEDDED_PREFIX):]
+    if painting_path(name) is not None:
+        return images.load_image(painting_path(name), max_side=max_side)
+    if name not in EMBEDDED_PHOTOS:
+        raise UserError(f"unknown embedded image {name!r}: use a file path or one of "
+                        f"{', '.join(PAINTINGS + EMBEDDED_PHOTOS)}")
+    image = images.as_float_rgb(skimage_image(name))
+    return images.resize(image, max_side=max_side) if max_side and max(image.shape[:2]) > max_side else image

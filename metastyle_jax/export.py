@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import __version__, checkpoints, cli, outputs, transformer
+from metastyle_jax import __version__, checkpoints, checks, cli, outputs, transformer
+from metastyle_jax.errors import UserError
 
 FORMATS = ("stablehlo", "savedmodel", "onnx")
 ARTEFACTS = {"stablehlo": "model.stablehlo", "savedmodel": "saved_model", "onnx": "model.onnx"}
@@ -180,7 +181,7 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
             image = check_image(size)
             diff = float(np.abs(run_artefact(fmt, tmp, image) - np.asarray(reference(params, image))).max())
             if not diff <= CHECK_TOLERANCE:
-                raise cli.UserError(f"the exported {fmt} artefact differs from the JAX network by {diff:.3g} "
+                raise UserError(f"the exported {fmt} artefact differs from the JAX network by {diff:.3g} "
                                     f"(> {CHECK_TOLERANCE:g}) on a {image.shape} image; nothing written")
             result.update(image_shape=list(image.shape), max_abs_diff_vs_jax=diff, tolerance=CHECK_TOLERANCE)
         card = model_card(fmt, size, platforms, source, meta, result)
@@ -205,13 +206,13 @@ def check_requirements(fmt):
         how = "pip install flatbuffers" if missing == ["flatbuffers"] else "pip install -e '.[export]'"
         if "jax2onnx" in missing:  # its pin would downgrade orbax-checkpoint: installed without dependencies
             how += " && pip install --no-deps 'jax2onnx>=0.17'"
-        raise cli.UserError(f"--format {fmt} needs {', '.join(missing)}: {how}")
+        raise UserError(f"--format {fmt} needs {', '.join(missing)}: {how}")
     for name in needs:
         try:
             importlib.import_module(name)
         except Exception as e:  # a broken install fails in its own ways (ImportError, AttributeError, ...)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise cli.UserError(f"--format {fmt} needs {name}, which is installed but fails to import: {first}") \
+            raise UserError(f"--format {fmt} needs {name}, which is installed but fails to import: {first}") \
                 from None
 
 
@@ -221,7 +222,7 @@ def parse_platforms(text):
     platforms = tuple(p.strip() for p in text.split(",") if p.strip())
     bad = [p for p in platforms if p not in known]
     if not platforms or bad:
-        raise cli.UserError(f"--platforms takes a comma-separated list of {', '.join(known)}, not {text!r}")
+        raise UserError(f"--platforms takes a comma-separated list of {', '.join(known)}, not {text!r}")
     return platforms
 
 
@@ -240,7 +241,7 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     args = p.parse_args(argv)
     for side in args.size or ():
-        cli.check_side("--size H W", side, low=MIN_SIDE)
+        checks.check_side("--size H W", side, low=MIN_SIDE)
     platforms = parse_platforms(args.platforms)
     outputs.check([args.out], [checkpoints.resolve_model(args.model)], args.force)
     check_requirements(args.format)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import cli, images, losses, onednn, outputs, plotting, vgg_weights
+from metastyle_jax import checks, cli, data, images, losses, onednn, outputs, plotting, vgg_weights
 from metastyle_jax.errors import UserError
 
 
@@ -67,7 +67,7 @@ def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=N
     done = 0
     first = run_steps.lower(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
                             steps=min(chunk, steps), dtype=dtype).compile()
-    cli.check_memory(cli.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
+    checks.check_memory(checks.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
                      "use a smaller --size or --style-size")
     while done < steps:
         n = min(chunk, steps - done)
@@ -129,18 +129,18 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     `style_arg` (paths or embedded:NAME), then write it to `out`, its loss curve beside it as <name>_loss.png
     and, given `compare`, content | style | result side by side. Shows a progress bar.
     Returns {"out", "curve": paths, "result": (H, W, 3) image, "history": `optimize`'s, "seconds"}."""
-    cli.check_lr("--lr", cfg.lr)
+    checks.check_lr("--lr", cfg.lr)
     if cfg.steps < 1:
-        raise cli.UserError("--steps must be at least 1")
-    cli.check_side("--size", cfg.size)
-    cli.check_side("--style-size", cfg.style_size)
+        raise UserError("--steps must be at least 1")
+    checks.check_side("--size", cfg.size)
+    checks.check_side("--style-size", cfg.style_size)
     out = Path(out)
     curve = out.with_name(f"{out.stem}_loss.png")
     outputs.check([out, curve, compare], [content_arg, style_arg, cfg.init], force)
-    cli.check_image_suffix(out)
+    checks.check_image_suffix(out)
 
-    content = cli.load_image_arg(content_arg, max_side=cfg.size)
-    style = cli.load_image_arg(style_arg, max_side=cfg.style_size)
+    content = data.load_image_spec(content_arg, max_side=cfg.size)
+    style = data.load_image_spec(style_arg, max_side=cfg.style_size)
     init = initial_image(cfg.init, content, cfg.seed)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     weights = losses.weights_of(cfg)

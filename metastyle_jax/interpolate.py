@@ -13,7 +13,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, images, outputs, stylize
+from metastyle_jax import checkpoints, checks, cli, data, images, outputs, stylize
+from metastyle_jax.errors import UserError
 
 SUM_TOLERANCE = 1e-4
 
@@ -38,9 +39,9 @@ def check_weights(weights, n_models):
     """`weights` as a float tuple, or a UserError unless it is a convex combination of `n_models` models."""
     w = tuple(float(x) for x in weights)
     if len(w) != n_models:
-        raise cli.UserError(f"weight vector {','.join(map(str, weights))} has {len(w)} weights for {n_models} models")
+        raise UserError(f"weight vector {','.join(map(str, weights))} has {len(w)} weights for {n_models} models")
     if any(not np.isfinite(x) or x < 0 for x in w) or abs(sum(w) - 1.0) > SUM_TOLERANCE:
-        raise cli.UserError(f"weights {','.join(f'{x:g}' for x in w)} are not a convex combination: each must be "
+        raise UserError(f"weights {','.join(f'{x:g}' for x in w)} are not a convex combination: each must be "
                             "at least 0 and together they must sum to 1")
     return w
 
@@ -57,7 +58,7 @@ def parse_weights(texts, n_models):
         try:
             values = [float(x) for x in text.split(",")]
         except ValueError:
-            raise cli.UserError(f"--weights {text!r}: write each vector as comma-separated numbers, e.g. 0.3,0.7")
+            raise UserError(f"--weights {text!r}: write each vector as comma-separated numbers, e.g. 0.3,0.7")
         vectors.append(check_weights(values, n_models))
     return vectors
 
@@ -92,16 +93,16 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
     if len(args.models) < 2:
-        raise cli.UserError("--models needs at least two adapted checkpoints to interpolate between")
+        raise UserError("--models needs at least two adapted checkpoints to interpolate between")
     if args.size is not None:
-        cli.check_side("--size", args.size)
-    cli.check_image_suffix(args.out)
+        checks.check_side("--size", args.size)
+    checks.check_image_suffix(args.out)
     outputs.check([args.out, args.save_model], [checkpoints.resolve_model(m) for m in args.models] + [args.content],
                   args.force)
     vectors = parse_weights(args.weights, len(args.models))
     if args.save_model and len(vectors) != 1:
-        raise cli.UserError(f"--save-model needs exactly one weight vector, not {len(vectors)}")
-    content = cli.load_image_arg(args.content, max_side=args.size)
+        raise UserError(f"--save-model needs exactly one weight vector, not {len(vectors)}")
+    content = data.load_image_spec(args.content, max_side=args.size)
     loaded = [checkpoints.load_model(m, kinds=("adapted",)) for m in args.models]
     origins = {str((meta.get("settings") or {}).get("from_theta")) for _, meta in loaded}
     if len(origins) > 1:

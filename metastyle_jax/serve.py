@@ -27,7 +27,8 @@ import traceback
 import uuid
 from pathlib import Path
 
-from metastyle_jax import adapt, checkpoints, cli, images, stylize, vgg_weights
+from metastyle_jax import adapt, checkpoints, checks, cli, images, stylize, vgg_weights
+from metastyle_jax.errors import UserError
 
 WEB = Path(__file__).with_name("web")
 UPLOAD_MAX_PIXELS = adapt.STYLE_MAX_PIXELS  # decoding a bigger photo only to downscale it is wasted memory
@@ -101,7 +102,7 @@ def find_models(models=(), models_dir=None, log=None):
         return styles
     root = Path(models_dir)
     if not root.is_dir():
-        raise cli.UserError(f"--models-dir {root}: {'not a folder' if root.exists() else 'no such folder'}")
+        raise UserError(f"--models-dir {root}: {'not a folder' if root.exists() else 'no such folder'}")
     for folder, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))  # skip save_model's temporary folders
         if "meta.json" not in files:
@@ -112,7 +113,7 @@ def find_models(models=(), models_dir=None, log=None):
             continue
         try:
             meta = checkpoints.read_meta(path)
-        except cli.UserError as e:
+        except UserError as e:
             log(f"note: skipping {path}: {e}")
             continue
         if meta.get("kind") != "adapted" or meta.get("arch") != checkpoints.ARCH:
@@ -170,7 +171,7 @@ class Studio:
         with self._lock:
             style = self._styles.get(style_id)
             if style is None:
-                raise cli.UserError(f"unknown style {style_id!r}: pick one from the list (reload the page if the "
+                raise UserError(f"unknown style {style_id!r}: pick one from the list (reload the page if the "
                                     "server was restarted)")
             if style.params is None:  # a damaged file's error reaches the page through public()
                 style.params = checkpoints.load_model(style.path, kinds=("adapted",))[0]
@@ -217,7 +218,7 @@ class Studio:
         with self._lock:
             found = self._results.get(rid)
         if found is None or not found[0].exists():
-            raise cli.UserError("this result is no longer kept on the server: stylize the photo again")
+            raise UserError("this result is no longer kept on the server: stylize the photo again")
         return found
 
     def start_adaptation(self, painting_path, display_name):
@@ -225,13 +226,13 @@ class Studio:
         Returns the job id; `job(id)` reports its progress."""
         a = self.adaptation
         if a is None:
-            raise cli.UserError("adaptation is switched off on this server (--adapt-steps 0)")
+            raise UserError("adaptation is switched off on this server (--adapt-steps 0)")
         style, _, digest = _named(display_name, painting_path,
                                   lambda: adapt.load_style(painting_path, int(a.cfg.style_size)))
         with self._lock:
             pending = sum(j["state"] in ("queued", "running") for j in self._jobs.values())
             if pending >= MAX_PENDING_JOBS:
-                raise cli.UserError(f"{pending} adaptations are already queued: wait for one to finish")
+                raise UserError(f"{pending} adaptations are already queued: wait for one to finish")
             jid = uuid.uuid4().hex[:12]
             self._jobs[jid] = {"id": jid, "state": "queued", "name": display_name, "step": 0,
                                "steps": int(a.cfg.steps), "loss": None, "error": None, "style": None,
@@ -245,7 +246,7 @@ class Studio:
         style (the new style's id once done), johnson, seconds}."""
         with self._lock:
             if jid not in self._jobs:
-                raise cli.UserError(f"unknown adaptation {jid!r}")
+                raise UserError(f"unknown adaptation {jid!r}")
             return dict(self._jobs[jid])
 
     def _update(self, jid, **fields):
@@ -274,7 +275,7 @@ class Studio:
                 params, meta = self._adapt(style, display_name, digest, progress)
             except Cancelled:
                 return self._update(jid, state="failed", error="the server is shutting down")
-            except cli.UserError as e:
+            except UserError as e:
                 return self._update(jid, state="failed", error=self.public(str(e)))
             except Exception as e:  # noqa: BLE001 -- shown on the page; the traceback goes to the console
                 traceback.print_exc()
@@ -315,7 +316,7 @@ class Studio:
         try:
             checkpoints.save_model(path.absolute(), params, meta)
             self.log(f"saved the adapted model -> {path}")
-        except (cli.UserError, OSError) as e:
+        except (UserError, OSError) as e:
             self.log(f"warning: could not save the adapted model to {path}: {e}")
 
     def close(self):
@@ -328,8 +329,8 @@ def _named(display_name, path, load):
     """`load()`, with the temporary `path` in a UserError's message replaced by the upload's name."""
     try:
         return load()
-    except cli.UserError as e:
-        raise cli.UserError(str(e).replace(str(path), display_name)) from None
+    except UserError as e:
+        raise UserError(str(e).replace(str(path), display_name)) from None
 
 
 def create_app(studio):
@@ -348,7 +349,7 @@ def create_app(studio):
         """Save the uploaded file `field` in a temporary folder and return `work(path, its name)`."""
         upload = flask.request.files.get(field)
         if upload is None or not upload.filename:
-            raise cli.UserError(f"choose a {what} to upload first")
+            raise UserError(f"choose a {what} to upload first")
         name = os.path.basename(upload.filename.replace("\\", "/"))
         if len(name) > MAX_NAME:  # the page shows it; the file system takes at most 255 bytes
             stem, suffix = os.path.splitext(name)
@@ -358,7 +359,7 @@ def create_app(studio):
             upload.save(path)
             return work(path, name)
 
-    @app.errorhandler(cli.UserError)
+    @app.errorhandler(UserError)
     def user_error(e):
         return error(studio.public(str(e)))
 
@@ -390,14 +391,14 @@ def create_app(studio):
     def job(jid):
         try:
             return flask.jsonify(studio.job(jid))
-        except cli.UserError as e:
+        except UserError as e:
             return error(str(e), 404)
 
     @app.get("/results/<rid>.png")
     def result(rid):
         try:
             path, name = studio.result(rid)
-        except cli.UserError as e:
+        except UserError as e:
             return error(str(e), 404)
         download = flask.request.args.get("download") == "1"
         return flask.send_file(path, mimetype="image/png", as_attachment=download, download_name=name,
@@ -419,10 +420,10 @@ def make_server(app, host="127.0.0.1", port=8000):
         sock = socket.create_server(get_sockaddr(host, port, family), family=family, backlog=128)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise cli.UserError(f"{host}:{port} is in use: pick another with --port") from None
+            raise UserError(f"{host}:{port} is in use: pick another with --port") from None
         if e.errno == errno.EADDRNOTAVAIL or (e.errno or 0) < 0:  # negative: getaddrinfo found no such host
-            raise cli.UserError(f"--host {host}: not an address of this machine") from None
-        raise cli.UserError(f"{host}:{port} cannot be opened ({e.strerror or e})") from None
+            raise UserError(f"--host {host}: not an address of this machine") from None
+        raise UserError(f"{host}:{port} cannot be opened ({e.strerror or e})") from None
     with sock:  # werkzeug serves a duplicate of it
         return werkzeug_server(host, port, app, threaded=True, fd=sock.fileno())
 
@@ -447,12 +448,12 @@ def parse_args(argv=None):
     cli.add_vgg_args(p)
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
-        raise cli.UserError("--port must be between 0 and 65535")
-    cli.check_side("--max-side", args.max_side)
+        raise UserError("--port must be between 0 and 65535")
+    checks.check_side("--max-side", args.max_side)
     if not args.max_upload_mb > 0:
-        raise cli.UserError("--max-upload-mb must be positive")
+        raise UserError("--max-upload-mb must be positive")
     if args.adapt_steps is not None and args.adapt_steps < 0:
-        raise cli.UserError("--adapt-steps must be 0 (off) or more")
+        raise UserError("--adapt-steps must be 0 (off) or more")
     return args
 
 
@@ -466,7 +467,7 @@ def adaptation_from_args(args):
     if cfg.steps == 0:
         return None
     if cfg.batch_size < 1 or cfg.size < 16 or cfg.style_size < 16 or not cfg.lr > 0:
-        raise cli.UserError("the adaptation config needs batch_size >= 1, size and style_size >= 16, lr > 0")
+        raise UserError("the adaptation config needs batch_size >= 1, size and style_size >= 16, lr > 0")
     vgg_weights.select(args.vgg, args.vgg_path, cfg)  # a bad choice is an error now, not at the first adaptation
     theta, meta = checkpoints.load_model(args.theta, kinds=("theta",)) if args.theta else (None, None)
     return Adaptation(cfg, theta, str(args.theta) if args.theta else None,
@@ -476,13 +477,13 @@ def adaptation_from_args(args):
 def main(argv=None):
     args = parse_args(argv)
     if importlib.util.find_spec("flask") is None:
-        raise cli.UserError("the web page needs Flask: pip install -e '.[serve]'")
+        raise UserError("the web page needs Flask: pip install -e '.[serve]'")
     if args.save_adapted and Path(args.save_adapted).exists() and not Path(args.save_adapted).is_dir():
-        raise cli.UserError(f"--save-adapted {args.save_adapted} is a file, not a folder")
+        raise UserError(f"--save-adapted {args.save_adapted} is a file, not a folder")
     styles = find_models(args.model, args.models_dir)
     adaptation = adaptation_from_args(args)
     if not styles and adaptation is None:
-        raise cli.UserError("no styles to offer: give --model CKPT or --models-dir DIR, or allow adaptation")
+        raise UserError("no styles to offer: give --model CKPT or --models-dir DIR, or allow adaptation")
     limits = Limits(int(args.max_upload_mb * MB), args.max_side)
     studio = Studio(styles, limits, adaptation, args.save_adapted)
     server = make_server(create_app(studio), args.host, args.port)

@@ -22,9 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, color, data, images, onednn, outputs, tiling, transformer
+from metastyle_jax import checkpoints, checks, cli, color, data, images, onednn, outputs, tiling, transformer
+from metastyle_jax.errors import UserError
 
-MAX_SIDE = cli.MAX_SIDE  # hard cap on an output's longer side
+MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
@@ -76,13 +77,13 @@ def check_tiling_args(args):
     """One-line errors for a tile or overlap too small, a bad --stats-side."""
     min_overlap = 2 * tiling.RECEPTIVE_RADIUS
     if args.overlap < min_overlap:
-        raise cli.UserError(f"--overlap {args.overlap} is under twice the network's receptive radius "
+        raise UserError(f"--overlap {args.overlap} is under twice the network's receptive radius "
                             f"({tiling.RECEPTIVE_RADIUS} px): tiles would show seams; use at least {min_overlap}")
     if isinstance(args.tile, int) and (args.tile < 2 * args.overlap or args.tile % tiling.ALIGN):
-        raise cli.UserError(f"--tile {args.tile} must be a multiple of {tiling.ALIGN} and at least twice the "
+        raise UserError(f"--tile {args.tile} must be a multiple of {tiling.ALIGN} and at least twice the "
                             f"overlap ({2 * args.overlap} px)")
     if not 16 <= args.stats_side <= MAX_SIDE:
-        raise cli.UserError(f"--stats-side must be between 16 and {MAX_SIDE} px")
+        raise UserError(f"--stats-side must be between 16 and {MAX_SIDE} px")
 
 
 def shipped_style(name):
@@ -92,7 +93,7 @@ def shipped_style(name):
     if name in shipped:
         return checkpoints.MODELS_DIR / name
     how = (f"the shipped styles are {', '.join(shipped)}" if shipped else "this version ships no adapted styles")
-    raise cli.UserError(f"--style {name}: {how}; adapt one with `python -m metastyle_jax.adapt --style "
+    raise UserError(f"--style {name}: {how}; adapt one with `python -m metastyle_jax.adapt --style "
                         f"embedded:{name if name in data.PAINTINGS else 'NAME'} --out DIR` and pass --model DIR")
 
 
@@ -123,24 +124,24 @@ def plan_outputs(content, out):
     if content == data.EMBEDDED:
         out = Path(out)
         if out.exists() and not out.is_dir():
-            raise cli.UserError(f"--out {out} must be a folder for --content embedded")
-        return [(f"{cli.EMBEDDED_PREFIX}{name}", out / f"{name}.png") for name in data.EMBEDDED_PHOTOS]
-    if content.startswith(cli.EMBEDDED_PREFIX):
-        cli.check_image_suffix(out)
+            raise UserError(f"--out {out} must be a folder for --content embedded")
+        return [(f"{data.EMBEDDED_PREFIX}{name}", out / f"{name}.png") for name in data.EMBEDDED_PHOTOS]
+    if content.startswith(data.EMBEDDED_PREFIX):
+        checks.check_image_suffix(out)
         return [(content, Path(out))]
     content, out = Path(content), Path(out)
     if not content.exists():
-        raise cli.UserError(f"content not found: {content}")
+        raise UserError(f"content not found: {content}")
     if content.is_dir():
         files = images.list_images(content)
         if not files:
-            raise cli.UserError(f"no images found in {content}")
+            raise UserError(f"no images found in {content}")
         if out.exists() and not out.is_dir():
-            raise cli.UserError(f"--out {out} must be a folder when --content is a folder")
+            raise UserError(f"--out {out} must be a folder when --content is a folder")
         targets = [(out / Path(f).relative_to(content)).with_suffix(".png") for f in files]
         clash = {t for t in targets if targets.count(t) > 1}  # x.png, x.jpg: each keeps its suffix, x.jpg.png
         return [(f, t.with_name(Path(f).name + ".png") if t in clash else t) for f, t in zip(files, targets)]
-    cli.check_image_suffix(out)
+    checks.check_image_suffix(out)
     return [(content, out)]
 
 
@@ -176,12 +177,12 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
     if args.size is not None:
-        cli.check_side("--max-side/--size", args.size)
+        checks.check_side("--max-side/--size", args.size)
     if args.batch_size < 1:
-        raise cli.UserError("--batch-size must be at least 1")
+        raise UserError("--batch-size must be at least 1")
     if args.video is not None:
         if any(v is not None for v in (args.tile, args.overlap, args.stats_side)):
-            raise cli.UserError("--tile, --overlap and --stats-side apply to images, not to --video")
+            raise UserError("--tile, --overlap and --stats-side apply to images, not to --video")
         return stylize_video(args)
     args.tile = "auto" if args.tile is None else args.tile
     args.overlap = tiling.DEFAULT_OVERLAP if args.overlap is None else args.overlap
@@ -219,12 +220,12 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     for src, dst in plan:
         try:
             loaded.append((load_content(src, max_side), dst))
-        except cli.UserError as e:
+        except UserError as e:
             if len(plan) == 1:
                 raise
             skipped.append(f"{src}: {e}")
     if not loaded:
-        raise cli.UserError(f"none of the {len(plan)} images could be read")
+        raise UserError(f"none of the {len(plan)} images could be read")
     if on_start is not None:
         on_start()
     t0 = time.perf_counter()
@@ -244,9 +245,9 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
 
 def load_content(path, max_side):
     """A content image, downscaled to `max_side`; a UserError if its longer side is then over MAX_SIDE."""
-    image = cli.load_image_arg(str(path), max_side=max_side)
+    image = data.load_image_spec(str(path), max_side=max_side)
     if max(image.shape[:2]) > MAX_SIDE:
-        raise cli.UserError(f"{path}: {image.shape[1]}x{image.shape[0]} is over {MAX_SIDE} px on a side: "
+        raise UserError(f"{path}: {image.shape[1]}x{image.shape[0]} is over {MAX_SIDE} px on a side: "
                             f"pass --max-side {MAX_SIDE} or less")
     return image
 
@@ -256,10 +257,10 @@ def stylize_video(args):
     from metastyle_jax import video
 
     if args.fps is not None and not args.fps > 0:
-        raise cli.UserError("--fps must be positive")
+        raise UserError("--fps must be positive")
     video.output_kind(args.out)
     if not Path(args.video).exists():
-        raise cli.UserError(f"video not found: {args.video}")
+        raise UserError(f"video not found: {args.video}")
     outputs.check([args.out], [args.video, model_path(args)], args.force)
     params, meta = network_from_args(args)
     t0 = time.perf_counter()

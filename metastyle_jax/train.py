@@ -27,8 +27,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from metastyle_jax import (checkpoints, cli, config as config_lib, data, images, meta, onednn, outputs, plotting,
-                           prefetch, transformer, vgg_weights)
+from metastyle_jax import (checkpoints, checks, cli, config as config_lib, data, images, meta, onednn, outputs,
+                           plotting, prefetch, transformer, vgg_weights)
+from metastyle_jax.errors import UserError
 
 LOCK = ".lock"  # the workdir's lock file (`lock_workdir`); not a run file: it stays, empty
 RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.png", "samples", "theta",
@@ -51,7 +52,7 @@ def check_config(cfg):
     try:
         meta.settings_from_config(cfg)
     except ValueError as e:
-        raise cli.UserError(f"config: {e}") from None
+        raise UserError(f"config: {e}") from None
     positive = ("styles_per_batch", "batch_size", "num_steps", "inner_steps", "log_every", "checkpoint_every",
                 "keep_checkpoints", "data.content_size", "data.style_size", "data.prefetch", "num_samples")
     for key in positive:
@@ -59,22 +60,22 @@ def check_config(cfg):
         for part in key.split("."):
             value = value[part]
         if value < 1:
-            raise cli.UserError(f"config: {key} must be at least 1, not {value}")
+            raise UserError(f"config: {key} must be at least 1, not {value}")
     for key in ("plot_every", "sample_every", "eval_every", "outer_warmup"):
         if cfg[key] < 0:
-            raise cli.UserError(f"config: {key} must be >= 0 (0: never), not {cfg[key]}")
+            raise UserError(f"config: {key} must be >= 0 (0: never), not {cfg[key]}")
     for key in ("inner_lr", "outer_lr", "lr_decay"):
         if not (math.isfinite(cfg[key]) and cfg[key] >= 0):
-            raise cli.UserError(f"config: {key} must be a finite number >= 0, not {cfg[key]}")
+            raise UserError(f"config: {key} must be a finite number >= 0, not {cfg[key]}")
     for key in ("content_size", "style_size"):
-        cli.check_side(f"config: data.{key}", cfg.data[key])
+        checks.check_side(f"config: data.{key}", cfg.data[key])
     s, b, t = cfg.styles_per_batch, cfg.batch_size, cfg.inner_steps
-    cli.check_memory((s * b * (t + 1) * cfg.data.content_size ** 2 + s * cfg.data.style_size ** 2) * 12
+    checks.check_memory((s * b * (t + 1) * cfg.data.content_size ** 2 + s * cfg.data.style_size ** 2) * 12
                      * (cfg.data.prefetch + 1), "the meta-batches in flight", "use a smaller data.content_size, "
                      "data.style_size, batch_size, styles_per_batch or data.prefetch")
     s, p = cfg.styles_per_batch, cfg.styles_in_parallel or cfg.styles_per_batch
     if s % p:
-        raise cli.UserError(f"config: styles_in_parallel={p} must divide styles_per_batch={s}")
+        raise UserError(f"config: styles_in_parallel={p} must divide styles_per_batch={s}")
 
 
 class MetaData:
@@ -170,7 +171,7 @@ def lock_workdir(workdir):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
-        raise cli.UserError(f"another train run is using --workdir {workdir}: wait for it to end or choose "
+        raise UserError(f"another train run is using --workdir {workdir}: wait for it to end or choose "
                             "another folder") from None
     return handle
 
@@ -182,17 +183,17 @@ def prepare_workdir(workdir, resume, force):
     workdir = Path(workdir)
     existing = [name for name in RUN_FILES if (workdir / name).exists()]
     if workdir.exists() and not workdir.is_dir():
-        raise cli.UserError(f"--workdir {workdir} is a file, not a folder")
+        raise UserError(f"--workdir {workdir} is a file, not a folder")
     if resume:
         if not (workdir / "config.json").exists():
-            raise cli.UserError(f"--resume: {workdir} holds no run (no config.json)")
+            raise UserError(f"--resume: {workdir} holds no run (no config.json)")
         return lock_workdir(workdir)
     if existing and not force:
-        raise cli.UserError(f"{workdir} already holds a run ({', '.join(existing)}): pass --resume to continue "
+        raise UserError(f"{workdir} already holds a run ({', '.join(existing)}): pass --resume to continue "
                             "it or --force to start over")
     foreign = foreign_entries(workdir)
     if foreign:
-        raise cli.UserError(f"--force would delete {foreign[0]}, which no run wrote ({len(foreign)} such "
+        raise UserError(f"--force would delete {foreign[0]}, which no run wrote ({len(foreign)} such "
                             "entries): nothing was deleted; move them or choose another --workdir")
     lock = lock_workdir(workdir)
     if jax.process_index() == 0:
@@ -223,11 +224,11 @@ def resolve_config(args):
         return cfg
     path = Path(args.workdir) / "config.json"
     if not path.is_file():
-        raise cli.UserError(f"--resume: {args.workdir} holds no run (no config.json)")
+        raise UserError(f"--resume: {args.workdir} holds no run (no config.json)")
     try:
         saved = ml_collections.ConfigDict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError) as e:
-        raise cli.UserError(f"--resume: {path} is damaged ({e}); start a new run in another --workdir") from None
+        raise UserError(f"--resume: {path} is damaged ({e}); start a new run in another --workdir") from None
     new, old = _flat(cfg), _flat(saved)
     defaults = _flat(config_lib.load("metastyle"))
     for key in new.keys() - old.keys():  # a key added to the configs since the run began: its default
@@ -235,7 +236,7 @@ def resolve_config(args):
             saved[key] = old[key] = defaults[key]
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
     if changed:
-        raise cli.UserError(f"--resume: {', '.join(changed)} differ from the run in {args.workdir} "
+        raise UserError(f"--resume: {', '.join(changed)} differ from the run in {args.workdir} "
                             f"(only {', '.join(RESUMABLE_KEYS)} may change when resuming)")
     for key in RESUMABLE_KEYS:
         *parents, leaf = key.split(".")
@@ -325,7 +326,7 @@ def start_from_theta(state, spec, vgg_info):
     """`state` with theta and the iteration of model `spec` (config.init_from) and its fresh Adam state."""
     params, model = checkpoints.load_model(spec, kinds=("theta",))
     if (model.get("vgg") or {}).get("sha256") != vgg_info["sha256"]:
-        raise cli.UserError(f"init_from {spec}: it was trained with VGG weights {model.get('vgg')}, not {vgg_info}")
+        raise UserError(f"init_from {spec}: it was trained with VGG weights {model.get('vgg')}, not {vgg_info}")
     step = int((model.get("settings") or {}).get("iterations") or 0)
     return state.replace(step=jnp.asarray(step, jnp.int32), params=jax.tree_util.tree_map(jnp.asarray, params))
 
@@ -334,7 +335,7 @@ def init_distributed(args):
     """jax.distributed.initialize from --coordinator/--num-processes/--process-id, or auto with --distributed."""
     if args.coordinator or args.num_processes or args.process_id is not None:
         if not (args.coordinator and args.num_processes and args.process_id is not None):
-            raise cli.UserError("multi-host runs need all of --coordinator, --num-processes and --process-id")
+            raise UserError("multi-host runs need all of --coordinator, --num-processes and --process-id")
         jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
                                    process_id=args.process_id)
     elif args.distributed:
@@ -388,13 +389,13 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
         return meta_train(cfg, workdir, resume, num_devices)
     except Exception as e:  # noqa: BLE001 (re-raised; what is cleaned up or said first depends on its kind)
         refused = outputs.disk_error(e)
-        if not (refused or isinstance(e, cli.UserError)):
+        if not (refused or isinstance(e, UserError)):
             raise
         last = last_checkpoint(workdir)
         if last is None and not resume:
             discard_run(workdir, created)
         if refused and last is not None:
-            raise cli.UserError(f"{refused}; checkpoint {last} in {workdir / 'checkpoints'} is intact: --resume "
+            raise UserError(f"{refused}; checkpoint {last} in {workdir / 'checkpoints'} is intact: --resume "
                                 "continues from it") from None
         raise
     finally:
@@ -428,13 +429,13 @@ def meta_train(cfg, workdir, resume, num_devices):
     devices = jax.devices()
     if num_devices is not None:
         if not 1 <= num_devices <= len(devices):
-            raise cli.UserError(f"--devices {num_devices}: there are {len(devices)} devices")
+            raise UserError(f"--devices {num_devices}: there are {len(devices)} devices")
         devices = devices[:num_devices]
     mesh = meta.make_mesh(devices)
     try:
         meta.check_mesh(cfg, mesh)
     except ValueError as e:
-        raise cli.UserError(str(e)) from None
+        raise UserError(str(e)) from None
 
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     vgg_info = vgg_weights.describe(vgg)
@@ -457,7 +458,7 @@ def meta_train(cfg, workdir, resume, num_devices):
             print(f"note: checkpoint {step} cannot be read ({reason}): moved to {workdir / 'damaged_checkpoints'}; "
                   f"resuming from checkpoint {int(restored.step)}", file=sys.stderr)
         if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
-            raise cli.UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
+            raise UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
         state, start = restored, int(restored.step)
     elif resume:
         print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
@@ -499,7 +500,7 @@ def meta_train(cfg, workdir, resume, num_devices):
             batch = next(batches)
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
                 compiled = meta.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
-                cli.check_memory(cli.program_bytes(compiled), "one meta-iteration", "use a smaller "
+                checks.check_memory(checks.program_bytes(compiled), "one meta-iteration", "use a smaller "
                                  "data.content_size, data.style_size, batch_size or styles_in_parallel")
                 step_fn = functools.partial(lambda c, st, b: c(bilevel, st, b, hyper), compiled)
             state, metrics = step_fn(state, batch)

@@ -24,8 +24,8 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import cli, color, images, outputs, prefetch, transformer
-from metastyle_jax.errors import WriteError
+from metastyle_jax import color, images, outputs, prefetch, transformer
+from metastyle_jax.errors import UserError, WriteError
 
 WRITE_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 DEFAULT_FOLDER_FPS = 25.0
@@ -50,11 +50,11 @@ def open_source(path, fps=None):
     """Open a video file or a folder of frame images; `fps` overrides the frame rate. UserError if unreadable."""
     path = Path(path)
     if not path.exists():
-        raise cli.UserError(f"video not found: {path}")
+        raise UserError(f"video not found: {path}")
     if path.is_dir():
         files = sorted(images.list_images(path), key=_natural_key)
         if not files:
-            raise cli.UserError(f"no frames (images) found in {path}")
+            raise UserError(f"no frames (images) found in {path}")
         frames = (to_uint8(images.load_image(f)) for f in files)
         return Source(frames, float(fps or DEFAULT_FOLDER_FPS), len(files))
     import imageio.v2 as iio
@@ -64,7 +64,7 @@ def open_source(path, fps=None):
         meta = reader.get_meta_data()
     except Exception as e:  # imageio and ffmpeg raise OSError, RuntimeError, IndexError, ... for bad files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise cli.UserError(f"cannot read the video {path} ({reason}): is it a video file ffmpeg can decode?") from None
+        raise UserError(f"cannot read the video {path} ({reason}): is it a video file ffmpeg can decode?") from None
     rate = float(fps or meta.get("fps") or DEFAULT_FOLDER_FPS)
     duration = meta.get("duration")
     count = round(duration * float(meta["fps"])) if duration and meta.get("fps") else None
@@ -80,7 +80,7 @@ def _decoded(reader, path):
         except StopIteration:
             return
         except Exception as e:  # imageio raises RuntimeError, IndexError, OSError, ... for corrupt streams
-            raise cli.UserError(f"cannot decode {path} part-way ({type(e).__name__}: {e}): the file is damaged"
+            raise UserError(f"cannot decode {path} part-way ({type(e).__name__}: {e}): the file is damaged"
                                 ) from None
         yield frame
 
@@ -91,7 +91,7 @@ def output_kind(out):
     if suffix in WRITE_SUFFIXES:
         return "video"
     if suffix and not Path(out).is_dir():
-        raise cli.UserError(f"--out {out}: give a video file ({', '.join(WRITE_SUFFIXES)}) or a folder for the frames")
+        raise UserError(f"--out {out}: give a video file ({', '.join(WRITE_SUFFIXES)}) or a folder for the frames")
     return "frames"
 
 
@@ -156,7 +156,7 @@ class _VideoSink:
             return
         if os.statvfs(self.path.parent).f_bavail == 0:
             raise WriteError(self.path, errno.ENOSPC)
-        raise cli.UserError(f"ffmpeg could not finish {self.path} ({count} of {self.n} frames read back); "
+        raise UserError(f"ffmpeg could not finish {self.path} ({count} of {self.n} frames read back); "
                             "nothing was kept")
 
 
@@ -216,7 +216,7 @@ def _batches(frames, batch_size, size):
         if shape is None:
             shape = x.shape
         elif x.shape != shape:
-            raise cli.UserError(f"frame {i + 1} is {x.shape[1]}x{x.shape[0]}, the first was {shape[1]}x{shape[0]}: "
+            raise UserError(f"frame {i + 1} is {x.shape[1]}x{x.shape[0]}, the first was {shape[1]}x{shape[0]}: "
                                 "all frames must have one size")
         batch.append(x)
         if len(batch) == batch_size:
@@ -260,10 +260,10 @@ def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=Fal
             n, shape = n + 1, content.shape
             bar.update(1)
         if n == 0:
-            raise cli.UserError(f"{src} has no frames")
+            raise UserError(f"{src} has no frames")
         ok = True
     except OSError as e:
-        raise cli.UserError(f"reading {src} or writing {dst} failed: {e}") from None
+        raise UserError(f"reading {src} or writing {dst} failed: {e}") from None
     finally:
         bar.close()
         if source.close is not None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metastyle_jax import cli, data, images
+from metastyle_jax import checks, cli, data, images
 
 
 def test_embedded_photo_and_max_side():
@@ -95,7 +95,7 @@ def test_memory_is_checked_before_a_step_runs(tmp_path, capsys, monkeypatch):
     """With less memory free than one adaptation step needs: one line naming both, nothing written."""
     from metastyle_jax import adapt
 
-    monkeypatch.setattr(cli, "free_memory", lambda: 2**20)
+    monkeypatch.setattr(checks, "free_memory", lambda: 2**20)
     with pytest.raises(SystemExit) as e:
         cli.run(adapt.main, ["--style", "embedded:wave", "--size", "32", "--style-size", "32", "--batch-size", "1",
                              "--steps", "1", "--out", str(tmp_path / "out")])
