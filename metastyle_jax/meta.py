@@ -35,7 +35,7 @@ A batch is a dict of arrays, S styles first, RGB in [0, 1]:
 arguments and whose input spec is static) and to the structural settings (`MetaSettings`, static under jit);
 its methods take (theta, task or batch, t, hyper). The numeric hyper-parameters (`Hyper`: learning rates,
 decay, alpha, beta) are traced arguments, so changing them never recompiles. `train_step(bilevel, state,
-batch, hyper)` is the compiled outer iteration and `make_meta_step(vgg, config)` binds it to a config.
+batch, hyper)` is the compiled outer iteration.
 """
 
 import dataclasses
@@ -147,18 +147,34 @@ def param_mask(params, which):
     return jax.tree_util.tree_map(lambda m: not m, in_mask)
 
 
+def styles_at_a_time(styles, in_parallel):
+    """How many of a meta-batch's `styles` go through vmap together: `in_parallel` (0: all); ValueError unless
+    it divides them."""
+    p = in_parallel or styles
+    if styles % p:
+        raise ValueError(f"styles_in_parallel={p} must divide the {styles} styles of a meta-batch "
+                         "(styles_per_batch)")
+    return p
+
+
 def warmup(n, steps):
     """The warm-up factor min(1, (n + 1) / steps) at update n (1 when steps is 0)."""
     steps = jnp.asarray(steps, jnp.float32)
     return jnp.where(steps > 0, jnp.minimum(1.0, (jnp.asarray(n, jnp.float32) + 1) / jnp.maximum(steps, 1)), 1.0)
 
 
-def outer_lr_used(opt_state, hyper):
-    """The learning rate of the outer update that `opt_state` is about to take: decay and warm-up at Adam's
-    own update count n (not t: they differ after `config.init_from`)."""
-    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
-    n = next(s.count for s in jax.tree_util.tree_leaves(opt_state, is_leaf=is_schedule) if is_schedule(s))
+def outer_learning_rate(hyper, n):
+    """The outer learning rate at Adam's n-th update: outer_lr / (1 + k n) (supplementary eq. 1) times the
+    warm-up factor."""
     return decayed(hyper.outer_lr, hyper.lr_decay, n) * warmup(n, hyper.outer_warmup)
+
+
+def outer_lr_used(opt_state, hyper):
+    """The learning rate of the outer update that `opt_state` is about to take (`outer_learning_rate` at Adam's
+    own update count n, not t: they differ after `config.init_from`)."""
+    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
+    return outer_learning_rate(hyper, next(s.count for s in jax.tree_util.tree_leaves(opt_state, is_leaf=is_schedule)
+                                           if is_schedule(s)))
 
 
 def outer_optimizer(settings, hyper):
@@ -166,7 +182,7 @@ def outer_optimizer(settings, hyper):
     times the warm-up factor, over the parameters `settings.outer_params` selects; the others get a zero
     update (not their raw gradient). n counts from Adam's initialization (the run's iteration t, unless
     the run started from a shipped theta: `config.init_from`)."""
-    lr = lambda n: decayed(hyper.outer_lr, hyper.lr_decay, n) * warmup(n, hyper.outer_warmup)
+    lr = functools.partial(outer_learning_rate, hyper)
     adam = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(lr))
     if settings.outer_params == "all":
         return adam
@@ -352,9 +368,7 @@ class Bilevel(flax.struct.PyTreeNode):
         time under vmap and the S / P groups one after the other (unrolled, `unrolled_scan`; memory for
         speed). Returns (mean tree over the styles, metrics stacked (S,))."""
         s = jax.tree_util.tree_leaves(tasks)[0].shape[0]
-        p = self.settings.styles_in_parallel or s
-        if s % p:
-            raise ValueError(f"styles_in_parallel={p} must divide the {s} styles of a meta-batch")
+        p = styles_at_a_time(s, self.settings.styles_in_parallel)
         if p == s:
             trees, metrics = jax.vmap(fn)(tasks)
             return jax.tree_util.tree_map(lambda x: jnp.mean(x, axis=0), trees), metrics
@@ -443,21 +457,6 @@ def eval_loss(bilevel, theta, batch, t, hyper, *, mesh=None):
     return data_parallel(Bilevel.loss, bilevel, mesh)(theta, batch, t, hyper)
 
 
-def make_meta_step(vgg, config, mesh=None):
-    """meta_step(state, batch) -> (state, metrics): `train_step` of `Bilevel(vgg, settings)` with the config's
-    settings and hyper-parameters bound (the VGG parameters are arguments of the compiled step, not baked
-    into it, and never differentiated nor part of the state). With a `mesh` (`make_mesh`), state and VGG
-    must be replicated on it (`replicate`) and batches split over it (`shard_batch`)."""
-    bilevel, hyper = Bilevel(vgg, settings_from_config(config)), hyper_from_config(config)
-    if mesh is not None:
-        check_mesh(config, mesh)
-
-    def meta_step(state, batch):
-        return train_step(bilevel, state, batch, hyper, mesh=mesh)
-
-    return meta_step
-
-
 def make_mesh(devices=None):
     """A 1-D mesh with axis "data" over `devices` (default: every device of every process)."""
     return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
@@ -467,9 +466,7 @@ def check_mesh(config, mesh):
     """Raise ValueError unless the styles of a meta-batch split evenly over the mesh and the vmapped groups.
     (Evaluation batches of k * styles_per_batch styles then split too.)"""
     n, s = mesh.devices.size, int(config.styles_per_batch)
-    p = int(config.styles_in_parallel) or s
-    if s % p:
-        raise ValueError(f"styles_in_parallel={p} must divide styles_per_batch={s}")
+    p = styles_at_a_time(s, int(config.styles_in_parallel))
     if p % n:
         raise ValueError(f"the {p} styles processed in parallel (styles_in_parallel, 0: all {s}) must be "
                          f"divisible by the {n} devices")

@@ -73,9 +73,10 @@ def check_config(cfg):
     checks.check_memory((s * b * (t + 1) * cfg.data.content_size ** 2 + s * cfg.data.style_size ** 2) * 12
                      * (cfg.data.prefetch + 1), "the meta-batches in flight", "use a smaller data.content_size, "
                      "data.style_size, batch_size, styles_per_batch or data.prefetch")
-    s, p = cfg.styles_per_batch, cfg.styles_in_parallel or cfg.styles_per_batch
-    if s % p:
-        raise UserError(f"config: styles_in_parallel={p} must divide styles_per_batch={s}")
+    try:
+        meta.styles_at_a_time(cfg.styles_per_batch, cfg.styles_in_parallel)
+    except ValueError as e:
+        raise UserError(f"config: {e}") from None
 
 
 class MetaData:

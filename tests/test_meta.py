@@ -22,6 +22,16 @@ import pytest
 
 from metastyle_jax import meta, transformer, vgg16
 
+
+def meta_step_of(vgg, cfg, mesh=None):
+    """meta_step(state, batch) -> (state, metrics): `meta.train_step` with the settings and hyper-parameters of
+    `cfg` bound; with a `mesh`, state and VGG replicated on it and batches split over it."""
+    bilevel, hyper = meta.Bilevel(vgg, meta.settings_from_config(cfg)), meta.hyper_from_config(cfg)
+    if mesh is not None:
+        meta.check_mesh(cfg, mesh)
+    return lambda state, batch: meta.train_step(bilevel, state, batch, hyper, mesh=mesh)
+
+
 REPO = Path(__file__).resolve().parents[1]
 FAST_COMPILE = "--xla_llvm_disable_expensive_passes=true"
 
@@ -141,7 +151,7 @@ def devices_worker():
     out = {}
     for n in (1, 2):
         mesh = meta.make_mesh(jax.devices()[:n])
-        step = meta.make_meta_step(meta.replicate(vgg, mesh), cfg, mesh)
+        step = meta_step_of(meta.replicate(vgg, mesh), cfg, mesh)
         state = meta.replicate(meta.init_state(cfg, 0).replace(params=theta), mesh)
         sharded = [meta.shard_batch(b, mesh) for b in batches]
         assert len(sharded[0]["train"].sharding.device_set) == n
@@ -289,7 +299,7 @@ def test_reptile_moves_theta_toward_adapted_weights(adapted, random_vgg):
     theta, w, _ = adapted
     cfg = tiny_config(mode="reptile", inner_lr=0.1, styles_per_batch=1)
     state = meta.init_state(cfg, 0)
-    step = meta.make_meta_step(random_vgg, cfg)
+    step = meta_step_of(random_vgg, cfg)
     new, metrics = step(state, random_batch(0, s=1))
     step_taken, toward = flat(new.params) - flat(theta), flat(w) - flat(theta)
     # Entries whose inner gradient is zero in exact arithmetic (e.g. an instance norm's shift feeding a
@@ -324,7 +334,7 @@ def test_outer_step_respects_outer_params(random_vgg):
     cfg = tiny_config(outer_params="instance_norm", mode="first_order")
     state = meta.init_state(cfg, 0)
     before = jax.tree_util.tree_map(np.asarray, state.params)
-    new, metrics = meta.make_meta_step(random_vgg, cfg)(state, random_batch(1))
+    new, metrics = meta_step_of(random_vgg, cfg)(state, random_batch(1))
     moved = [bool(np.any(a != np.asarray(b))) for a, b in zip(jax.tree_util.tree_leaves(before),
                                                              jax.tree_util.tree_leaves(new.params))]
     assert moved == jax.tree_util.tree_leaves(transformer.instance_norm_mask(before))
