@@ -11,15 +11,13 @@ import json
 import logging
 import os
 import shutil
-import sys
-import threading
 from pathlib import Path
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from metastyle_jax import outputs, transformer
+from metastyle_jax import outputs, quiet, transformer
 from metastyle_jax.errors import UserError
 
 # Models shipped in the package (metastyle_jax/models/NAME), loadable by name: theta, and one adapted model
@@ -36,37 +34,12 @@ def _orbax_teardown_noise(exc_type, exc_value):
     return exc_type is RuntimeError and str(exc_value) == "Event loop is closed"
 
 
-def _drop_orbax_teardown_noise():
-    """After a failed Orbax read or write, drop the dozens of `_orbax_teardown_noise` tracebacks that follow
-    the one-line error: wrap the hooks through which Python reports them (an unraisable exception, an
-    exception printed by `PyErr_Print` in a foreign thread, one that ends a Python thread); every other
-    exception passes on."""
-    if getattr(sys.unraisablehook, "drops_orbax_teardown_noise", False):
-        return
-    unraisable, excepthook, thread_hook = sys.unraisablehook, sys.excepthook, threading.excepthook
-
-    def on_unraisable(u):
-        if not _orbax_teardown_noise(u.exc_type, u.exc_value):
-            unraisable(u)
-
-    def on_exception(exc_type, exc_value, tb):
-        if not _orbax_teardown_noise(exc_type, exc_value):
-            excepthook(exc_type, exc_value, tb)
-
-    def on_thread(args):
-        if not _orbax_teardown_noise(args.exc_type, args.exc_value):
-            thread_hook(args)
-
-    on_unraisable.drops_orbax_teardown_noise = True
-    sys.unraisablehook, sys.excepthook, threading.excepthook = on_unraisable, on_exception, on_thread
-
-
 @contextlib.contextmanager
 def _orbax_writes(target, partial=()):
     """Orbax writes to `target`: a full, read-only or forbidden disk becomes a WriteError of one line
     (`outputs.disk_error`) once the `partial` folders are removed, without the tracebacks that Orbax's writer
     thread logs and its asyncio loop prints on teardown."""
-    _drop_orbax_teardown_noise()  # before the write: its threads report while the failure reaches this frame
+    quiet.drop(_orbax_teardown_noise)  # before the write: its threads report while the failure reaches this frame
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.CRITICAL)  # Orbax's writer thread logs the error that the save below raises again
@@ -168,7 +141,7 @@ def load_model(path, kinds=KINDS):
         raise UserError(f"{path} holds a {meta.get('kind')!r} model; this command needs {' or '.join(kinds)}")
     if meta.get("arch") != ARCH:
         raise UserError(f"{path} is a {meta.get('arch')!r} network, not {ARCH}")
-    _drop_orbax_teardown_noise()  # before the read: its threads report while the failure reaches this frame
+    quiet.drop(_orbax_teardown_noise)  # before the read: its threads report while the failure reaches this frame
     try:
         params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
@@ -240,7 +213,7 @@ class TrainCheckpoints:
         A later one that cannot be read (truncated, corrupted) is moved to `damaged_dir`/<step>, never
         deleted, and listed in set_aside as (step, reason); a UserError if none is intact."""
         set_aside = []
-        _drop_orbax_teardown_noise()
+        quiet.drop(_orbax_teardown_noise)
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
                 state, meta = self.restore(state_like, step)

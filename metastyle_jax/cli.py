@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from metastyle_jax import cache, outputs
+from metastyle_jax import cache, outputs, quiet
 from metastyle_jax.checks import (  # noqa: F401 (re-exported for scripts)
     MAX_SIDE, check_image_suffix, check_lr, check_memory, check_side, free_memory, program_bytes)
 from metastyle_jax.data import EMBEDDED_PREFIX, load_image_spec as load_image_arg  # noqa: F401 (idem)
@@ -71,13 +71,11 @@ def _watch_interrupts():
         _interrupted()
 
     threading.Thread(target=watch, name="interrupt-watcher", daemon=True).start()
-    previous = sys.unraisablehook
+    quiet.drop(_a_ctrl_c)  # Ctrl-C inside a callback (e.g. JAX's gc hook) cannot propagate: the watcher exits
 
-    def hook(unraisable):  # Ctrl-C inside a callback (e.g. JAX's gc hook) cannot propagate: the watcher exits
-        if unraisable.exc_type is not KeyboardInterrupt:
-            previous(unraisable)
 
-    sys.unraisablehook = hook
+def _a_ctrl_c(exc_type, exc_value):
+    return exc_type is KeyboardInterrupt
 
 
 def _fail(line, status, argv):
