@@ -2,6 +2,7 @@
 
     python -m benchmarks.calibrate_vgg [--size 128] [--steps 150]
     python -m benchmarks.calibrate_vgg --layers [--styles ../shared/styles/train] [--model theta]
+    python -m benchmarks.calibrate_vgg --step0 [--model theta] [--name theta]
 
 The paper tuned alpha and beta for torchvision's ImageNet VGG16, whose input is (x - mean) / std with x in
 [0, 1]. The HED and Keras weights take Caffe-style input, 255 x - 255 mean (BGR): the same pixels 255 * std
@@ -76,26 +77,45 @@ def shares(terms, factors):
     return {k: v / sum(weighted.values()) for k, v in weighted.items()}
 
 
-def layer_balance(w, styles_dir, model, size, style_size):
-    """The equal-share factors over training paintings x photos, and the shares at step 0 of adapting `model`."""
-    from metastyle_jax import checkpoints, data, images, stylize
-    photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (size, size))
-                       for n in data.EMBEDDED_PHOTOS if n not in data.EMBEDDED_VAL_PHOTOS])
-    paintings = sorted(Path(styles_dir).glob("*.jpg"))
-    if not paintings:
-        raise cli.UserError(f"no training paintings (*.jpg) in {styles_dir}")
-    load = lambda p: images.resize(images.load_image(str(p)), (style_size, style_size))
-    factors = equal_share([layer_terms(w, photos, load(p)) for p in paintings])
+def _square(path_or_spec, side):
+    from metastyle_jax import data, images
+    return images.resize(data.load_image_spec(str(path_or_spec)), (side, side))
+
+
+def step0_shares(w, model, size, style_size, factors):
+    """{painting: {name: each layer's share with those factors}} of the style term at step 0 of adapting
+    `model` to each shipped painting: M(I_c; theta) of the held-out embedded photos against the painting;
+    `factors`: {name: four layer factors}."""
+    from metastyle_jax import checkpoints, data, stylize
     theta, _ = checkpoints.load_model(model)
-    held_out = [images.resize(cli.load_image_arg(f"embedded:{n}"), (size, size)) for n in data.EMBEDDED_VAL_PHOTOS]
+    held_out = [_square(f"embedded:{n}", size) for n in data.EMBEDDED_VAL_PHOTOS]
     outputs = np.stack(stylize.stylize(theta, held_out, len(held_out)))
     step0 = {}
     for name in data.PAINTINGS:
-        terms = layer_terms(w, outputs, load(data.painting_path(name)))
-        step0[name] = {"current": shares(terms, w.spec.layer_weights), "equal_share": shares(terms, factors)}
+        terms = layer_terms(w, outputs, _square(data.painting_path(name), style_size))
+        step0[name] = {which: shares(terms, f) for which, f in factors.items()}
+    return step0
+
+
+def layer_balance(w, styles_dir, model, size, style_size):
+    """The equal-share factors over training paintings x photos, and the shares at step 0 of adapting `model`."""
+    from metastyle_jax import data
+    photos = np.stack([_square(f"embedded:{n}", size) for n in data.EMBEDDED_PHOTOS
+                       if n not in data.EMBEDDED_VAL_PHOTOS])
+    paintings = sorted(Path(styles_dir).glob("*.jpg"))
+    if not paintings:
+        raise cli.UserError(f"no training paintings (*.jpg) in {styles_dir}")
+    factors = equal_share([layer_terms(w, photos, _square(p, style_size)) for p in paintings])
+    step0 = step0_shares(w, model, size, style_size, {"current": w.spec.layer_weights, "equal_share": factors})
     return {"paintings": len(paintings), "photos": len(photos), "size": size, "style_size": style_size,
             "model": model, "equal_share_factors": factors, "current_factors": list(w.spec.layer_weights),
             "step0_shares": step0}
+
+
+def print_shares(step0):
+    for name, s in step0.items():
+        print(f"{name}: " + "; ".join(f"{which} " + " ".join(f"{k} {100 * v:.1f}%" for k, v in sh.items())
+                                      for which, sh in s.items()))
 
 
 def main():
@@ -105,16 +125,24 @@ def main():
     p.add_argument("--layers", action="store_true", help="calibrate the balance of the four style layers")
     p.add_argument("--styles", default=str(Path(__file__).resolve().parents[2] / "shared" / "styles" / "train"))
     p.add_argument("--style-size", type=int, default=256)
-    p.add_argument("--model", default="theta", help="--layers: the theta whose step-0 shares are printed")
+    p.add_argument("--model", default="theta", help="--layers, --step0: the theta whose step-0 shares are printed")
+    p.add_argument("--step0", action="store_true", help="only the step-0 shares of --model with the current "
+                   "factors (no calibration): benchmarks/results/vgg_layer_shares_<name>_cpu.json")
+    p.add_argument("--name", default="theta", help="--step0: the result's name")
     args = p.parse_args()
     w = vgg_weights.load_vgg("hed")
+    if args.step0:
+        step0 = step0_shares(w, args.model, args.size, args.style_size, {"current": w.spec.layer_weights})
+        print(write_result(f"vgg_layer_shares_{args.name}_cpu", {
+            "source": w.source, "sha256": w.sha256, "model": args.model, "size": args.size,
+            "style_size": args.style_size, "factors": list(w.spec.layer_weights), "step0_shares": step0}))
+        print_shares(step0)
+        return
     if args.layers:
         figures = layer_balance(w, args.styles, args.model, args.size, args.style_size)
         print(write_result("vgg_layer_balance_cpu", {"source": w.source, "sha256": w.sha256, **figures}))
         print("equal-share factors:", ", ".join(f"{f:.6g}" for f in figures["equal_share_factors"]))
-        for name, s in figures["step0_shares"].items():
-            print(f"{name}: " + "; ".join(f"{which} " + " ".join(f"{k} {100 * v:.1f}%" for k, v in sh.items())
-                                          for which, sh in s.items()))
+        print_shares(figures["step0_shares"])
         return
     derived = 255.0 * float(np.mean(IMAGENET_STD))
     figures = {"source": w.source, "sha256": w.sha256, "derived_scale": derived,
