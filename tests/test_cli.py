@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -104,3 +107,20 @@ def test_memory_is_checked_before_a_step_runs(tmp_path, capsys, monkeypatch):
     assert e.value.code == 2 and len(errors) == 1 and err.endswith(errors[0] + "\n") and "Traceback" not in err, err
     assert "needs about" in err and "MiB and 1 MiB is free" in err and "smaller --size or --batch-size" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_metastyle_command_runs_each_command_as_its_module_does(tmp_path):
+    """`metastyle COMMAND` (the package's console script, `python -m metastyle_jax COMMAND`): usage without a
+    command, one line for an unknown one, and the command's own flags and one-line errors otherwise."""
+    run = lambda *args: subprocess.run([sys.executable, "-m", "metastyle_jax", *args], capture_output=True, text=True)
+    none, helped, unknown = run(), run("--help"), run("paint")
+    assert none.returncode == 2 and "usage: metastyle COMMAND" in none.stderr
+    assert helped.returncode == 0 and all(f"  {c}" in helped.stdout for c in ("train", "adapt", "stylize", "serve"))
+    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines() == [
+        "metastyle: unknown command 'paint': one of train, adapt, stylize, gatys, interpolate, export, convert, "
+        "serve (see --help)"]
+    bad = run("stylize", "--model", "nope", "--content", "embedded:chelsea", "--out", str(tmp_path / "o.png"))
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: model checkpoint not found: nope (shipped models: composition_vii, starry_night, the_scream, theta, "
+        "udnie, wave)"]
+    assert "--content" in run("stylize", "--help").stdout

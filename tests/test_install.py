@@ -46,6 +46,11 @@ def test_the_wheel_carries_its_configs_models_and_paintings(site):
     assert err.returncode == 2 and "mode must be one of" in err.stderr, err.stderr  # the config was found
 
 
+def test_the_wheel_installs_the_metastyle_command(site):
+    (entry_points,) = (site / "site").glob("metastyle_jax-*.dist-info/entry_points.txt")
+    assert "metastyle = metastyle_jax.__main__:main" in entry_points.read_text()
+
+
 def test_a_small_adaptation_from_the_wheel(site):
     out = _run(site, "-m", "metastyle_jax.adapt", "--style", "embedded:wave", "--size", "32", "--style-size", "32",
                "--batch-size", "1", "--steps", "2", "--eval-every", "0", "--out", "wave")
