@@ -151,21 +151,21 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
                 step_fn = adapt_step.lower(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
                                            only_in=only_in, input_scale=input_scale, dtype=dtype).compile()
                 checks.check_memory(checks.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
-                                 f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
+                                    f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
             hist.append((float(m["loss"]), float(m["content"]), float(m["style"])))
             if not np.isfinite(hist[-1][0]):
                 raise UserError(f"adaptation diverged: the loss of step {step + 1} is {hist[-1][0]}; nothing "
-                                    "was written (try a lower --lr)")
+                                "was written (try a lower --lr)")
             if do_eval and ((step + 1) % eval_every == 0 or step + 1 == steps):
                 record_eval(step + 1)
             if progress is not None:
                 progress(step + 1, hist[-1][0])
     if not checkpoints.all_finite(params):
         raise UserError("adaptation diverged: the last update made some parameters NaN or infinite; nothing "
-                            "was written (try a lower --lr)")
+                        "was written (try a lower --lr)")
     h = np.asarray(hist, np.float64).reshape(-1, 3)
     e = np.asarray(evals, np.float64).reshape(-1, 4)
     history = {"loss": h[:, 0], "content": h[:, 1], "style": h[:, 2], "eval_step": e[:, 0].astype(int),
@@ -204,7 +204,7 @@ def _check_colour(image, name, allow_gray):
     """UserError if `image` (H, W, 3) has no colour, unless `allow_gray`."""
     if not allow_gray and float(np.max(image.max(axis=2) - image.min(axis=2))) <= GRAY_SPREAD:
         raise UserError(f"{name} is grayscale: the adapted network would turn every photo gray; use a colour "
-                            "image (or pass --allow-gray if a colourless style is what you want)")
+                        "image (or pass --allow-gray if a colourless style is what you want)")
 
 
 def _check_opaque(path):
@@ -215,7 +215,7 @@ def _check_opaque(path):
         alpha = np.asarray(im.convert("RGBA").getchannel("A"))
     if alpha.min() < 255:
         raise UserError(f"{path} has transparent pixels (RGBA): their colour is undefined; flatten it onto "
-                            "a background (e.g. save it as JPEG) first")
+                        "a background (e.g. save it as JPEG) first")
 
 
 def load_style(spec, size, allow_gray=False):
@@ -362,7 +362,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     checks.check_side("--size", cfg.size)
     checks.check_side("--style-size", cfg.style_size)
     checks.check_memory(cfg.batch_size * cfg.size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} content crops of "
-                     f"{cfg.size} px", "use a smaller --size or --batch-size")
+                        f"{cfg.size} px", "use a smaller --size or --batch-size")
     checks.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")

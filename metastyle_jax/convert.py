@@ -46,7 +46,7 @@ def _load_state(path):
         pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if pickled:
             raise UserError(f"{path} holds a pickled {pickled[1]} object, not a state dict: save "
-                                "model.state_dict() instead (never unpickled here: it could run code)") from None
+                            "model.state_dict() instead (never unpickled here: it could run code)") from None
         raise UserError(f"cannot read {path}: not a PyTorch checkpoint ({type(e).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -62,7 +62,7 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
     """
     if any(k.startswith("features.") for k in state):
         raise UserError(f"{where} holds VGG16 weights (features.0.weight, ...), not a TransformerNet: "
-                            "give VGG weights to --vgg torchvision --vgg-path")
+                        "give VGG weights to --vgg torchvision --vgg-path")
     template = transformer.abstract_params()
     wanted = {torch_key(p): p for p, _ in jax.tree_util.tree_leaves_with_path(template)}
     present = {k for k in state if not k.endswith(IGNORED_SUFFIXES)}
@@ -79,7 +79,7 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
             array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array
         if array.shape != leaf.shape:
             raise UserError(f"{where}: {key} has shape {tuple(state[key].shape)}, which does not fit "
-                                f"TransformerNet's {leaf.shape} (HWIO)")
+                            f"TransformerNet's {leaf.shape} (HWIO)")
         if key == "conv1.conv2d.weight":
             array = array * np.float32(input_scale)
         return np.ascontiguousarray(array, dtype=np.float32)

@@ -182,7 +182,7 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
             diff = float(np.abs(run_artefact(fmt, tmp, image) - np.asarray(reference(params, image))).max())
             if not diff <= CHECK_TOLERANCE:
                 raise UserError(f"the exported {fmt} artefact differs from the JAX network by {diff:.3g} "
-                                    f"(> {CHECK_TOLERANCE:g}) on a {image.shape} image; nothing written")
+                                f"(> {CHECK_TOLERANCE:g}) on a {image.shape} image; nothing written")
             result.update(image_shape=list(image.shape), max_abs_diff_vs_jax=diff, tolerance=CHECK_TOLERANCE)
         card = model_card(fmt, size, platforms, source, meta, result)
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")

@@ -68,7 +68,7 @@ def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=N
     first = run_steps.lower(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
                             steps=min(chunk, steps), dtype=dtype).compile()
     checks.check_memory(checks.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
-                     "use a smaller --size or --style-size")
+                        "use a smaller --size or --style-size")
     while done < steps:
         n = min(chunk, steps - done)
         if n == min(chunk, steps):

@@ -42,7 +42,7 @@ def check_weights(weights, n_models):
         raise UserError(f"weight vector {','.join(map(str, weights))} has {len(w)} weights for {n_models} models")
     if any(not np.isfinite(x) or x < 0 for x in w) or abs(sum(w) - 1.0) > SUM_TOLERANCE:
         raise UserError(f"weights {','.join(f'{x:g}' for x in w)} are not a convex combination: each must be "
-                            "at least 0 and together they must sum to 1")
+                        "at least 0 and together they must sum to 1")
     return w
 
 

@@ -172,7 +172,7 @@ class Studio:
             style = self._styles.get(style_id)
             if style is None:
                 raise UserError(f"unknown style {style_id!r}: pick one from the list (reload the page if the "
-                                    "server was restarted)")
+                                "server was restarted)")
             if style.params is None:  # a damaged file's error reaches the page through public()
                 style.params = checkpoints.load_model(style.path, kinds=("adapted",))[0]
             return style

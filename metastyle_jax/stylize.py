@@ -78,10 +78,10 @@ def check_tiling_args(args):
     min_overlap = 2 * tiling.RECEPTIVE_RADIUS
     if args.overlap < min_overlap:
         raise UserError(f"--overlap {args.overlap} is under twice the network's receptive radius "
-                            f"({tiling.RECEPTIVE_RADIUS} px): tiles would show seams; use at least {min_overlap}")
+                        f"({tiling.RECEPTIVE_RADIUS} px): tiles would show seams; use at least {min_overlap}")
     if isinstance(args.tile, int) and (args.tile < 2 * args.overlap or args.tile % tiling.ALIGN):
         raise UserError(f"--tile {args.tile} must be a multiple of {tiling.ALIGN} and at least twice the "
-                            f"overlap ({2 * args.overlap} px)")
+                        f"overlap ({2 * args.overlap} px)")
     if not 16 <= args.stats_side <= MAX_SIDE:
         raise UserError(f"--stats-side must be between 16 and {MAX_SIDE} px")
 
@@ -94,7 +94,7 @@ def shipped_style(name):
         return checkpoints.MODELS_DIR / name
     how = (f"the shipped styles are {', '.join(shipped)}" if shipped else "this version ships no adapted styles")
     raise UserError(f"--style {name}: {how}; adapt one with `python -m metastyle_jax.adapt --style "
-                        f"embedded:{name if name in data.PAINTINGS else 'NAME'} --out DIR` and pass --model DIR")
+                    f"embedded:{name if name in data.PAINTINGS else 'NAME'} --out DIR` and pass --model DIR")
 
 
 def model_path(args):
@@ -248,7 +248,7 @@ def load_content(path, max_side):
     image = data.load_image_spec(str(path), max_side=max_side)
     if max(image.shape[:2]) > MAX_SIDE:
         raise UserError(f"{path}: {image.shape[1]}x{image.shape[0]} is over {MAX_SIDE} px on a side: "
-                            f"pass --max-side {MAX_SIDE} or less")
+                        f"pass --max-side {MAX_SIDE} or less")
     return image
 
 

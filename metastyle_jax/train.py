@@ -71,8 +71,8 @@ def check_config(cfg):
         checks.check_side(f"config: data.{key}", cfg.data[key])
     s, b, t = cfg.styles_per_batch, cfg.batch_size, cfg.inner_steps
     checks.check_memory((s * b * (t + 1) * cfg.data.content_size ** 2 + s * cfg.data.style_size ** 2) * 12
-                     * (cfg.data.prefetch + 1), "the meta-batches in flight", "use a smaller data.content_size, "
-                     "data.style_size, batch_size, styles_per_batch or data.prefetch")
+                        * (cfg.data.prefetch + 1), "the meta-batches in flight", "use a smaller data.content_size, "
+                        "data.style_size, batch_size, styles_per_batch or data.prefetch")
     try:
         meta.styles_at_a_time(cfg.styles_per_batch, cfg.styles_in_parallel)
     except ValueError as e:
@@ -173,7 +173,7 @@ def lock_workdir(workdir):
     except OSError:
         handle.close()
         raise UserError(f"another train run is using --workdir {workdir}: wait for it to end or choose "
-                            "another folder") from None
+                        "another folder") from None
     return handle
 
 
@@ -191,11 +191,11 @@ def prepare_workdir(workdir, resume, force):
         return lock_workdir(workdir)
     if existing and not force:
         raise UserError(f"{workdir} already holds a run ({', '.join(existing)}): pass --resume to continue "
-                            "it or --force to start over")
+                        "it or --force to start over")
     foreign = foreign_entries(workdir)
     if foreign:
         raise UserError(f"--force would delete {foreign[0]}, which no run wrote ({len(foreign)} such "
-                            "entries): nothing was deleted; move them or choose another --workdir")
+                        "entries): nothing was deleted; move them or choose another --workdir")
     lock = lock_workdir(workdir)
     if jax.process_index() == 0:
         for name in existing:
@@ -238,7 +238,7 @@ def resolve_config(args):
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
     if changed:
         raise UserError(f"--resume: {', '.join(changed)} differ from the run in {args.workdir} "
-                            f"(only {', '.join(RESUMABLE_KEYS)} may change when resuming)")
+                        f"(only {', '.join(RESUMABLE_KEYS)} may change when resuming)")
     for key in RESUMABLE_KEYS:
         *parents, leaf = key.split(".")
         node_new, node_old = cfg, saved
@@ -397,7 +397,7 @@ def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None
             discard_run(workdir, created)
         if refused and last is not None:
             raise UserError(f"{refused}; checkpoint {last} in {workdir / 'checkpoints'} is intact: --resume "
-                                "continues from it") from None
+                            "continues from it") from None
         raise
     finally:
         if lock is not None:
@@ -502,7 +502,7 @@ def meta_train(cfg, workdir, resume, num_devices):
             if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
                 compiled = meta.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
                 checks.check_memory(checks.program_bytes(compiled), "one meta-iteration", "use a smaller "
-                                 "data.content_size, data.style_size, batch_size or styles_in_parallel")
+                                    "data.content_size, data.style_size, batch_size or styles_in_parallel")
                 step_fn = functools.partial(lambda c, st, b: c(bilevel, st, b, hyper), compiled)
             state, metrics = step_fn(state, batch)
             metrics = jax.device_get(metrics)

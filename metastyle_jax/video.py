@@ -81,7 +81,7 @@ def _decoded(reader, path):
             return
         except Exception as e:  # imageio raises RuntimeError, IndexError, OSError, ... for corrupt streams
             raise UserError(f"cannot decode {path} part-way ({type(e).__name__}: {e}): the file is damaged"
-                                ) from None
+                            ) from None
         yield frame
 
 
@@ -157,7 +157,7 @@ class _VideoSink:
         if os.statvfs(self.path.parent).f_bavail == 0:
             raise WriteError(self.path, errno.ENOSPC)
         raise UserError(f"ffmpeg could not finish {self.path} ({count} of {self.n} frames read back); "
-                            "nothing was kept")
+                        "nothing was kept")
 
 
 class _FramesSink:
@@ -217,7 +217,7 @@ def _batches(frames, batch_size, size):
             shape = x.shape
         elif x.shape != shape:
             raise UserError(f"frame {i + 1} is {x.shape[1]}x{x.shape[0]}, the first was {shape[1]}x{shape[0]}: "
-                                "all frames must have one size")
+                            "all frames must have one size")
         batch.append(x)
         if len(batch) == batch_size:
             yield batch
