@@ -73,16 +73,16 @@ def parse_tile(value):
         raise cli.argparse.ArgumentTypeError(f"expected auto, off or a number of pixels, got {value!r}") from None
 
 
-def check_tiling_args(args):
-    """One-line errors for a tile or overlap too small, a bad --stats-side."""
+def check_tiling(tile, overlap, stats_side):
+    """One-line errors for a tile (px, "auto" or "off") or overlap too small, a bad statistics side."""
     min_overlap = 2 * tiling.RECEPTIVE_RADIUS
-    if args.overlap < min_overlap:
-        raise UserError(f"--overlap {args.overlap} is under twice the network's receptive radius "
+    if overlap < min_overlap:
+        raise UserError(f"--overlap {overlap} is under twice the network's receptive radius "
                         f"({tiling.RECEPTIVE_RADIUS} px): tiles would show seams; use at least {min_overlap}")
-    if isinstance(args.tile, int) and (args.tile < 2 * args.overlap or args.tile % tiling.ALIGN):
-        raise UserError(f"--tile {args.tile} must be a multiple of {tiling.ALIGN} and at least twice the "
-                        f"overlap ({2 * args.overlap} px)")
-    if not 16 <= args.stats_side <= MAX_SIDE:
+    if isinstance(tile, int) and (tile < 2 * overlap or tile % tiling.ALIGN):
+        raise UserError(f"--tile {tile} must be a multiple of {tiling.ALIGN} and at least twice the "
+                        f"overlap ({2 * overlap} px)")
+    if not 16 <= stats_side <= MAX_SIDE:
         raise UserError(f"--stats-side must be between 16 and {MAX_SIDE} px")
 
 
@@ -97,16 +97,12 @@ def shipped_style(name):
                     f"embedded:{name if name in data.PAINTINGS else 'NAME'} --out DIR` and pass --model DIR")
 
 
-def model_path(args):
-    """The checkpoint directory of --style NAME (a shipped style) or --model; None for an untrained network."""
-    if args.style:
-        return shipped_style(args.style)
-    return checkpoints.resolve_model(args.model) if args.model else None
-
-
-def network_from_args(args):
-    """(params, meta) of --style NAME or --model (none: an untrained network)."""
-    return load_params(model_path(args))
+def model_path(style=None, model=None):
+    """The checkpoint directory of shipped style `style` or of `model` (a path or a shipped model's name); None
+    for an untrained network."""
+    if style:
+        return shipped_style(style)
+    return checkpoints.resolve_model(model) if model else None
 
 
 def load_params(model, seed=0):
@@ -184,18 +180,19 @@ def main(argv=None):
         if any(v is not None for v in (args.tile, args.overlap, args.stats_side)):
             raise UserError("--tile, --overlap and --stats-side apply to images, not to --video")
         return stylize_video(args)
-    args.tile = "auto" if args.tile is None else args.tile
-    args.overlap = tiling.DEFAULT_OVERLAP if args.overlap is None else args.overlap
-    args.stats_side = tiling.DEFAULT_STATS_SIDE if args.stats_side is None else args.stats_side
-    check_tiling_args(args)
+    tile = "auto" if args.tile is None else args.tile
+    overlap = tiling.DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    stats_side = tiling.DEFAULT_STATS_SIDE if args.stats_side is None else args.stats_side
+    check_tiling(tile, overlap, stats_side)
 
     plan = plan_outputs(args.content, args.out)
-    outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model_path(args)], args.force)
-    params, meta = network_from_args(args)
+    model = model_path(args.style, args.model)
+    outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model], args.force)
+    params, meta = load_params(model)
     dtype, note = onednn.resolve_dtype(args.dtype)
 
     written, skipped, tiled, seconds = stylize_files(
-        params, plan, args.size, tile=args.tile, overlap=args.overlap, stats_side=args.stats_side,
+        params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
         batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
         on_start=lambda: note and print(note, file=sys.stderr))
     for line in skipped:
@@ -261,8 +258,9 @@ def stylize_video(args):
     video.output_kind(args.out)
     if not Path(args.video).exists():
         raise UserError(f"video not found: {args.video}")
-    outputs.check([args.out], [args.video, model_path(args)], args.force)
-    params, meta = network_from_args(args)
+    model = model_path(args.style, args.model)
+    outputs.check([args.out], [args.video, model], args.force)
+    params, meta = load_params(model)
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
                                 preserve_color=args.preserve_color)
