@@ -272,7 +272,8 @@ def test_cli_errors_print_one_line(serve_models):
 def test_cli_serves_until_interrupted(serve_models):
     root, _ = serve_models
     proc = subprocess.Popen([sys.executable, "-m", "metastyle_jax.serve", "--port", "0", "--models-dir", str(root),
-                             "--adapt-steps", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--adapt-steps", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # SIG_IGN under `&`
     try:
         line = proc.stdout.readline()
         assert "1 style(s); serving on http://127.0.0.1:" in line, proc.stderr.read() if not line else line
