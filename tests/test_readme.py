@@ -27,3 +27,30 @@ def test_the_api_example_runs(tmp_path, monkeypatch):
     out = images.load_image(tmp_path / "astronaut_wave.png", min_side=1)
     assert out.shape == (48, 48, 3) and np.isfinite(out).all()
     assert len(scope["history"]["loss"]) == 2
+
+
+def test_the_first_command_runs_twice_and_replaces_only_its_own_outputs(tmp_path):
+    """The README's first set-up command (after `pip install -e .`, at smaller sizes) run twice in one folder:
+    the second run replaces its own outputs and keeps the user's files beside them; a folder of the user's at
+    one of its output paths is refused, untouched."""
+    import subprocess
+
+    block = re.search(r"## Set-up: two commands\n.*?```bash\n(.*?)\n```", README.read_text(), re.S).group(1)
+    command = block.removeprefix("pip install -e . && ")
+    for old, new in {"--size 128": "--size 32", "--style-size 256": "--style-size 64", "--steps 100": "--steps 2",
+                     "--size 512": "--size 48"}.items():
+        assert old in command, old
+        command = command.replace(old, new)
+    run = lambda: subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True)
+    for _ in range(2):
+        done = run()
+        assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "outputs" / "stylized").glob("*.png"))) == 9
+    mine = tmp_path / "outputs" / "stylized" / "my_notes.txt"
+    mine.write_text("mine")
+    (tmp_path / "outputs" / "starry_night_loss.png").unlink()
+    (tmp_path / "outputs" / "starry_night_loss.png").mkdir()  # a folder of the user's at an output path
+    (tmp_path / "outputs" / "starry_night_loss.png" / "keep.txt").write_text("mine")
+    refused = run()
+    assert refused.returncode == 2 and "starry_night_loss.png" in refused.stderr.strip().splitlines()[-1]
+    assert mine.read_text() == "mine" and (tmp_path / "outputs" / "starry_night_loss.png" / "keep.txt").exists()
