@@ -78,6 +78,8 @@ def write_card(path, names, cfg, models_dir):
         f"(iteration {first['card']['theta_iterations']:,}) adapted to each shipped painting by the `adapt` "
         "command's own code (Adam lr 1e-3 on every parameter, 256 px content crops, 512 px style: the paper's "
         "section 5.2). Deviation, for this CPU's time: batches of 2 content crops, where the paper has 4. "
+        f"Convolutions: {first.get('dtype', 'float32')} (`--dtype`; bfloat16 runs them through oneDNN with float32 "
+        "accumulation). "
         f"Content photos: `{first['content']}`. Machine: {first['card']['machine']}; jax {first['card']['jax']}. "
         "Written by `python -m benchmarks.ship_styles`; the losses below by `python -m benchmarks.ship_styles "
         "--stored-runs`. Adaptation times are wall times on a CPU that other jobs shared.", "",
