@@ -56,3 +56,20 @@ def test_a_small_adaptation_from_the_wheel(site):
                "--batch-size", "1", "--steps", "2", "--eval-every", "0", "--out", "wave")
     assert out.returncode == 0, out.stderr
     assert (site / "work" / "wave" / "meta.json").is_file() and (site / "work" / "wave_preview.png").is_file()
+
+
+def test_the_jax_floor_provides_every_jax_api_the_package_calls():
+    """pyproject's jax floor is at least the release with every jax API the code calls (jax.lax.pcast first
+    ships in jax 0.8.2, read from the 0.8.1 and 0.8.2 wheels), and the installed jax meets it."""
+    import re
+
+    import jax
+    from packaging.version import Version
+
+    floor = re.search(r'"jax>=([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert Version(floor) >= Version("0.8.2") and Version(jax.__version__) >= Version(floor)
+    for name in ("lax.pcast", "typeof", "shard_map", "ffi.include_dir", "ffi.ffi_call", "ffi.register_ffi_target",
+                 "ffi.pycapsule", "export.export"):
+        owner = jax
+        for part in name.split("."):
+            owner = getattr(owner, part)
