@@ -41,7 +41,10 @@ def test_the_first_command_runs_twice_and_replaces_only_its_own_outputs(tmp_path
                      "--size 512": "--size 48"}.items():
         assert old in command, old
         command = command.replace(old, new)
-    run = lambda: subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True)
+    import os
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(README.parent), os.environ.get("PYTHONPATH")])))
+    run = lambda: subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
     for _ in range(2):
         done = run()
         assert done.returncode == 0, done.stderr
