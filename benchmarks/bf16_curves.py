@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, write_result
-from metastyle_jax import adapt, checkpoints, cli, data, losses, onednn, vgg_weights
+from metastyle_jax import adapt, checkpoints, data, losses, onednn, vgg_weights
 
 DTYPES = ("float32", "bfloat16")
 
@@ -44,7 +44,7 @@ def adaptation(steps):
     """{dtype: {"loss", "eval_step", "eval_loss", "seconds_per_step"}} of `steps` adaptation steps."""
     vgg = vgg_weights.load_vgg()
     theta, _ = checkpoints.load_model("theta", kinds=("theta",))
-    style = cli.load_image_arg("embedded:starry_night")
+    style = data.load_image_spec("embedded:starry_night")
     from metastyle_jax import images
     style = images.resize(style, size=(256, 256))
     held_out = data.ContentData("embedded", "val", 128, seed=0).batch_at(0, 4)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import write_result
-from metastyle_jax import cli, gatys, losses, vgg16, vgg_weights
+from metastyle_jax import cli, data, gatys, losses, vgg16, vgg_weights
 
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")
@@ -39,7 +39,7 @@ def feature_rms(w, size):
     """Per-layer RMS of the scaled features over the embedded photos at `size` px."""
     rms = {k: [] for k in vgg16.LAYERS}
     for name in PHOTOS:
-        img = cli.load_image_arg(f"embedded:{name}", max_side=size)
+        img = data.load_image_spec(f"embedded:{name}", max_side=size)
         feats = vgg16.features(w, jnp.asarray(img)[None])
         for k in vgg16.LAYERS:
             rms[k].append(float(jnp.sqrt(jnp.mean(feats[k] ** 2))))
@@ -49,8 +49,8 @@ def feature_rms(w, size):
 def gatys_balance(w, scale, size, steps):
     """Weighted content and style loss of Gatys et al. from the content image, at feature scale `scale`."""
     scaled = w.replace(spec=dataclasses.replace(w.spec, feature_scale=scale))
-    content = cli.load_image_arg("embedded:astronaut", max_side=size)
-    style = cli.load_image_arg("embedded:starry_night", max_side=size)
+    content = data.load_image_spec("embedded:astronaut", max_side=size)
+    style = data.load_image_spec("embedded:starry_night", max_side=size)
     weights = losses.LossWeights()
     _, hist = gatys.optimize(scaled, content, style, content, steps, 0.02, weights, chunk=50)
     c, s = weights.alpha * hist["content"], weights.beta * hist["style"]

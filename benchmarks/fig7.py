@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from benchmarks import figures
-from metastyle_jax import cli, gatys, images, losses, plotting, transformer, vgg_weights
+from metastyle_jax import cli, data, gatys, images, losses, plotting, transformer, vgg_weights
 
 PAPER_SNAPSHOTS = (0, 150, 800)
 ARMS = {"content_init": "Gatys et al. from the content image",
@@ -94,8 +94,8 @@ def main(argv=None):
     snapshots = figures.snapshot_steps(args.snapshots, cfg.steps)
     paths = figures.output_paths(args, "fig7", (".json", "_loss.png", "_grid.png"))
     theta, label = figures.load_theta(args.theta)
-    content = cli.load_image_arg(args.content, max_side=cfg.size)
-    style = cli.load_image_arg(args.style, max_side=cfg.style_size)
+    content = data.load_image_spec(args.content, max_side=cfg.size)
+    style = data.load_image_spec(args.style, max_side=cfg.style_size)
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)

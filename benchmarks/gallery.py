@@ -31,7 +31,7 @@ def cell(image, width, title=""):
 
 def gallery(names, photos, max_side, width):
     """The gallery grid (H, W, 3): a header row of the photos, then per style its painting and stylizations."""
-    pictures = [cli.load_image_arg(f"{cli.EMBEDDED_PREFIX}{p}", max_side=max_side) for p in photos]
+    pictures = [data.load_image_spec(f"{data.EMBEDDED_PREFIX}{p}", max_side=max_side) for p in photos]
     cells = [cell(np.ones((1, 1, 3), np.float32), width)] + [cell(p, width, n) for p, n in zip(pictures, photos)]
     for name in names:
         params, _ = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import calibrate_vgg
-from metastyle_jax import adapt, checkpoints, cli, data, images, losses, transformer, vgg16, vgg_weights
+from metastyle_jax import adapt, checkpoints, data, images, losses, transformer, vgg16, vgg_weights
 
 TRAIN_STYLES = Path(__file__).resolve().parents[2] / "shared" / "styles" / "train"
 PAINTINGS = ("van_gogh_wheat_field_with_cypresses_1889.jpg", "hiroshige_night_view_of_saruwaka_machi_1856.jpg",
@@ -113,7 +113,7 @@ def main(argv=None):
     vgg = vgg_weights.load_vgg("hed")
     styles_dir = Path(args.styles_dir)
     load = lambda path, side: images.resize(images.load_image(str(path)), (side, side))
-    train_photos = jnp.asarray(np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (args.size, args.size))
+    train_photos = jnp.asarray(np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (args.size, args.size))
                                          for n in ("astronaut", "coffee", "motorcycle_left")]))
     calib_styles = [jnp.asarray(load(f, args.style_size)) for f in sorted(styles_dir.glob("*.jpg"))[::5]]
     equal = calibrate_vgg.equal_share([calibrate_vgg.layer_terms(vgg, train_photos, s) for s in calib_styles])
@@ -122,7 +122,7 @@ def main(argv=None):
                                                                           for s in calib_styles)]))
                                               for k in vgg16.LAYERS}}
     print("equal-share layer weights:", equal, flush=True)
-    photos = [cli.load_image_arg(f"embedded:{n}", max_side=args.eval_size) for n in PHOTOS]
+    photos = [data.load_image_spec(f"embedded:{n}", max_side=args.eval_size) for n in PHOTOS]
     content = data.ContentData("embedded", "train", args.size, seed=args.seed)
     out_root = Path(args.out)
     init = checkpoints.load_model(args.init)[0] if args.init else None

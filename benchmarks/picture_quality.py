@@ -183,8 +183,8 @@ def load(path):
 
 def embedded(name, max_side=None):
     """An embedded photo or painting as (H, W, 3) float32 in [0, 1]."""
-    from metastyle_jax import cli
-    return cli.load_image_arg(f"embedded:{name}", max_side=max_side)
+    from metastyle_jax import data
+    return data.load_image_spec(f"embedded:{name}", max_side=max_side)
 
 
 def gatys_output(photo, painting, steps, cache_dir):

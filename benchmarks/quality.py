@@ -21,16 +21,7 @@ import jax
 import numpy as np
 
 from benchmarks import figures
-from metastyle_jax import (
-    adapt,
-    cli,
-    config,
-    data,
-    gatys,
-    losses,
-    transformer,
-    vgg_weights,
-)
+from metastyle_jax import adapt, cli, config, data, gatys, losses, transformer, vgg_weights
 
 PAINTINGS = data.PAINTINGS
 METHODS = {"metastyle": "MetaStyle (theta + {steps} updates)",
@@ -42,8 +33,8 @@ START_NAMES = {"metastyle": "M(I_c; theta)", "johnson": "M(I_c; random init)", "
 def style_arg(item):
     """A --styles item as a style argument: a bare name is embedded:NAME, anything else a path or embedded:."""
     item = item.strip()
-    bare = item and not item.startswith(cli.EMBEDDED_PREFIX) and "/" not in item and "." not in item
-    return f"{cli.EMBEDDED_PREFIX}{item}" if bare else item
+    bare = item and not item.startswith(data.EMBEDDED_PREFIX) and "/" not in item and "." not in item
+    return f"{data.EMBEDDED_PREFIX}{item}" if bare else item
 
 
 def parse_args(argv):
@@ -158,7 +149,7 @@ def main(argv=None):
     total = len(loaded) * (2 * cfg.steps + cfg.eval_batch * cfg.gatys_steps)
     with tqdm(total=total, desc="quality", unit="step", file=sys.stderr) as bar:
         for (style, name, sha), arg in zip(loaded, styles):
-            per_style[Path(name).stem.removeprefix(cli.EMBEDDED_PREFIX)] = {"style": arg, "style_sha256": sha,
+            per_style[Path(name).stem.removeprefix(data.EMBEDDED_PREFIX)] = {"style": arg, "style_sha256": sha,
                                           **evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar)}
     result = {
         "what": "final perceptual loss (eq. 4) on fixed held-out content per style: MetaStyle adapted from "

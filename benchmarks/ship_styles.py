@@ -53,7 +53,7 @@ def held_out_losses(names, cfg, models_dir):
     theta, _ = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
     out = {}
     for name in names:
-        grams = adapt.style_targets(vgg, adapt.load_style(f"{cli.EMBEDDED_PREFIX}{name}", cfg.style_size)[0], weights)
+        grams = adapt.style_targets(vgg, adapt.load_style(f"{data.EMBEDDED_PREFIX}{name}", cfg.style_size)[0], weights)
         shipped, _ = checkpoints.load_model(Path(models_dir) / name, kinds=("adapted",))
         out[name] = {k: float(adapt.evaluate(p, vgg, grams, held_out, weights=weights)["loss"])
                      for k, p in (("theta", theta), ("shipped", shipped))}
@@ -114,7 +114,7 @@ def main(argv=None):
     for name in args.names:
         run = Path(args.workdir) / name
         if not args.stored_runs:
-            adapt.adapt_to_painting(cfg, f"{cli.EMBEDDED_PREFIX}{name}", run, adapt.DEFAULT_THETA, force=True)
+            adapt.adapt_to_painting(cfg, f"{data.EMBEDDED_PREFIX}{name}", run, adapt.DEFAULT_THETA, force=True)
         meta = store(run, cfg, Path(args.out) / name)
         s = meta["settings"]
         print(f"{name}: loss {s['final_loss']:.4g}, held-out {s['final_eval_loss']}, {s['seconds']:.0f} s, "

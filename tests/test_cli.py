@@ -8,7 +8,7 @@ from metastyle_jax import checks, cli, data, images
 
 
 def test_embedded_photo_and_max_side():
-    img = cli.load_image_arg("embedded:astronaut", max_side=64)
+    img = data.load_image_spec("embedded:astronaut", max_side=64)
     assert img.shape == (64, 64, 3) and img.dtype.name == "float32" and 0 <= img.min() <= img.max() <= 1
 
 
@@ -17,10 +17,10 @@ def test_embedded_painting_ships_with_the_package(name):
     """embedded:NAME reads the package's copy (no ../shared needed), at most 1024 px, and equals it."""
     path = data.painting_path(name)
     assert path.is_file() and path.parent == data.PAINTINGS_DIR
-    full = cli.load_image_arg(f"embedded:{name}")
+    full = data.load_image_spec(f"embedded:{name}")
     assert max(full.shape[:2]) <= 1024 and full.std() > 0.1
     np.testing.assert_array_equal(full, images.load_image(path))
-    assert max(cli.load_image_arg(f"embedded:{name}", max_side=80).shape[:2]) == 80
+    assert max(data.load_image_spec(f"embedded:{name}", max_side=80).shape[:2]) == 80
 
 
 def test_every_shipped_painting_is_credited():
@@ -31,7 +31,7 @@ def test_every_shipped_painting_is_credited():
 
 def test_unknown_embedded_name():
     with pytest.raises(cli.UserError, match="unknown embedded image"):
-        cli.load_image_arg("embedded:__class__")
+        data.load_image_spec("embedded:__class__")
 
 
 def test_run_turns_user_errors_into_one_line_and_exit_2(capsys):

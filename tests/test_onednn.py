@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metastyle_jax import cli, conv, data, errors, images, meta, onednn, transformer
+from metastyle_jax import conv, data, errors, images, meta, onednn, transformer
 
 needs_onednn = pytest.mark.skipif(onednn._onednn_prefix() is None, reason="oneDNN is not installed (x86-64 Linux only)")
 GEOMETRIES = [  # B, H, W, I, O, K, stride, padding: the networks' kinds and odd ones
@@ -99,7 +99,7 @@ def test_the_meta_gradient_agrees_with_float32(real_vgg):
     from metastyle_jax import checkpoints
     theta, _ = checkpoints.load_model("theta", kinds=("theta",))
     photos = data.ContentData("embedded", "train", 48, seed=0).batch_at(0, 4)
-    styles = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), size=(48, 48)) for n in ("udnie", "wave")])
+    styles = np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), size=(48, 48)) for n in ("udnie", "wave")])
     batch = {"train": photos[:2, None], "val": photos[2:, None], "style": styles}  # 2 styles x 1 content
     rounded = {k: np.asarray(bf16(jnp.asarray(v))) for k, v in batch.items()}
     hyper = meta.Hyper(*(np.float32(v) for v in (1e-4, 1e-3, 2.5e-5, 1.0, 1e5, 0.0, 10.0)))

@@ -8,8 +8,8 @@ from benchmarks import picture_quality as pq
 
 @pytest.fixture(scope="module")
 def photo():
-    from metastyle_jax import cli
-    return cli.load_image_arg("embedded:chelsea", max_side=128)
+    from metastyle_jax import data
+    return data.load_image_spec("embedded:chelsea", max_side=128)
 
 
 def test_blob_share_counts_black_pixels_where_the_photo_is_lit():
@@ -51,10 +51,10 @@ def test_summary_means_and_maxima():
 def test_efficientnet_lite0_port_classifies_imagenet_photos():
     torch = pytest.importorskip("torch")
     from benchmarks import judge_net
-    from metastyle_jax import cli
+    from metastyle_jax import data
     _, net = judge_net.load()
     for name, classes in (("chelsea", {281, 282, 285}), ("coffee", {967, 968})):  # cats; espresso, cup
-        x = cli.load_image_arg(f"embedded:{name}", max_side=224)
+        x = data.load_image_spec(f"embedded:{name}", max_side=224)
         with torch.no_grad():
             logits, stages = net(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None])
         assert int(logits.argmax()) in classes

@@ -42,7 +42,7 @@ def test_float16_rounding_moves_the_output_by_at_most_one_level(shipped):
     """Each weight moved by half a float16 ulp of itself (the largest rounding error), random signs."""
     params = shipped[0]
     moved = half_ulp_moved(params, np.random.default_rng(0))
-    photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (128, 128))
+    photos = np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (128, 128))
                        for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
     run = jax.jit(transformer.apply)
     change = float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(moved, photos))).max())
@@ -80,7 +80,7 @@ def test_each_shipped_style_is_theta_adapted_to_its_painting(name):
 def test_float16_kernels_move_a_style_by_at_most_one_level(name):
     params, _ = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
     moved = half_ulp_moved(params, np.random.default_rng(0), lambda path: path[-1].key == "kernel")
-    photos = np.stack([images.resize(cli.load_image_arg(f"embedded:{n}"), (128, 128))
+    photos = np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (128, 128))
                        for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
     change = float(np.abs(np.asarray(transformer.stylize_batch(params, photos))
                           - np.asarray(transformer.stylize_batch(moved, photos))).max())

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, gatys, images, stylize, transformer
+from metastyle_jax import checkpoints, data, gatys, images, stylize, transformer
 
 
 def test_theta_gives_the_style_neutral_image_and_gatys_starts_from_it(tmp_path, theta, capsys):
     checkpoints.save_model(tmp_path / "theta", theta, checkpoints.model_meta("theta"))
-    images.save_image(tmp_path / "content.png", cli.load_image_arg("embedded:astronaut", max_side=32))
+    images.save_image(tmp_path / "content.png", data.load_image_spec("embedded:astronaut", max_side=32))
     content = images.load_image(tmp_path / "content.png")
     neutral = tmp_path / "neutral.png"
     stylize.main(["--model", str(tmp_path / "theta"), "--content", str(tmp_path / "content.png"),
