@@ -14,7 +14,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from metastyle_jax import adapt, checkpoints, cli, config, images, outputs, serve
+from metastyle_jax import adapt, checkpoints, checks, config, data, images, outputs, serve
+from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 
 def browser(width, height):
@@ -23,11 +25,11 @@ def browser(width, height):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        raise cli.UserError("selenium is not installed: pip install selenium") from None
+        raise UserError("selenium is not installed: pip install selenium") from None
     chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
                     None)
     if chromium is None or shutil.which("chromedriver") is None:
-        raise cli.UserError("needs Chromium and its driver: apt-get install -y chromium chromium-driver")
+        raise UserError("needs Chromium and its driver: apt-get install -y chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -45,13 +47,13 @@ def main(argv=None):
     p.add_argument("--out", default="docs/serve.png", help="the screenshot (default docs/serve.png)")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     args = p.parse_args(argv)
-    cli.check_image_suffix(args.out)
+    checks.check_image_suffix(args.out)
     outputs.check([args.out], force=args.force)
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        raise cli.UserError(f"--size {args.size}: expected WIDTHxHEIGHT, e.g. 1100x900") from None
-    photo = cli.load_image_arg(args.photo)
+        raise UserError(f"--size {args.size}: expected WIDTHxHEIGHT, e.g. 1100x900") from None
+    photo = data.load_image_spec(args.photo)
 
     cfg = config.load("adapt")
     theta, _ = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
@@ -66,7 +68,7 @@ def main(argv=None):
         from selenium.webdriver.support.ui import WebDriverWait
 
         with tempfile.TemporaryDirectory() as tmp:
-            name = args.photo.split(":")[-1] if args.photo.startswith(cli.EMBEDDED_PREFIX) else Path(args.photo).stem
+            name = args.photo.split(":")[-1] if args.photo.startswith(data.EMBEDDED_PREFIX) else Path(args.photo).stem
             upload = Path(tmp) / f"{name}.png"
             images.save_image(upload, photo)
             driver.get(f"http://127.0.0.1:{httpd.port}/")
