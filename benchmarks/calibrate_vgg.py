@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import write_result
-from metastyle_jax import cli, data, gatys, losses, vgg16, vgg_weights
+from metastyle_jax import data, gatys, losses, vgg16, vgg_weights
+from metastyle_jax.commands import cli
 
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")

@@ -36,7 +36,7 @@ import torch
 from benchmarks import flops as flops_lib
 from benchmarks import torch_metastyle as tm
 from benchmarks.common import cpu_flags, write_result
-from metastyle_jax import adapt, config, gatys, losses, meta, onednn, transformer, vgg_weights
+from metastyle_jax import adapt, config, gatys, losses, meta, onednn, outer, transformer, vgg_weights
 
 ROWS = ("stylize_256_b1", "stylize_512_b1", "stylize_256_b8", "stylize_512_b8", "adapt_256_b4", "meta_64",
         "meta_128", "gatys_256")
@@ -101,12 +101,12 @@ def meta_row(theta, vgg, tvgg, size, r):
     batch = {"train": images(r, 2, 2, size, size, 3), "val": images(r, 2, 2, size, size, 3),
              "style": images(r, 2, size, size, 3)}
     hyper = meta.hyper_from_config(cfg)
-    state = meta.init_state(cfg, 0).replace(params=jax.tree_util.tree_map(jnp.asarray, theta))
+    state = outer.init_state(cfg, 0).replace(params=jax.tree_util.tree_map(jnp.asarray, theta))
     calls, programs = {}, []
     for name, dtype in jax_dtypes():
         cfg.dtype = dtype
         bilevel = meta.Bilevel(vgg, meta.settings_from_config(cfg))
-        programs.append(meta.train_step.lower(bilevel, state, batch, hyper).compile())
+        programs.append(outer.train_step.lower(bilevel, state, batch, hyper).compile())
         box = {"s": jax.tree_util.tree_map(jnp.copy, state)}  # train_step donates its state
 
         def jax_call(box=box, compiled=programs[-1], bilevel=bilevel):

@@ -11,7 +11,6 @@ the snapshot steps. Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both cu
 (Johnson et al. above, MetaStyle below, as the paper; stylized photos only, never the painting).
 """
 
-import functools
 import sys
 import time
 
@@ -19,54 +18,35 @@ import jax
 import numpy as np
 
 from benchmarks import figures
-from metastyle_jax import (
-    adapt,
-    cli,
-    data,
-    images,
-    losses,
-    plotting,
-    transformer,
-    vgg_weights,
-)
+from metastyle_jax import adapt, config, data, images, losses, plotting, transformer, vgg_weights
+from metastyle_jax.commands import cli
 
 DEFAULT_WEIGHTS = losses.LossWeights()
 ARMS = {"johnson": "Johnson et al. (random init)", "metastyle": "MetaStyle (from theta)"}
 
 
-def adapt_with_snapshots(params, vgg, grams, content, held_out, steps, *, lr, batch_size, only_in=False,
+def adapt_with_snapshots(params, vgg, style, content, held_out, steps, *, lr, batch_size, only_in=False,
                          weights=DEFAULT_WEIGHTS, eval_every=10, snapshots=(), progress=None):
-    """`steps` updates of `adapt.adapt_step` from `params`, on the batches `adapt.adapt` takes
-    (content.batch_at(step, batch_size)), the held-out loss at step 0, every `eval_every` steps and after
-    the last (as adapt.adapt), and M(held_out[:1]) after each step in `snapshots`.
+    """`adapt.adapt` from `params` (eq. 8: `steps` updates on content.batch_at(step, batch_size), the held-out
+    loss at step 0, every `eval_every` steps and after the last), keeping M(held_out[:1]) after each step in
+    `snapshots`.
 
-    vgg: a VGGWeights; grams: layer -> (1, C, C); held_out: (E, S, S, 3). Returns {"eval_step" (K,),
+    vgg: a VGGWeights; style: (S, S, 3); held_out: (E, S, S, 3). Returns {"eval_step" (K,),
     "eval_loss"|"eval_content"|"eval_style" (K,), "train_loss" (steps,), "snapshots" {step: (S, S, 3)},
     "seconds"}. `progress(step, loss)` is called after every step.
     """
-    step_fn = functools.partial(adapt.adapt_step, weights=weights, lr=lr, only_in=only_in)
-    opt_state = adapt.optimizer(lr, only_in).init(params)
-    evals, shots, train = [], {}, []
+    shots = {}
 
-    def record(done):
-        if done == 0 or done % eval_every == 0 or done == steps:
-            m = adapt.evaluate(params, vgg, grams, held_out, weights=weights)
-            evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
+    def keep(done, p):
         if done in snapshots:
-            shots[done] = np.asarray(transformer.stylize_batch(params, held_out[:1]))[0]
+            shots[done] = np.asarray(transformer.stylize_batch(p, held_out[:1]))[0]
 
     t0 = time.perf_counter()
-    record(0)
-    for step in range(steps):
-        params, opt_state, m = step_fn(params, opt_state, vgg, grams, content.batch_at(step, batch_size))
-        train.append(float(m["loss"]))
-        record(step + 1)
-        if progress is not None:
-            progress(step + 1, train[-1])
-    e = np.asarray(evals, np.float64)
-    return {"eval_step": e[:, 0].astype(int).tolist(), "eval_loss": e[:, 1].tolist(),
-            "eval_content": e[:, 2].tolist(), "eval_style": e[:, 3].tolist(), "train_loss": train,
-            "snapshots": shots, "seconds": time.perf_counter() - t0}
+    _, h = adapt.adapt(params, vgg, style, content, steps, lr=lr, batch_size=batch_size, only_in=only_in,
+                       weights=weights, eval_contents=held_out, eval_every=eval_every, progress=progress, hook=keep)
+    return {"eval_step": h["eval_step"].tolist(), "eval_loss": h["eval_loss"].tolist(),
+            "eval_content": h["eval_content"].tolist(), "eval_style": h["eval_style"].tolist(),
+            "train_loss": h["loss"].tolist(), "snapshots": shots, "seconds": time.perf_counter() - t0}
 
 
 def judge_arms(runs, photo, painting, step):
@@ -98,9 +78,9 @@ def parse_args(argv):
     cli.add_config_args(p, "adapt")
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("steps", "size", "style_size", "eval_every", "lr", "batch_size", "seed"))
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1 or cfg.eval_batch < 1:
+    if cfg.num_steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1 or cfg.eval_batch < 1:
         raise cli.UserError("--steps, --batch-size, --eval-every and eval_batch must be at least 1")
-    if cfg.size < 16 or cfg.style_size < 16:
+    if cfg.data.content_size < 16 or cfg.data.style_size < 16:
         raise cli.UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0 or cfg.seed < 0:
         raise cli.UserError("--lr must be positive and --seed non-negative")
@@ -109,31 +89,30 @@ def parse_args(argv):
 
 def main(argv=None):
     args, cfg = parse_args(argv)
-    snapshots = figures.snapshot_steps(args.snapshots, cfg.steps)
+    snapshots = figures.snapshot_steps(args.snapshots, cfg.num_steps)
     paths = figures.output_paths(args, "fig6", (".json", "_loss.png", "_grid.png"))
     theta, label = figures.load_theta(args.theta)
-    style, style_name, style_sha = adapt.load_style(args.style, cfg.style_size)
-    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
-    held_val = data.ContentData(cfg.content, "val", cfg.size, cfg.seed, crop=cfg.crop)
+    style, style_name, style_sha = adapt.load_style(args.style, cfg.data.style_size)
+    content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
+    held_val = data.ContentData(cfg.data.content, "val", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
     held_out = held_val.batch_at(0, cfg.eval_batch)  # the batch adapt.held_out_batch takes
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)
-    grams = adapt.style_targets(vgg, style, weights)
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
 
     from tqdm import tqdm
     runs = {}
     for arm, start in starts.items():
-        with tqdm(total=cfg.steps, desc=f"fig6 {arm}", unit="step", file=sys.stderr) as bar:
+        with tqdm(total=cfg.num_steps, desc=f"fig6 {arm}", unit="step", file=sys.stderr) as bar:
             runs[arm] = adapt_with_snapshots(
-                start, vgg, grams, content, held_out, cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+                start, vgg, style, content, held_out, cfg.num_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                 only_in=cfg.only_in, weights=weights, eval_every=cfg.eval_every, snapshots=snapshots,
                 progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
 
     final = {arm: run["eval_loss"][-1] for arm, run in runs.items()}
     judged = judge_arms(runs, held_out[0], style, max(snapshots)) if args.judge else None
-    title = f"Fig. 6: {style_name}, {cfg.size} px; {figures.theta_title(label)}"
+    title = f"Fig. 6: {style_name}, {cfg.data.content_size} px; {figures.theta_title(label)}"
     plotting.loss_curves(paths["_loss.png"], {ARMS[a]: (r["eval_step"], r["eval_loss"]) for a, r in runs.items()},
                          title=title, xlabel="update step")
     grid = figures.comparison_grid([
@@ -144,8 +123,9 @@ def main(argv=None):
         "what": "Fig. 6: perceptual loss (eq. 4) on fixed held-out content during adaptation, from theta "
                 "(MetaStyle) and from random initialization (Johnson et al.), same updates, style, batches, lr",
         "theta": label, "style": style_name, "style_sha256": style_sha, "vgg": vgg_weights.describe(vgg),
-        "settings": {k: cfg[k] for k in ("steps", "lr", "batch_size", "size", "style_size", "alpha", "beta",
-                                         "only_in", "content", "crop", "seed", "eval_every", "eval_batch")},
+        "settings": {k: config.get_value(cfg, k) for k in ("steps", "lr", "batch_size", "size", "style_size", "alpha",
+                                                             "beta", "only_in", "content", "crop", "seed",
+                                                             "eval_every", "eval_batch")},
         "held_out_pool": held_val.names,
         "johnson_init": f"transformer.init_params(jax.random.key({cfg.seed}))",
         "snapshot_steps": snapshots,
@@ -161,7 +141,7 @@ def main(argv=None):
     figures.write_json(paths[".json"], result)
     for arm, scores in (judged or {}).items():
         print(f"{ARMS[arm]}, step {max(snapshots)}: " + ", ".join(f"{k} {v:.3g}" for k, v in scores.items()))
-    print(f"held-out loss after {cfg.steps} updates: MetaStyle {final['metastyle']:.4g}, Johnson et al. "
+    print(f"held-out loss after {cfg.num_steps} updates: MetaStyle {final['metastyle']:.4g}, Johnson et al. "
           f"{final['johnson']:.4g} (ratio {result['final_loss_ratio_johnson_over_metastyle']:.3g}) -> "
           f"{paths['.json']}, {paths['_loss.png'].name}, {paths['_grid.png'].name}")
     return result

@@ -13,47 +13,36 @@ snapshot steps, from the content image above, from M(I_c; theta) below, as the p
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from benchmarks import figures
-from metastyle_jax import cli, data, gatys, images, losses, plotting, transformer, vgg_weights
+from metastyle_jax import data, gatys, images, losses, plotting, transformer, vgg_weights
+from metastyle_jax.commands import cli
 
 PAPER_SNAPSHOTS = (0, 150, 800)
 ARMS = {"content_init": "Gatys et al. from the content image",
         "neutral_init": "Gatys et al. from M(I_c; theta)"}
 
 
-def optimize_with_snapshots(vgg, content_feat, grams, init, steps, *, lr, weights, snapshots=(), chunk=10,
+def optimize_with_snapshots(vgg, content, style, init, steps, *, lr, weights, snapshots=(), chunk=10,
                             progress=None):
-    """Gatys et al. from `init` (H, W, 3) as `gatys.optimize` runs it (jit-compiled chunks of
-    `gatys.run_steps`, one Adam state throughout), stopping at every snapshot step to keep the image.
+    """`gatys.optimize` from `init` (H, W, 3), keeping the image at every step of `snapshots`.
 
-    vgg: a VGGWeights; content_feat, grams: from `gatys.targets`. Returns ({"total"|"content"|"style":
+    vgg: a VGGWeights; content, style: the images `gatys.optimize` takes. Returns ({"total"|"content"|"style":
     (steps,) losses, each before that step's update}, {step: image (H, W, 3)} for `snapshots`, the final
-    image (H, W, 3), seconds).
-    `progress(n_done, loss)` is called after every chunk.
+    image (H, W, 3), seconds). `progress(n_done, loss)` is called after every chunk.
     """
-    x = jnp.asarray(init, jnp.float32)
-    opt_state = optax.adam(lr).init(x)
-    shots = {0: np.asarray(init, np.float32)} if 0 in snapshots else {}
-    hist, done = [], 0
-    t0 = time.perf_counter()
-    while done < steps:
-        n = min([chunk, steps - done] + [s - done for s in snapshots if s > done])
-        x, opt_state, h = gatys.run_steps(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
-                                          steps=n)
-        hist.append(jax.device_get(h))
-        done += n
+    shots = {}
+
+    def keep(done, image):
         if done in snapshots:
-            shots[done] = np.asarray(x)
-        if progress is not None:
-            progress(n, float(h[0][-1]))
-    curves = {k: np.concatenate([h[i] for h in hist]).astype(np.float64) for i, k in
-              enumerate(("total", "content", "style"))}
-    return curves, shots, np.asarray(x), time.perf_counter() - t0
+            shots[done] = image
+
+    t0 = time.perf_counter()
+    final, curves = gatys.optimize(vgg, content, style, init, steps, lr, weights, chunk=chunk, progress=progress,
+                                   stops=snapshots, hook=keep)
+    return ({k: np.asarray(v, np.float64) for k, v in curves.items()}, shots, final,
+            time.perf_counter() - t0)
 
 
 def steps_to_reach(curve, level):
@@ -78,36 +67,36 @@ def parse_args(argv):
     cli.add_config_args(p, "gatys")
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("steps", "size", "style_size", "lr"))
-    if cfg.steps < 1 or cfg.log_every < 1:
+    if cfg.num_steps < 1 or cfg.log_every < 1:
         raise cli.UserError("--steps and log_every must be at least 1")
-    if cfg.size < 16 or cfg.style_size < 16:
+    if cfg.data.content_size < 16 or cfg.data.style_size < 16:
         raise cli.UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0:
         raise cli.UserError("--lr must be positive")
     if args.snapshots is None:
-        args.snapshots = ",".join(str(round(s * cfg.steps / PAPER_SNAPSHOTS[-1])) for s in PAPER_SNAPSHOTS)
+        args.snapshots = ",".join(str(round(s * cfg.num_steps / PAPER_SNAPSHOTS[-1])) for s in PAPER_SNAPSHOTS)
     return args, cfg
 
 
 def main(argv=None):
     args, cfg = parse_args(argv)
-    snapshots = figures.snapshot_steps(args.snapshots, cfg.steps)
+    snapshots = figures.snapshot_steps(args.snapshots, cfg.num_steps)
     paths = figures.output_paths(args, "fig7", (".json", "_loss.png", "_grid.png"))
     theta, label = figures.load_theta(args.theta)
-    content = data.load_image_spec(args.content, max_side=cfg.size)
-    style = data.load_image_spec(args.style, max_side=cfg.style_size)
+    content = data.load_image_spec(args.content, max_side=cfg.data.content_size)
+    style = data.load_image_spec(args.style, max_side=cfg.data.style_size)
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)
-    content_feat, grams = gatys.targets(vgg, content, style, weights)
+    _, grams = gatys.targets(vgg, content, style, weights)
     starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None]))[0]}
 
     from tqdm import tqdm
     runs = {}
     for arm, init in starts.items():
-        with tqdm(total=cfg.steps, desc=f"fig7 {arm}", unit="step", file=sys.stderr) as bar:
+        with tqdm(total=cfg.num_steps, desc=f"fig7 {arm}", unit="step", file=sys.stderr) as bar:
             runs[arm] = optimize_with_snapshots(
-                vgg, content_feat, grams, init, cfg.steps, lr=cfg.lr, weights=weights, snapshots=snapshots,
+                vgg, content, style, init, cfg.num_steps, lr=cfg.lr, weights=weights, snapshots=snapshots,
                 chunk=cfg.log_every, progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
 
     def loss_of(image):
@@ -118,7 +107,7 @@ def main(argv=None):
     content_curve = runs["content_init"][0]["total"]
     catch_up = {s: steps_to_reach(np.append(content_curve, final["content_init"]), at["neutral_init"][s]["loss"])
                 for s in snapshots}
-    title = f"Fig. 7: Gatys et al., {cfg.size} px; {figures.theta_title(label)}"
+    title = f"Fig. 7: Gatys et al., {cfg.data.content_size} px; {figures.theta_title(label)}"
     plotting.loss_curves(paths["_loss.png"], {ARMS[a]: np.append(r[0]["total"], final[a]) for a, r in runs.items()},
                          title=title, xlabel="step")
     images.save_image(paths["_grid.png"], figures.comparison_grid(
@@ -127,8 +116,9 @@ def main(argv=None):
         "what": "Fig. 7: Gatys et al. (Adam on the pixels) from the content image and from the style-neutral "
                 "image M(I_c; theta), same targets, steps and learning rate",
         "theta": label, "content": args.content, "style": args.style, "vgg": vgg_weights.describe(vgg),
-        "settings": {"steps": cfg.steps, "lr": cfg.lr, "size": cfg.size, "style_size": cfg.style_size,
-                     "alpha": cfg.alpha, "beta": cfg.beta, "content_shape": list(content.shape),
+        "settings": {"steps": cfg.num_steps, "lr": cfg.lr, "size": cfg.data.content_size,
+                     "style_size": cfg.data.style_size, "alpha": cfg.loss.alpha, "beta": cfg.loss.beta,
+                     "content_shape": list(content.shape),
                      "optimizer": "Adam on the pixels, clipped to [0, 1] (configs/gatys.py)"},
         "snapshot_steps": snapshots,
         "curves": {arm: {k: v.tolist() for k, v in r[0].items()} for arm, r in runs.items()},
@@ -141,7 +131,7 @@ def main(argv=None):
         "files": {"loss_png": paths["_loss.png"].name, "grid_png": paths["_grid.png"].name},
     }
     figures.write_json(paths[".json"], result)
-    print(f"loss after {cfg.steps} steps: from the content image {final['content_init']:.4g}, from M(I_c; theta) "
+    print(f"loss after {cfg.num_steps} steps: from the content image {final['content_init']:.4g}, from M(I_c; theta) "
           f"{final['neutral_init']:.4g} -> {paths['.json']}, {paths['_loss.png'].name}, {paths['_grid.png'].name}")
     return result
 

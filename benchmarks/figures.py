@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.common import RESULTS, environment
-from metastyle_jax import checkpoints, cli, images, losses, outputs
+from metastyle_jax import checkpoints, images, losses, outputs
+from metastyle_jax.commands import cli
 
 TITLE_HEIGHT = 14   # px of the white strip that carries a title above an image
 DEFAULT_WEIGHTS = losses.LossWeights()

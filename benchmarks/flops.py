@@ -3,7 +3,7 @@
     python -m benchmarks.flops [--sizes 256 512] [--time] [--timings benchmarks/results/torch_vs_jax_gpu.json]
 
 Counts come from XLA: `jax.jit(f).lower(...).compile().cost_analysis()["flops"]` (an FMA counts 2 FLOPs;
-element-wise ops count too), for `meta.train_step` with configs/metastyle.py (256 px, 4 styles x 4
+element-wise ops count too), for `outer.train_step` with configs/metastyle.py (256 px, 4 styles x 4
 contents, T=1, exact second order), `adapt.adapt_step` (batch 4 at 256 px, Adam on every parameter) and
 `transformer.apply` on one image at each of --sizes. The stylization count is cross-checked against
 `stylize_conv_flops`, the analytic count of the network's convolutions (its docstring has the formula).
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import environment, write_result
-from metastyle_jax import adapt, config, losses, meta, transformer, vgg16
+from metastyle_jax import adapt, config, losses, meta, outer, transformer, vgg16
 
 # Dense peak TFLOP/s of an H100 SXM (H200: same compute); FP32 is the CUDA-core rate, TF32/bf16 tensor cores.
 PEAKS_TFLOPS = {"h100_sxm_bf16": 989.0, "h100_sxm_tf32": 495.0, "h100_sxm_fp32": 67.0}
@@ -82,13 +82,13 @@ def stylize_compiled(params, size):
 
 
 def meta_compiled(cfg, vgg):
-    """meta.train_step for `cfg` (random batch of its shapes), compiled; with its arguments."""
+    """outer.train_step for `cfg` (random batch of its shapes), compiled; with its arguments."""
     s, b, n, ns = cfg.styles_per_batch, cfg.batch_size, cfg.data.content_size, cfg.data.style_size
-    state = meta.init_state(cfg, 0)
+    state = outer.init_state(cfg, 0)
     batch = {"train": jnp.zeros((s, b, n, n, 3)), "val": jnp.zeros((s, b, n, n, 3)), "style": jnp.zeros((s, ns, ns, 3))}
     hyper = meta.hyper_from_config(cfg)
     args = (meta.Bilevel(jax.device_put(vgg), meta.settings_from_config(cfg)), state, batch, hyper)
-    return meta.train_step.lower(*args).compile(), args
+    return outer.train_step.lower(*args).compile(), args
 
 
 def adapt_compiled(params, vgg, size, batch):
@@ -179,7 +179,7 @@ def main(argv=None):
             else:
                 timings[step] = {"skipped": f"{args.timings} was measured at {measured[step]}, counted at {counted}"}
     figures = {"what": "FLOPs per call from XLA's cost analysis of the compiled program (FMA = 2 FLOPs); "
-                       "stylize: one image; adapt_step: one Adam step on a batch; meta_iteration: meta.train_step "
+                       "stylize: one image; adapt_step: one Adam step on a batch; meta_iteration: outer.train_step "
                        "(configs/metastyle.py)",
                "counts": counts, "peaks_tflops": PEAKS_TFLOPS}
     if not args.counts:  # the counts of this run (with --counts they are another file's)

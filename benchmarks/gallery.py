@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import figures
-from metastyle_jax import checkpoints, cli, data, images, stylize
+from metastyle_jax import checkpoints, data, images, stylize
+from metastyle_jax.commands import cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

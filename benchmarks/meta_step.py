@@ -1,4 +1,4 @@
-"""Seconds per meta-iteration (Algorithm 1's loop body, `meta.train_step`) with the paper's configuration.
+"""Seconds per meta-iteration (Algorithm 1's loop body, `outer.train_step`) with the paper's configuration.
 
     python -m benchmarks.meta_step [--iterations 1] [--set styles_in_parallel=1] [--set KEY=VALUE ...]
 
@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from benchmarks.common import write_result
-from metastyle_jax import config, meta, vgg_weights
+from metastyle_jax import config, meta, outer, parallel, vgg_weights
 
 
 def main():
@@ -33,16 +33,16 @@ def main():
     r = np.random.default_rng(0)
     batch = {"train": r.random((s, b, size, size, 3), np.float32), "val": r.random((s, b, size, size, 3), np.float32),
              "style": r.random((s, cfg.data.style_size, cfg.data.style_size, 3), np.float32)}
-    mesh = meta.make_mesh()
-    state = meta.replicate(meta.init_state(cfg, cfg.seed), mesh)
-    batch = meta.shard_batch(batch, mesh)
-    bilevel = meta.Bilevel(meta.replicate(vgg, mesh), meta.settings_from_config(cfg))
-    meta.check_mesh(cfg, mesh)
+    mesh = parallel.make_mesh()
+    state = parallel.replicate(outer.init_state(cfg, cfg.seed), mesh)
+    batch = parallel.shard_batch(batch, mesh)
+    bilevel = meta.Bilevel(parallel.replicate(vgg, mesh), meta.settings_from_config(cfg))
+    parallel.check_mesh(cfg, mesh)
     hyper = meta.hyper_from_config(cfg)
     load_before = os.getloadavg()
 
     t0 = time.perf_counter()
-    compiled = meta.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
+    compiled = outer.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
     compile_s = time.perf_counter() - t0
     print(f"compilation: {compile_s:.1f} s", flush=True)
     seconds = []
@@ -54,7 +54,7 @@ def main():
         print(f"iteration {i + 1}: {seconds[-1]:.1f} s, outer loss {float(metrics['outer_loss']):.4g}", flush=True)
     per_iter = float(np.median(seconds)) if seconds else None
     figures = {
-        "what": "one meta-iteration, meta.train_step: T inner SGD steps per style + exact meta-gradient + Adam",
+        "what": "one meta-iteration, outer.train_step: T inner SGD steps per style + exact meta-gradient + Adam",
         "config": {k: cfg[k] for k in ("mode", "meta_grad", "inner_steps", "styles_per_batch", "batch_size",
                                        "styles_in_parallel", "dtype")},
         "content_size": size, "style_size": cfg.data.style_size, "vgg": vgg_weights.describe(vgg),

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from benchmarks.common import RESULTS, environment
-from metastyle_jax import config, meta, vgg_weights
+from metastyle_jax import config, meta, outer, vgg_weights
 
 PIECES = ("adapt_step", "inner_step", "outer_loss", "first_order", "second_order", "second_order_hvp")
 
@@ -41,7 +41,7 @@ def piece_fn(name, settings, hyper):
             lambda p: meta.Bilevel(vgg, settings).task_loss(p, task["train"], task["train_feat"], task["grams"],
                                                             hyper)[0])(theta)
     if name == "inner_step":
-        return lambda theta, vgg, task: meta.Bilevel(vgg, settings).adapt(theta, task, 0, hyper)
+        return lambda theta, vgg, task: meta.Bilevel(vgg, settings).inner_loop(theta, task, 0, hyper)
     if name == "outer_loss":
         return lambda theta, vgg, task: meta.Bilevel(vgg, settings).style_objective(theta, task, 0, hyper)[0]
     mode, grad = {"first_order": ("first_order", "autodiff"), "second_order": ("second_order", "autodiff"),
@@ -97,7 +97,7 @@ def main():
     cfg = config.load(args.config, args.set)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
-    theta = meta.init_state(cfg, cfg.seed).params
+    theta = outer.init_state(cfg, cfg.seed).params
     results = {}
     for size in args.sizes:
         task = one_task(vgg, cfg, size, settings)
@@ -111,7 +111,7 @@ def main():
                   flush=True)
     out = Path(args.out or RESULTS / f"meta_step_profile_{jax.devices()[0].platform}.json")
     doc = json.loads(out.read_text()) if out.exists() else {}
-    doc["what"] = ("one style's pieces of meta.train_step (batch_size contents, random images, HED VGG16), "
+    doc["what"] = ("one style's pieces of outer.train_step (batch_size contents, random images, HED VGG16), "
                    "medians of --repeats calls; per label: the code it ran")
     doc.setdefault("runs", {})[args.label] = {
         **environment(), "batch_size": cfg.batch_size, "vgg": vgg_weights.describe(vgg),

@@ -21,7 +21,8 @@ import jax
 import numpy as np
 
 from benchmarks import figures
-from metastyle_jax import adapt, cli, config, data, gatys, losses, transformer, vgg_weights
+from metastyle_jax import adapt, config, data, gatys, losses, transformer, vgg_weights
+from metastyle_jax.commands import cli
 
 PAINTINGS = data.PAINTINGS
 METHODS = {"metastyle": "MetaStyle (theta + {steps} updates)",
@@ -59,9 +60,9 @@ def parse_args(argv):
     cfg.gatys_steps = args.gatys_steps
     cfg.gatys_lr = args.gatys_lr if args.gatys_lr is not None else config.load("gatys").lr
     cfg.gatys_chunk = config.load("gatys").log_every
-    if min(cfg.steps, cfg.gatys_steps, cfg.batch_size, cfg.eval_batch) < 1:
+    if min(cfg.num_steps, cfg.gatys_steps, cfg.batch_size, cfg.eval_batch) < 1:
         raise cli.UserError("--steps, --gatys-steps, --batch-size and --held-out must be at least 1")
-    if cfg.size < 16 or cfg.style_size < 16:
+    if cfg.data.content_size < 16 or cfg.data.style_size < 16:
         raise cli.UserError("--size and --style-size must be at least 16 px")
     if not (cfg.lr > 0 and cfg.gatys_lr > 0) or cfg.seed < 0:
         raise cli.UserError("--lr and --gatys-lr must be positive and --seed non-negative")
@@ -88,7 +89,7 @@ def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
     for method, start in starts.items():
         bar.set_description(f"quality {method}")
         t0 = time.perf_counter()
-        params, _ = adapt.adapt(start, vgg, style, content, cfg.steps, lr=cfg.lr,
+        params, _ = adapt.adapt(start, vgg, style, content, cfg.num_steps, lr=cfg.lr,
                                 batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_every=0,
                                 progress=lambda n, loss: tick(1, loss))
         out[method] = {"initial": score(transformer.stylize_batch(start, held_out)),
@@ -136,9 +137,9 @@ def main(argv=None):
     args, cfg, styles = parse_args(argv)
     paths = figures.output_paths(args, "quality", (".json", ".md"))
     theta, label = figures.load_theta(args.theta)
-    loaded = [adapt.load_style(s, cfg.style_size) for s in styles]
-    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
-    held_val = data.ContentData(cfg.content, "val", cfg.size, cfg.seed, crop=cfg.crop)
+    loaded = [adapt.load_style(s, cfg.data.style_size) for s in styles]
+    content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
+    held_val = data.ContentData(cfg.data.content, "val", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
     held_out = held_val.batch_at(0, cfg.eval_batch)
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
@@ -146,7 +147,7 @@ def main(argv=None):
 
     from tqdm import tqdm
     per_style = {}
-    total = len(loaded) * (2 * cfg.steps + cfg.eval_batch * cfg.gatys_steps)
+    total = len(loaded) * (2 * cfg.num_steps + cfg.eval_batch * cfg.gatys_steps)
     with tqdm(total=total, desc="quality", unit="step", file=sys.stderr) as bar:
         for (style, name, sha), arg in zip(loaded, styles):
             per_style[Path(name).stem.removeprefix(data.EMBEDDED_PREFIX)] = {"style": arg, "style_sha256": sha,
@@ -155,10 +156,10 @@ def main(argv=None):
         "what": "final perceptual loss (eq. 4) on fixed held-out content per style: MetaStyle adapted from "
                 "theta, Johnson et al. from random init with the same updates (not fully trained), Gatys et al.",
         "theta": label, "vgg": vgg_weights.describe(vgg),
-        "settings": {"steps": cfg.steps, "gatys_steps": cfg.gatys_steps, "lr": cfg.lr, "gatys_lr": cfg.gatys_lr,
-                     "batch_size": cfg.batch_size, "size": cfg.size, "style_size": cfg.style_size,
-                     "held_out": cfg.eval_batch, "alpha": cfg.alpha, "beta": cfg.beta, "only_in": cfg.only_in,
-                     "content": str(cfg.content), "crop": cfg.crop, "seed": cfg.seed},
+        "settings": {"steps": cfg.num_steps, "gatys_steps": cfg.gatys_steps, "lr": cfg.lr, "gatys_lr": cfg.gatys_lr,
+                     "batch_size": cfg.batch_size, "size": cfg.data.content_size, "style_size": cfg.data.style_size,
+                     "held_out": cfg.eval_batch, "alpha": cfg.loss.alpha, "beta": cfg.loss.beta, "only_in": cfg.only_in,
+                     "content": str(cfg.data.content), "crop": cfg.data.crop, "seed": cfg.seed},
         "held_out_pool": held_val.names,
         "johnson_init": f"transformer.init_params(jax.random.key({cfg.seed}))",
         "styles": per_style,

@@ -6,7 +6,7 @@
 
 Each painting goes through the `adapt` command's own function (`adapt.adapt_to_painting`, configs/adapt.py:
 Adam lr 1e-3, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but batches of 2 content
-crops where the paper has 4, for this CPU's time) from the shipped theta, into
+crops where the paper has 4, for the build machine's time) from the shipped theta, into
 runs/styles/NAME (with its loss curve and preview). The adapted weights are then stored in
 metastyle_jax/models/NAME (`ship_theta.compact`: float16 kernels), where `stylize --style NAME` finds them, with the
 adaptation's settings and a card: the theta they came from, the content photos, the machine, and the largest
@@ -23,7 +23,8 @@ from pathlib import Path
 import jax
 
 from benchmarks import ship_theta
-from metastyle_jax import adapt, checkpoints, cli, config, data, losses, vgg_weights
+from metastyle_jax import adapt, checkpoints, config, data, losses, vgg_weights
+from metastyle_jax.commands import cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -35,7 +36,7 @@ def store(run, cfg, out):
     theta_meta = checkpoints.read_meta(checkpoints.resolve_model(adapt.DEFAULT_THETA))
     meta["settings"]["card"] = {
         "theta_iterations": theta_meta["settings"]["iterations"],
-        "content": ship_theta.content_sources(cfg.content) if cfg.content != "embedded" else ["embedded"],
+        "content": ship_theta.content_sources(cfg.data.content) if cfg.data.content != "embedded" else ["embedded"],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
         "jax": jax.__version__, "float16_max_output_change": ship_theta.float16_change(params),
         "shipped": datetime.date.today().isoformat(),
@@ -45,15 +46,17 @@ def store(run, cfg, out):
 
 
 def held_out_losses(names, cfg, models_dir):
-    """{name: {"theta", "shipped": held-out perceptual loss (eq. 4 at cfg.size px, style at cfg.style_size)}}
-    on the fixed batch `adapt.held_out_batch(cfg)` of cfg.content's val split."""
+    """{name: {"theta", "shipped": held-out perceptual loss (eq. 4 at cfg.data.content_size px,
+    style at cfg.data.style_size)}}
+    on the fixed batch `adapt.held_out_batch(cfg)` of cfg.data.content's val split."""
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     held_out = adapt.held_out_batch(cfg)
     weights = losses.weights_of(cfg)
     theta, _ = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
     out = {}
     for name in names:
-        grams = adapt.style_targets(vgg, adapt.load_style(f"{data.EMBEDDED_PREFIX}{name}", cfg.style_size)[0], weights)
+        style = adapt.load_style(f"{data.EMBEDDED_PREFIX}{name}", cfg.data.style_size)[0]
+        grams = adapt.style_targets(vgg, style, weights)
         shipped, _ = checkpoints.load_model(Path(models_dir) / name, kinds=("adapted",))
         out[name] = {k: float(adapt.evaluate(p, vgg, grams, held_out, weights=weights)["loss"])
                      for k, p in (("theta", theta), ("shipped", shipped))}
@@ -77,14 +80,14 @@ def write_card(path, names, cfg, models_dir):
         "`metastyle_jax/models/NAME`, used by `python -m metastyle_jax.stylize --style NAME`: the shipped theta "
         f"(iteration {first['card']['theta_iterations']:,}) adapted to each shipped painting by the `adapt` "
         "command's own code (Adam lr 1e-3 on every parameter, 256 px content crops, 512 px style: the paper's "
-        "section 5.2). Deviation, for this CPU's time: batches of 2 content crops, where the paper has 4. "
+        "section 5.2). Deviation, for the build machine's time: batches of 2 content crops, where the paper has 4. "
         f"Convolutions: {first.get('dtype', 'float32')} (`--dtype`; bfloat16 runs them through oneDNN with float32 "
         "accumulation). "
         f"Content photos: `{first['content']}`. Machine: {first['card']['machine']}; jax {first['card']['jax']}. "
         "Written by `python -m benchmarks.ship_styles`; the losses below by `python -m benchmarks.ship_styles "
         "--stored-runs`. Adaptation times are wall times on a CPU that other jobs shared.", "",
-        f"Held-out loss: eq. 4 on {cfg.eval_batch} photos of the validation split of `{cfg.content}` (never "
-        f"shown to the adaptation), {cfg.size} px, stylized by theta itself and by the shipped model.", "",
+        f"Held-out loss: eq. 4 on {cfg.eval_batch} photos of the validation split of `{cfg.data.content}` (never "
+        f"shown to the adaptation), {cfg.data.content_size} px, stylized by theta itself and by the shipped model.", "",
         "| style | steps | batch | px | style px | held-out loss, theta | shipped | lower by | adaptation time | "
         "float16 moves the output by |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, "",

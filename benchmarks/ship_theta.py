@@ -24,7 +24,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, data, images, meta, plotting, transformer
+from metastyle_jax import checkpoints, data, images, outer, parallel, plotting, transformer
+from metastyle_jax.commands import cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CAMPAIGN = Path(__file__).resolve().parent / "results" / "theta_campaign"
@@ -135,9 +136,9 @@ def main(argv=None):
     step = args.step if args.step is not None else ckpt.latest_step()
     if step is None:
         raise cli.UserError(f"no checkpoint in {workdir / 'checkpoints'}")
-    state, saved = ckpt.restore(meta.host_tree(meta.init_state(cfg, cfg.seed)), step)
+    state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
     ckpt.close()
-    params = meta.host_tree(state.params)
+    params = parallel.host_tree(state.params)
     change = float16_change(params)
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
     since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \

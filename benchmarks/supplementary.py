@@ -15,13 +15,14 @@ own objective. Writes <out-dir>/supplementary_<platform>.json, ..._eval.png (the
 """
 
 import dataclasses
+import itertools
 import sys
 import time
 
-import jax
 
 from benchmarks import figures
-from metastyle_jax import cli, meta, plotting, train, vgg_weights
+from metastyle_jax import meta, outer, plotting, train, vgg_weights
+from metastyle_jax.commands import cli
 
 VARIANTS = {  # name: (label, config overrides)
     "second_order": ("second order, T=1 (the paper)", {}),
@@ -35,10 +36,11 @@ OUTER_LR = 5e-4  # the campaign's outer lr from random init (configs/metastyle.p
 
 
 def run_variant(cfg, vgg, source, eval_batch, iterations, eval_every, progress):
-    """Meta-train `cfg` from `meta.init_state(cfg, cfg.seed)` on `source.batch_at(t)`; E(theta) at T=1 with
-    IN-only inner steps (and the variant's own E when its T or inner parameters differ) at 0, every `eval_every` and the last iteration.
-    Returns {"train_step", "outer_loss", "eval_step", "eval_t1", "eval_own", "seconds_per_iteration",
-    "compile_seconds", "diverged_at"}."""
+    """Meta-train `cfg` from `outer.init_state(cfg, cfg.seed)` on `source.batch_at(t)` with the training loop
+    (`train.compile_step`, `train.iterate`); E(theta) at T=1 with IN-only inner steps (and the variant's own E
+    when its T or inner parameters differ) at 0, every `eval_every` and the last iteration.
+    Returns {"train_step", "outer_loss", "eval_step", "eval_t1", "eval_own", "eval_seconds",
+    "seconds_per_iteration" (evaluations excluded), "compile_seconds", "diverged_at"}."""
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
     bilevel = meta.Bilevel(vgg, settings)
     full = {"styles_in_parallel": cfg.styles_per_batch}
@@ -46,34 +48,38 @@ def run_variant(cfg, vgg, source, eval_batch, iterations, eval_every, progress):
     common = bilevel.replace(settings=dataclasses.replace(settings, mode="second_order", inner_steps=1,
                                                           inner_params="instance_norm", **full))
     own = bilevel.replace(settings=dataclasses.replace(settings, mode="second_order", **full))
-    state = meta.init_state(cfg, cfg.seed)
-    out = {"train_step": [], "outer_loss": [], "eval_step": [], "eval_t1": [], "eval_own": [], "diverged_at": None}
+    state = outer.init_state(cfg, cfg.seed)
+    out = {"train_step": [], "outer_loss": [], "eval_step": [], "eval_t1": [], "eval_own": [], "diverged_at": None,
+           "eval_seconds": []}
 
     def evaluate(t, params):
+        t0 = time.perf_counter()
         out["eval_step"].append(t)
-        out["eval_t1"].append(float(meta.eval_loss(common, params, eval_batch, t, hyper)))
+        out["eval_t1"].append(float(outer.eval_loss(common, params, eval_batch, t, hyper)))
         if own.settings != common.settings:
-            out["eval_own"].append(float(meta.eval_loss(own, params, eval_batch, t, hyper)))
+            out["eval_own"].append(float(outer.eval_loss(own, params, eval_batch, t, hyper)))
+        out["eval_seconds"].append(time.perf_counter() - t0 if t else 0.0)
 
     evaluate(0, state.params)
     t0 = time.perf_counter()
     first = source.batch_at(0)
-    compiled = meta.train_step.lower(bilevel, state, first, hyper).compile()
+    step_fn = train.compile_step(bilevel, state, first, hyper)
     out["compile_seconds"] = time.perf_counter() - t0
-    seconds = 0.0
-    for t in range(iterations):
-        t1 = time.perf_counter()
-        state, metrics = compiled(bilevel, state, first if t == 0 else source.batch_at(t), hyper)
-        metrics = jax.device_get(metrics)
-        seconds += time.perf_counter() - t1
-        if not metrics["finite"]:
-            out["diverged_at"] = t + 1
-            break
-        out["train_step"].append(t + 1)
+    batches = itertools.chain([first], (source.batch_at(t) for t in itertools.count(1)))
+
+    def after(t, state, metrics):
+        out["train_step"].append(t)
         out["outer_loss"].append(float(metrics["outer_loss"]))
         progress(float(metrics["outer_loss"]))
-        if (t + 1) % eval_every == 0 or t + 1 == iterations:
-            evaluate(t + 1, state.params)
+        if t % eval_every == 0 or t == iterations:
+            evaluate(t, state.params)
+
+    t1 = time.perf_counter()
+    try:
+        train.iterate(step_fn, state, batches, 0, iterations, after)
+    except train.Diverged as e:
+        out["diverged_at"] = e.iteration
+    seconds = time.perf_counter() - t1 - sum(out["eval_seconds"])
     out["seconds_per_iteration"] = seconds / max(len(out["train_step"]), 1)
     return out
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.methods import MODULES, ROWS, gatys
-from metastyle_jax import adapt, cli, losses, outputs, transformer, vgg16
+from metastyle_jax import adapt, losses, outputs, transformer, vgg16
+from metastyle_jax.commands import cli
 
 EXTRA_ROWS = ("adapt", "throughput")
 ADAPT_PAPER_S = 24.0        # paper section 5.2: 200 steps "amounts to an additional 24 seconds" (Titan Xp)

@@ -254,7 +254,7 @@ def meta_gradient(net, vgg, batch, t, *, inner_lr=1e-4, lr_decay=2.5e-5, inner_s
 
 
 def meta_step(net, optimizer, scheduler, vgg, batch, t, **hyper):
-    """One outer iteration (Algorithm 1's loop body, meta.train_step): the meta-gradient (`meta_gradient`,
+    """One outer iteration (Algorithm 1's loop body, outer.train_step): the meta-gradient (`meta_gradient`,
     keyword `hyper`) then one outer Adam step and one decay step. Returns meta_gradient's metrics."""
     optimizer.zero_grad(set_to_none=True)
     metrics = meta_gradient(net, vgg, batch, t, **hyper)

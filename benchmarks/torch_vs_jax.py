@@ -2,7 +2,7 @@
 
     python -m benchmarks.torch_vs_jax [--size 256] [--styles 4] [--batch-size 4] [--repeats 5] [--torch-compile]
 
-The JAX side is metastyle_jax itself (`meta.train_step` with configs/metastyle.py: exact second order, T
+The JAX side is metastyle_jax itself (`outer.train_step` with configs/metastyle.py: exact second order, T
 inner SGD steps on the instance-norm parameters, all styles vmapped; `adapt.adapt_step`: Adam on every
 parameter); the PyTorch side is benchmarks/torch_metastyle.py (same network, VGG16, loss and steps; one
 style at a time with create_graph=True). Both start from the same theta (Flax init) and the same random
@@ -25,7 +25,7 @@ import torch
 
 from benchmarks import torch_metastyle as tm
 from benchmarks.common import write_result
-from metastyle_jax import adapt, config, losses, meta, vgg_weights
+from metastyle_jax import adapt, config, losses, meta, outer, vgg_weights
 
 
 def timed(fn, sync, warmup, repeats):
@@ -50,13 +50,13 @@ def summary(seconds):
 
 def jax_columns(cfg, vgg, batch, adapt_batch, style, warmup, repeats):
     """Timings and first losses of the JAX meta-iteration and adaptation step."""
-    state = meta.init_state(cfg, cfg.seed)
+    state = outer.init_state(cfg, cfg.seed)
     theta = jax.device_get(state.params)
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
     bilevel = meta.Bilevel(jax.device_put(vgg), settings)
     batch_dev = jax.device_put(batch)
     t0 = time.perf_counter()
-    step = meta.train_step.lower(bilevel, state, batch_dev, hyper).compile()
+    step = outer.train_step.lower(bilevel, state, batch_dev, hyper).compile()
     compile_meta = time.perf_counter() - t0
     box = {"state": state}
 

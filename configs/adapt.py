@@ -1,28 +1,35 @@
-"""Fast adaptation (eq. 8) from theta to one style: the paper's section 5.2 and the official `fast` command."""
+"""Fast adaptation (eq. 8) from theta to one style: the paper's section 5.2 and the official `fast` command.
+
+Keys as in configs/metastyle.py (one dialect); the older flat names (steps, size, style_size, content, crop,
+alpha, beta, tv) are accepted as aliases (`config.ALIASES`)."""
 
 import ml_collections
 
 
 def get_config():
     c = ml_collections.ConfigDict()
-    c.steps = 200            # paper, section 5.2: "only 200 iterations"; official --update-step 200
+    c.num_steps = 200        # paper, section 5.2: "only 200 iterations"; official --update-step 200
     c.lr = 1e-3              # official --lr 1e-3 (Adam); Fig. 6 trains Johnson et al. "with the same learning rate"
     c.batch_size = 4         # paper, section 5.1: "All batches are of size 4"; official --iter-batch-size 4
-    c.size = 256             # content crop side, px; official --content-size 256 (Resize + CenterCrop)
-    c.style_size = 512       # style side, px; official --style-size 512, Resize((512, 512)) (aspect not kept)
-    c.alpha = 1.0            # eq. 4, paper section 5.1
-    c.beta = 1e5             # eq. 4, paper section 5.1
-    c.tv = 10.0              # total variation. Deviation: not in the paper (0 restores it); see configs/metastyle.py
+    c.loss = ml_collections.ConfigDict({
+        "alpha": 1.0,        # eq. 4, paper section 5.1
+        "beta": 1e5,         # eq. 4, paper section 5.1
+        "tv": 10.0,          # total variation. Deviation: not in the paper (0 restores it); see configs/metastyle.py
+    })
+    c.data = ml_collections.ConfigDict({
+        # Deviation: the paper and the official code adapt on MS-COCO; by default we use the scikit-image photos
+        # bundled with the package (no download). Give --content DIR or --content tfds:coco/2017 for COCO.
+        "content": "embedded",
+        "content_size": 256,  # content crop side, px; official --content-size 256 (Resize + CenterCrop)
+        "style_size": 512,    # style side, px; official --style-size 512, Resize((512, 512)) (aspect not kept)
+        # Deviation: the official code takes the centre crop of each content image; we take a random one
+        # (seeded), which matters with the 7 embedded training photos. "center" restores the official behaviour.
+        "crop": "random",
+    })
     # Deviation (compute only): "auto" runs the convolutions in bfloat16 with float32 accumulation through oneDNN
     # on CPUs with AMX (metastyle_jax/onednn.py); "float32" is the exact path, "bfloat16" asks for oneDNN anywhere
     c.dtype = "auto"
     c.only_in = False        # official --only-in 0: Adam on every parameter; True: instance-norm scale/shift only
-    # Deviation: the paper and the official code adapt on MS-COCO; by default we use the scikit-image photos
-    # bundled with the package (no download). Give --content DIR or --content tfds:coco/2017 for COCO.
-    c.content = "embedded"
-    # Deviation: the official code takes the centre crop of each content image; we take a random one
-    # (seeded), which matters with the 7 embedded training photos. "center" restores the official behaviour.
-    c.crop = "random"
     c.eval_every = 20        # ours: perceptual loss on held-out (val split) content every N steps (Fig. 6, right)
     c.eval_batch = 4         # ours: held-out images per evaluation (fixed for the whole run)
     c.seed = 0               # content order and crops; the random initialization when no theta is given

@@ -1,42 +1,6 @@
-"""`metastyle COMMAND [FLAGS]` (installed with the package) or `python -m metastyle_jax COMMAND [FLAGS]`: the
-commands of `python -m metastyle_jax.COMMAND`, with the same flags."""
+"""`python -m metastyle_jax COMMAND [FLAGS]`, the same as the installed `metastyle COMMAND [FLAGS]`."""
 
-import importlib
-import sys
-
-COMMANDS = {
-    "train": "meta-train theta (Algorithm 1)",
-    "adapt": "adapt theta to one painting (eq. 8)",
-    "stylize": "stylize images or a video with an adapted model",
-    "gatys": "Gatys et al.: optimize the pixels of one image",
-    "interpolate": "mix adapted models (section 5.3)",
-    "export": "export an adapted model: StableHLO, SavedModel, ONNX",
-    "convert": "import a checkpoint of the official PyTorch code",
-    "serve": "a local web page for stylizing photos",
-}
-
-
-def usage():
-    width = max(map(len, COMMANDS))
-    return "usage: metastyle COMMAND [FLAGS]   (metastyle COMMAND --help for its flags)\n\ncommands:\n" + "".join(
-        f"  {name.ljust(width)}  {what}\n" for name, what in COMMANDS.items())
-
-
-def main(argv=None):
-    """Run the command named by the first argument as `python -m metastyle_jax.COMMAND` would."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage(), end="", file=sys.stdout if argv else sys.stderr)
-        sys.exit(0 if argv else 2)
-    if argv[0] not in COMMANDS:
-        print(f"metastyle: unknown command {argv[0]!r}: one of {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
-        sys.exit(2)
-    from metastyle_jax import cli
-
-    module = importlib.import_module(f"metastyle_jax.{argv[0]}")
-    sys.argv = [f"metastyle {argv[0]}", *argv[1:]]  # a command-line run: flags from sys.argv, Ctrl-C watched
-    return cli.run(module.main)
-
+from metastyle_jax.commands import main
 
 if __name__ == "__main__":
     main()

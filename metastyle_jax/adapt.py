@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from metastyle_jax import (checkpoints, checks, cli, data, images, losses, onednn, outputs, plotting, prefetch,
+from metastyle_jax import (checkpoints, checks, data, images, losses, onednn, outputs, plotting, prefetch,
                            stylize, transformer, vgg_weights)
 from metastyle_jax.errors import UserError
 
@@ -113,15 +113,26 @@ def style_targets(vgg, style, weights=losses.LossWeights()):
     return _style_grams(vgg, jnp.asarray(style, jnp.float32), layers=tuple(weights.style_layers))
 
 
+def compile_step(params, opt_state, vgg, grams, batch, **settings):
+    """`adapt_step` compiled for these shapes and `settings` (its keyword arguments), refused before it runs if
+    it cannot fit in memory: a function (params, opt_state, vgg, grams, batch) -> `adapt_step`'s result."""
+    step_fn = adapt_step.lower(params, opt_state, vgg, grams, batch, **settings).compile()
+    checks.check_memory(checks.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
+                        f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
+    return step_fn
+
+
 def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
           input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None,
-          dtype="float32"):
+          dtype="float32", hook=None):
     """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`, through
     `vgg` (a `vgg16.VGG`).
 
     style: (S, S, 3) in [0, 1]; content: a `data.ContentData` (or anything with `batch_at`); eval_contents:
     (E, H, W, 3) held-out images whose loss is taken before the first step, every `eval_every` steps and after
-    the last (none if None or eval_every is 0). `progress(step, loss)` is called after every step. `dtype`:
+    the last (none if None or eval_every is 0). `progress(step, loss)` is called after every step, and
+    `hook(done, params)` before the first (done=0) and after each, with the parameters after `done` updates
+    (e.g. to keep snapshots). `dtype`:
     the convolutions' compute dtype, "float32" or "bfloat16" (`onednn.resolve_dtype` chooses it).
     Returns (params, history): history["loss"|"content"|"style"] are (steps,) arrays, each the loss of that
     step's batch before its update; history["eval_step"] (K,) counts the updates before each evaluation and
@@ -142,16 +153,16 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
 
     if do_eval:
         record_eval(0)
+    if hook is not None:
+        hook(0, params)
     hist, seconds = [], []
     with prefetch.prefetch(content.batch_at(s, batch_size) for s in range(steps)) as batches:
         for step, batch in enumerate(batches):
             t0 = time.perf_counter()
             batch = jnp.asarray(batch)
-            if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
-                step_fn = adapt_step.lower(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
-                                           only_in=only_in, input_scale=input_scale, dtype=dtype).compile()
-                checks.check_memory(checks.program_bytes(step_fn), f"an adaptation step on {batch.shape[0]} images of "
-                                    f"{batch.shape[2]}x{batch.shape[1]}", "use a smaller --size or --batch-size")
+            if step_fn is None:
+                step_fn = compile_step(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
+                                       only_in=only_in, input_scale=input_scale, dtype=dtype)
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
@@ -163,15 +174,21 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
                 record_eval(step + 1)
             if progress is not None:
                 progress(step + 1, hist[-1][0])
+            if hook is not None:
+                hook(step + 1, params)
     if not checkpoints.all_finite(params):
         raise UserError("adaptation diverged: the last update made some parameters NaN or infinite; nothing "
                         "was written (try a lower --lr)")
-    h = np.asarray(hist, np.float64).reshape(-1, 3)
+    return jax.device_get(params), _history(hist, evals, seconds)
+
+
+def _history(losses_per_step, evals, seconds):
+    """`adapt`'s history from its [(loss, content, style)] per step, [(step, loss, content, style)] per
+    evaluation and seconds per step."""
+    h = np.asarray(losses_per_step, np.float64).reshape(-1, 3)
     e = np.asarray(evals, np.float64).reshape(-1, 4)
-    history = {"loss": h[:, 0], "content": h[:, 1], "style": h[:, 2], "eval_step": e[:, 0].astype(int),
-               "eval_loss": e[:, 1], "eval_content": e[:, 2], "eval_style": e[:, 3],
-               "step_seconds": np.asarray(seconds)}
-    return jax.device_get(params), history
+    return {"loss": h[:, 0], "content": h[:, 1], "style": h[:, 2], "eval_step": e[:, 0].astype(int),
+            "eval_loss": e[:, 1], "eval_content": e[:, 2], "eval_style": e[:, 3], "step_seconds": np.asarray(seconds)}
 
 
 def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=None, from_theta=None,
@@ -183,17 +200,17 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
-    params, hist = adapt(start, vgg, style, content, int(cfg.steps), lr=cfg.lr,
+    params, hist = adapt(start, vgg, style, content, int(cfg.num_steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress,
                          dtype=dtype)
     meta = checkpoints.model_meta(
         "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha256,
-        from_theta=from_theta, steps=int(cfg.steps), lr=cfg.lr, batch_size=cfg.batch_size, size=cfg.size,
-        style_size=cfg.style_size, alpha=cfg.alpha, beta=cfg.beta, tv=cfg.get("tv", 0.0), only_in=bool(cfg.only_in),
-        dtype=dtype,
-        content=str(cfg.content), crop=cfg.crop, seed=cfg.seed, input_scale=input_scale,
+        from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
+        size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
+        tv=cfg.loss.tv, only_in=bool(cfg.only_in), dtype=dtype, content=str(cfg.data.content), crop=cfg.data.crop,
+        seed=cfg.seed, input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
         final_eval_loss=float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None,
         seconds=round(time.perf_counter() - t0, 3))
@@ -249,7 +266,7 @@ def held_out_batch(cfg):
     """The fixed held-out content batch (cfg.eval_batch images of the val split), or None (with a note) when
     the content source is too small to set any apart."""
     try:
-        val = data.ContentData(cfg.content, "val", cfg.size, cfg.seed, crop=cfg.crop)
+        val = data.ContentData(cfg.data.content, "val", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
     except UserError as e:
         print(f"note: no held-out evaluation ({e})", file=sys.stderr)
         return None
@@ -312,44 +329,6 @@ def metrics_lines(hist):
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
-def main(argv=None):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.adapt", description=__doc__.splitlines()[0])
-    start = p.add_mutually_exclusive_group()
-    start.add_argument("--model", help="theta checkpoint to adapt: a path or a shipped model's name (default: theta, "
-                       "the meta-trained theta shipped in the package)")
-    start.add_argument("--random-init", action="store_true",
-                       help="start from random initialization instead of theta: Johnson et al.")
-    p.add_argument("--style", required=True, help="style image: a path or embedded:NAME")
-    p.add_argument("--out", required=True, help="adapted checkpoint (a directory); <out>_loss.png, "
-                   "<out>_preview.png, <out>_metrics.jsonl and <out>_tb/ (TensorBoard) go beside it")
-    p.add_argument("--content", help="content images: a folder, tfds:NAME[:split] or embedded (default)")
-    p.add_argument("--steps", type=int, help="Adam steps (default 200, as the paper)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--batch-size", type=int, help="content images per step (default 4)")
-    p.add_argument("--size", type=int, help="content crop side in px (default 256)")
-    p.add_argument("--style-size", type=int, help="style side in px (default 512)")
-    p.add_argument("--only-in", action="store_true", default=None,
-                   help="update only the instance-norm scale and shift (the official --only-in 1)")
-    p.add_argument("--eval-every", type=int, help="held-out loss every N steps, 0 for never (default 20)")
-    p.add_argument("--seed", type=int, help="content order and crops; the initialization without --model")
-    p.add_argument("--allow-gray", action="store_true", help="accept a grayscale style image")
-    cli.add_config_args(p, "adapt")
-    args = p.parse_args(argv)
-    cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in",
-                                      "eval_every", "seed"))
-    model = None if args.random_init else (args.model or DEFAULT_THETA)
-    r = adapt_to_painting(cfg, args.style, args.out, model, force=args.force, allow_gray=args.allow_gray)
-    hist, settings = r["history"], r["meta"]["settings"]
-    rest = hist["step_seconds"][1:]
-    per_step = f", then {np.mean(rest):.3g} s/step" if len(rest) else ""
-    final_eval = settings["final_eval_loss"]
-    held = f" (held-out {hist['eval_loss'][0]:.4g} -> {final_eval:.4g})" if final_eval is not None else ""
-    print(f"adapted {'from ' + str(model) if model else 'from random initialization'} to {settings['style']} "
-          f"in {settings['seconds']:.1f} s ({cfg.steps} steps; first step with compilation "
-          f"{hist['step_seconds'][0]:.1f} s{per_step}); final loss {settings['final_loss']:.4g}{held} -> "
-          f"{r['out']}, {r['curve'].name}, {r['preview'].name}, {r['metrics'].name}, {r['tensorboard'].name}")
-
-
 def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, allow_gray=False):
     """The `adapt` command: adapt `model` (a theta checkpoint's path or shipped name; None: random init, Johnson
     et al.) to the painting `style_arg` (a path or embedded:NAME) with the settings of `cfg` (configs/adapt.py,
@@ -357,22 +336,22 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     <out>_metrics.jsonl (`metrics_lines`) and <out>_tb/ (`write_outputs`; replacing only what this program wrote
     before, and only with `force`). Shows a progress bar. Returns {"out", "curve", "preview", "metrics",
     "tensorboard": paths, "meta": the checkpoint's meta, "history": `adapt`'s history}."""
-    if cfg.steps < 1 or cfg.batch_size < 1:
+    if cfg.num_steps < 1 or cfg.batch_size < 1:
         raise UserError("--steps and --batch-size must be at least 1")
-    checks.check_side("--size", cfg.size)
-    checks.check_side("--style-size", cfg.style_size)
-    checks.check_memory(cfg.batch_size * cfg.size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} content crops of "
-                        f"{cfg.size} px", "use a smaller --size or --batch-size")
+    checks.check_side("--size", cfg.data.content_size)
+    checks.check_side("--style-size", cfg.data.style_size)
+    checks.check_memory(cfg.batch_size * cfg.data.content_size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} "
+                        f"content crops of {cfg.data.content_size} px", "use a smaller --size or --batch-size")
     checks.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
     paths = _outputs(out)
     nbytes = 2 * 4 * transformer.count_params(transformer.abstract_params()) + 2**20  # a model, pictures, logs
-    outputs.check(paths, [style_arg, cfg.content] + ([checkpoints.resolve_model(model)] if model else []), force,
+    outputs.check(paths, [style_arg, cfg.data.content] + ([checkpoints.resolve_model(model)] if model else []), force,
                   nbytes=nbytes)
 
-    style, style_name, style_sha = load_style(style_arg, cfg.style_size, allow_gray)
-    content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
+    style, style_name, style_sha = load_style(style_arg, cfg.data.style_size, allow_gray)
+    content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
     held_out = held_out_batch(cfg) if cfg.eval_every else None
     if model:
         params, theta_meta = checkpoints.load_model(model, kinds=("theta",))
@@ -388,7 +367,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     if note:
         print(note, file=sys.stderr)
     from tqdm import tqdm
-    bar = tqdm(total=cfg.steps, desc=f"adapt {style_name}", unit="step", file=sys.stderr)
+    bar = tqdm(total=cfg.num_steps, desc=f"adapt {style_name}", unit="step", file=sys.stderr)
     try:  # closing the bar ends its line, so that an error gets a line of its own
         params, meta, hist = adapt_model(
             cfg, params, vgg, style, content, style_name=style_name, style_sha256=style_sha,
@@ -400,5 +379,8 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     write_outputs(paths, params, meta, hist, preview(params, style, shown), style_name)
     return {**dict(zip(("out", "curve", "preview", "metrics", "tensorboard"), paths)), "meta": meta, "history": hist}
 
-if __name__ == "__main__":
-    cli.run(main)
+
+if __name__ == "__main__":  # python -m metastyle_jax.adapt: the command line's `adapt`
+    from metastyle_jax import commands
+
+    commands.run("adapt")

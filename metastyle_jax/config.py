@@ -50,6 +50,39 @@ def load(name, overrides=()):
     return cfg
 
 
+# One dialect for train, adapt and gatys: the keys of configs/metastyle.py. The older names of adapt's and gatys'
+# settings stay accepted wherever a key is given (--set, --config.KEY, a command's flags).
+ALIASES = {"steps": "num_steps", "size": "data.content_size", "style_size": "data.style_size",
+           "content": "data.content", "crop": "data.crop", "alpha": "loss.alpha", "beta": "loss.beta",
+           "tv": "loss.tv"}
+
+
+def _locate(cfg, key):
+    """(the ConfigDict holding `key`, its last part), following dots and, for a key `cfg` lacks, ALIASES."""
+    for name in (key, ALIASES.get(key)):
+        if name is None:
+            continue
+        *parents, leaf = name.split(".")
+        node = cfg
+        for p in parents:
+            node = node[p] if isinstance(node, ml_collections.ConfigDict) and p in node else None
+        if isinstance(node, ml_collections.ConfigDict) and leaf in node:
+            return node, leaf
+    raise UserError(f"unknown config key {key!r}")
+
+
+def get_value(cfg, key):
+    """The value of "a.b" (or an alias, ALIASES) in `cfg`."""
+    node, leaf = _locate(cfg, key)
+    return node[leaf]
+
+
+def set_value(cfg, key, value):
+    """Set "a.b" (or an alias, ALIASES) of `cfg` to an already typed `value`, in place."""
+    node, leaf = _locate(cfg, key)
+    node[leaf] = value
+
+
 _KINDS = {bool: "True or False", int: "an integer", float: "a number", tuple: "a tuple", list: "a list"}
 
 
@@ -85,14 +118,7 @@ def override(cfg, item):
     if "=" not in item:
         raise UserError(f"bad override {item!r}: expected key=value")
     key, text = item.split("=", 1)
-    *parents, leaf = key.strip().split(".")
-    node = cfg
-    for p in parents:
-        if not isinstance(node, ml_collections.ConfigDict) or p not in node:
-            raise UserError(f"unknown config key {key!r}")
-        node = node[p]
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-        raise UserError(f"unknown config key {key!r}")
+    node, leaf = _locate(cfg, key.strip())
     try:
         node[leaf] = _parse(text.strip(), node[leaf])
     except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError) as e:

@@ -1,15 +1,15 @@
 """A 2-D convolution for XLA's CPU backend: the value and every derivative of `lax.conv_general_dilated`,
 computed the ways that backend runs fast.
 
-Slow paths of XLA:CPU (jax 0.10.2; `benchmarks/xla_cpu_slow_paths.py` reproduces the first two):
-- a convolution with no padding at all on a spatial axis (`padding="VALID"`) runs 2-20x slower than the
-  same one given one row of zero padding: `spatial_conv` pads one zero row on the high side of such an
-  axis and crops the extra output row (exact: that output row is the only one that reads the zero);
-- weight-gradient convolutions (kernel-sized outputs) ran at 2-15 GFLOP/s at the networks' shapes (forward
-  convolutions: 40-70): `weight_grad` computes them as
-  matrix products of shifted copies of the operand with fewer channels;
-- in the meta-gradient's second order, `lax.rev` of a kernel became reversed-window convolutions run as
-  naive loops (benchmarks/profile_meta.py): `_flip` reverses by a product with an anti-identity matrix.
+Slow paths of XLA:CPU that it avoids (`benchmarks/xla_cpu_slow_paths.py` and `benchmarks/profile_meta.py`
+measure them; benchmarks/results/cpu_speed.md has the figures):
+- a convolution with no padding on a spatial axis (`padding="VALID"`) is much slower than the same one given
+  one row of zero padding: `spatial_conv` pads one zero row on the high side of such an axis and crops the
+  extra output row (exact: that output row is the only one that reads the zero);
+- weight-gradient convolutions (kernel-sized outputs) run far below the forward convolutions: `weight_grad`
+  computes them as matrix products of shifted copies of the operand with fewer channels;
+- in the meta-gradient's second order, `lax.rev` of a kernel becomes reversed-window convolutions run as
+  naive loops: `_flip` reverses by a product with an anti-identity matrix.
 `conv` is a `jax.custom_vjp` whose backward pass is made of `conv` itself (input gradient), `weight_grad`
 (kernel gradient, plain products and slices) and `_flip`, so derivatives of any order (the meta-gradient's
 second order) stay on the fast paths. NHWC inputs, HWIO kernels, no kernel dilation, one feature group.

@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from metastyle_jax import checkpoints, cli, outputs, transformer
+from metastyle_jax import checkpoints, outputs, transformer
 from metastyle_jax.errors import UserError
 
 OFFICIAL_INPUT_SCALE = 255.0
@@ -87,28 +87,22 @@ def from_state_dict(state, input_scale=OFFICIAL_INPUT_SCALE, where="state dict")
     return jax.tree_util.tree_map_with_path(convert, template)
 
 
-def main(argv=None):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.convert", description=__doc__.splitlines()[0])
-    p.add_argument("--from-pytorch", required=True, metavar="PTH", help="official TransformerNet state dict (.pth)")
-    p.add_argument("--out", required=True, help="model checkpoint to write (a directory)")
-    p.add_argument("--kind", choices=checkpoints.KINDS, default="theta",
-                   help="theta (a meta-trained model, the default) or adapted (a model fast-trained to one style)")
-    p.add_argument("--input-scale", type=float, default=OFFICIAL_INPUT_SCALE,
-                   help="the pixel range the PyTorch network was trained on: 255 (official code) or 1")
-    p.add_argument("--force", action="store_true", help="overwrite --out")
-    args = p.parse_args(argv)
-    if not args.input_scale > 0:
+def convert_file(src, out, kind="theta", input_scale=OFFICIAL_INPUT_SCALE, force=False):
+    """Write the official network saved at `src` (.pth) as model checkpoint `out` of `kind` (theta or adapted),
+    conv1's kernel scaled by `input_scale`. Returns the number of parameters converted."""
+    if not input_scale > 0:
         raise UserError("--input-scale must be positive (255 for the official code)")
-    outputs.check([args.out], [args.from_pytorch], args.force)
-    src = Path(args.from_pytorch)
-    params = from_state_dict(_load_state(src), args.input_scale, where=str(src))
-    meta = checkpoints.model_meta(args.kind, vgg=None, converted_from=str(src),
+    outputs.check([out], [src], force)
+    src = Path(src)
+    params = from_state_dict(_load_state(src), input_scale, where=str(src))
+    meta = checkpoints.model_meta(kind, vgg=None, converted_from=str(src),
                                   source_sha256=hashlib.sha256(src.read_bytes()).hexdigest(),
-                                  origin="official PyTorch MetaStyle TransformerNet", input_scale=args.input_scale)
-    checkpoints.save_model(Path(args.out).absolute(), params, meta, force=args.force)  # Orbax: absolute
-    print(f"converted {transformer.count_params(params):,} parameters of {src} ({args.kind}, PyTorch input "
-          f"scale {args.input_scale:g}) -> {args.out}")
+                                  origin="official PyTorch MetaStyle TransformerNet", input_scale=input_scale)
+    checkpoints.save_model(Path(out).absolute(), params, meta, force=force)  # Orbax: absolute
+    return transformer.count_params(params)
 
 
-if __name__ == "__main__":
-    cli.run(main)
+if __name__ == "__main__":  # python -m metastyle_jax.convert: the command line's `convert`
+    from metastyle_jax import commands
+
+    commands.run("convert")

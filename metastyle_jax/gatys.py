@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from metastyle_jax import checks, cli, data, images, losses, onednn, outputs, plotting, vgg_weights
+from metastyle_jax import checks, data, images, losses, onednn, outputs, plotting, vgg_weights
 from metastyle_jax.errors import UserError
 
 
@@ -55,22 +55,25 @@ def targets(vgg, content, style, weights):
     return content_feat, grams
 
 
-def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=None, dtype="float32"):
+def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=None, dtype="float32", stops=(),
+             hook=None):
     """Run Gatys et al. from `init` (H, W, 3) through `vgg` (a `vgg16.VGG`): the final image (H, W, 3) and
-    per-step loss history {"total", "content", "style"} as (steps,) numpy arrays. `progress(n_done,
-    total_loss)` is called after every chunk of steps; `dtype` is the convolutions' compute dtype (the
-    targets stay float32)."""
+    per-step loss history {"total", "content", "style"} as (steps,) numpy arrays. The steps run in compiled
+    chunks of at most `chunk`, which also end at each step of `stops`; after every chunk `progress(n_done,
+    total_loss)` and `hook(steps_done, image)` are called (`hook` also before the first, with 0). `dtype` is the
+    convolutions' compute dtype (the targets stay float32)."""
     content_feat, grams = targets(vgg, content, style, weights)
     x = jnp.asarray(init, jnp.float32)
     opt_state = optax.adam(lr).init(x)
-    hist = []
-    done = 0
+    hist, done = [], 0
     first = run_steps.lower(x, opt_state, vgg, content_feat, grams, weights=weights, lr=lr,
                             steps=min(chunk, steps), dtype=dtype).compile()
     checks.check_memory(checks.program_bytes(first), f"Gatys et al. on a {x.shape[1]}x{x.shape[0]} image",
                         "use a smaller --size or --style-size")
+    if hook is not None:
+        hook(0, np.asarray(x))
     while done < steps:
-        n = min(chunk, steps - done)
+        n = min([chunk, steps - done] + [s - done for s in stops if s > done])
         if n == min(chunk, steps):
             x, opt_state, h = first(x, opt_state, vgg, content_feat, grams)
         else:
@@ -83,6 +86,8 @@ def optimize(vgg, content, style, init, steps, lr, weights, chunk=10, progress=N
                             "written (try a lower --lr)")
         if progress is not None:
             progress(n, float(h[0][-1]))
+        if hook is not None:
+            hook(done, np.asarray(x))
     total, lc, ls = (np.concatenate([h[i] for h in hist]) for i in range(3))
     return np.asarray(x), {"total": total, "content": lc, "style": ls}
 
@@ -98,31 +103,6 @@ def initial_image(init, content, seed=0):
     return images.resize(image, size=content.shape[:2])
 
 
-def main(argv=None):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.gatys", description=__doc__.splitlines()[0])
-    p.add_argument("--content", default="embedded:astronaut",
-                   help="content image: a path or embedded:NAME (default embedded:astronaut)")
-    p.add_argument("--style", default="embedded:starry_night",
-                   help="style image: a path or embedded:NAME (default embedded:starry_night, a painting "
-                        "shipped in the package)")
-    p.add_argument("--out", default="gatys.png", help="output image (.png or .jpg); its loss curve goes "
-                   "beside it as <name>_loss.png")
-    p.add_argument("--init", help="content | noise | path to an image (default: content)")
-    p.add_argument("--steps", type=int, help="optimization steps (default: 800, as the paper)")
-    p.add_argument("--size", type=int, help="longer side of the content image in px (default 256)")
-    p.add_argument("--style-size", type=int, help="longer side of the style image in px (default 256)")
-    p.add_argument("--lr", type=float, help="Adam learning rate on the pixels (default 0.02)")
-    p.add_argument("--compare", metavar="PNG", help="also write content | style | result side by side")
-    cli.add_config_args(p, "gatys")
-    args = p.parse_args(argv)
-    cfg = cli.config_from_args(args, ("init", "steps", "size", "style_size", "lr"))
-    r = transfer(cfg, args.content, args.style, args.out, args.compare, args.force)
-    hist, result = r["history"], r["result"]
-    print(f"wrote {r['out']} ({result.shape[1]}x{result.shape[0]}) and {r['curve']}; {cfg.steps} steps in "
-          f"{r['seconds']:.1f} s (compilation included); loss {hist['total'][0]:.4g} -> {hist['total'][-1]:.4g} "
-          f"(content {hist['content'][-1]:.4g}, style {hist['style'][-1]:.4g})")
-
-
 def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     """The `gatys` command: optimize the pixels of an image (configs/gatys.py: init, steps, size, style_size, lr,
     alpha, beta, vgg.source/vgg.path chosen) so that it has the content of `content_arg` and the style of
@@ -130,17 +110,17 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     and, given `compare`, content | style | result side by side. Shows a progress bar.
     Returns {"out", "curve": paths, "result": (H, W, 3) image, "history": `optimize`'s, "seconds"}."""
     checks.check_lr("--lr", cfg.lr)
-    if cfg.steps < 1:
+    if cfg.num_steps < 1:
         raise UserError("--steps must be at least 1")
-    checks.check_side("--size", cfg.size)
-    checks.check_side("--style-size", cfg.style_size)
+    checks.check_side("--size", cfg.data.content_size)
+    checks.check_side("--style-size", cfg.data.style_size)
     out = Path(out)
     curve = out.with_name(f"{out.stem}_loss.png")
     outputs.check([out, curve, compare], [content_arg, style_arg, cfg.init], force)
     checks.check_image_suffix(out)
 
-    content = data.load_image_spec(content_arg, max_side=cfg.size)
-    style = data.load_image_spec(style_arg, max_side=cfg.style_size)
+    content = data.load_image_spec(content_arg, max_side=cfg.data.content_size)
+    style = data.load_image_spec(style_arg, max_side=cfg.data.style_size)
     init = initial_image(cfg.init, content, cfg.seed)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     weights = losses.weights_of(cfg)
@@ -149,10 +129,10 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
         print(note, file=sys.stderr)
 
     from tqdm import tqdm
-    bar = tqdm(total=cfg.steps, desc="gatys", unit="step", file=sys.stderr)
+    bar = tqdm(total=cfg.num_steps, desc="gatys", unit="step", file=sys.stderr)
     t0 = time.perf_counter()
     try:  # closing the bar ends its line, so that an error gets a line of its own
-        result, hist = optimize(vgg, content, style, init, cfg.steps, cfg.lr, weights,
+        result, hist = optimize(vgg, content, style, init, cfg.num_steps, cfg.lr, weights,
                                 chunk=cfg.log_every, dtype=dtype,
                                 progress=lambda n, loss: (bar.update(n), bar.set_postfix(loss=f"{loss:.4g}")))
     finally:
@@ -160,12 +140,15 @@ def transfer(cfg, content_arg, style_arg, out, compare=None, force=False):
     seconds = time.perf_counter() - t0
 
     images.save_image(out, result)
-    plotting.loss_curves(curve, {"total": hist["total"], "alpha * content": cfg.alpha * hist["content"],
-                                 "beta * style": cfg.beta * hist["style"]},
+    plotting.loss_curves(curve, {"total": hist["total"], "alpha * content": cfg.loss.alpha * hist["content"],
+                                 "beta * style": cfg.loss.beta * hist["style"]},
                          title=f"Gatys et al., {Path(style_arg).name}", xlabel="step")
     if compare:
         images.save_image(compare, images.hstack([content, style, result]))
     return {"out": out, "curve": curve, "result": result, "history": hist, "seconds": seconds}
 
-if __name__ == "__main__":
-    cli.run(main)
+
+if __name__ == "__main__":  # python -m metastyle_jax.gatys: the command line's `gatys`
+    from metastyle_jax import commands
+
+    commands.run("gatys")

@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from metastyle_jax import checkpoints, checks, cli, data, images, outputs, stylize
+from metastyle_jax import checkpoints, checks, data, images, outputs, stylize
 from metastyle_jax.errors import UserError
 
 SUM_TOLERANCE = 1e-4
@@ -80,46 +80,38 @@ def strip(models, weight_vectors, content):
     return [stylize.stylize(combine(models, w), [content])[0] for w in weight_vectors]
 
 
-def main(argv=None):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.interpolate", description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", required=True, help="two or more adapted checkpoints")
-    p.add_argument("--weights", nargs="+", metavar="W1,W2,...",
-                   help="weight vectors, one weight per model (default: 5 steps from each model to the next)")
-    p.add_argument("--content", required=True, help="content image: a path or embedded:NAME")
-    p.add_argument("--out", default="interpolation.png", help="the strip (.png/.jpg)")
-    p.add_argument("--size", type=int, help="longer side of the content image in px (default: keep)")
-    p.add_argument("--save-model", metavar="CKPT", help="also write the interpolated network as an adapted "
-                   "checkpoint (needs exactly one weight vector)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    args = p.parse_args(argv)
-    if len(args.models) < 2:
+def write_strip(model_paths, weights, content_arg, out, size=None, save_model=None, force=False):
+    """Stylize `content_arg` (a path or embedded:NAME, downscaled to `size`) by the mix of the adapted models at
+    `model_paths` of each weight vector (`weights`: texts as `parse_weights` reads them; None: a sweep) and write
+    the strip `out` (content first); with `save_model`, also the network of the single weight vector as an
+    adapted checkpoint. Returns (content (H, W, 3), style names, weight vectors)."""
+    if len(model_paths) < 2:
         raise UserError("--models needs at least two adapted checkpoints to interpolate between")
-    if args.size is not None:
-        checks.check_side("--size", args.size)
-    checks.check_image_suffix(args.out)
-    outputs.check([args.out, args.save_model], [checkpoints.resolve_model(m) for m in args.models] + [args.content],
-                  args.force)
-    vectors = parse_weights(args.weights, len(args.models))
-    if args.save_model and len(vectors) != 1:
+    if size is not None:
+        checks.check_side("--size", size)
+    checks.check_image_suffix(out)
+    outputs.check([out, save_model], [checkpoints.resolve_model(m) for m in model_paths] + [content_arg], force)
+    vectors = parse_weights(weights, len(model_paths))
+    if save_model and len(vectors) != 1:
         raise UserError(f"--save-model needs exactly one weight vector, not {len(vectors)}")
-    content = data.load_image_spec(args.content, max_side=args.size)
-    loaded = [checkpoints.load_model(m, kinds=("adapted",)) for m in args.models]
+    content = data.load_image_spec(content_arg, max_side=size)
+    loaded = [checkpoints.load_model(m, kinds=("adapted",)) for m in model_paths]
     origins = {str((meta.get("settings") or {}).get("from_theta")) for _, meta in loaded}
     if len(origins) > 1:
         print("warning: these models were adapted from different starting points; their parameters may not "
               "interpolate smoothly", file=sys.stderr)
     models = [params for params, _ in loaded]
-    styles = [(meta.get("settings") or {}).get("style") or Path(m).name for m, (_, meta) in zip(args.models, loaded)]
-    results = strip(models, vectors, content)
-    images.save_image(args.out, images.hstack([content] + results))
-    if args.save_model:
+    styles = [(meta.get("settings") or {}).get("style") or Path(m).name for m, (_, meta) in zip(model_paths, loaded)]
+    images.save_image(out, images.hstack([content] + strip(models, vectors, content)))
+    if save_model:
         meta = checkpoints.model_meta("adapted", vgg=loaded[0][1].get("vgg"), styles=styles,
-                                      interpolation_of=[str(m) for m in args.models], weights=list(vectors[0]))
-        checkpoints.save_model(Path(args.save_model).absolute(), combine(models, vectors[0]), meta,
-                               force=args.force)  # Orbax needs an absolute path
-    print(f"wrote {args.out}: {content.shape[1]}x{content.shape[0]} content, then {len(vectors)} interpolations of "
-          f"{' / '.join(styles)} at weights " + " ".join(",".join(f"{x:g}" for x in w) for w in vectors))
+                                      interpolation_of=[str(m) for m in model_paths], weights=list(vectors[0]))
+        checkpoints.save_model(Path(save_model).absolute(), combine(models, vectors[0]), meta,
+                               force=force)  # Orbax needs an absolute path
+    return content, styles, vectors
 
 
-if __name__ == "__main__":
-    cli.run(main)
+if __name__ == "__main__":  # python -m metastyle_jax.interpolate: the command line's `interpolate`
+    from metastyle_jax import commands
+
+    commands.run("interpolate")

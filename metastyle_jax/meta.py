@@ -1,4 +1,4 @@
-"""The bilevel objective of MetaStyle (eq. 7, Algorithm 1) and one pure, jit-compiled meta-training step.
+"""The bilevel objective of MetaStyle (eq. 7, Algorithm 1) and its exact meta-gradient.
 
 For every style s of a meta-batch: w_s = theta; T steps of plain SGD (lr delta_t) on the perceptual loss
 of a training content batch, moving only the parameters `inner_params` selects (instance-norm scale and
@@ -9,9 +9,7 @@ dE/dtheta, differentiated through the inner updates: `jax.grad` through the T in
 products (meta_grad="hvp").
 
 Loops over inner steps and over style groups are unrolled in Python (`unrolled_scan`), not `lax.scan`:
-XLA's CPU backend rewrites convolutions into its fast (Eigen/XNNPACK) layouts only outside loop bodies,
-and inside a `while` the backward-data and weight-gradient convolutions of the meta-gradient ran as
-naive loops, ~10x slower (benchmarks/profile_meta.py, benchmarks/results/meta_step_profile_cpu.json).
+XLA's CPU backend rewrites convolutions into its fast layouts only outside loop bodies (benchmarks/profile_meta.py).
 
 The loss of a task is `losses.perceptual_loss`, with the content targets computed once per batch outside
 every derivative.
@@ -34,20 +32,17 @@ A batch is a dict of arrays, S styles first, RGB in [0, 1]:
 `Bilevel(vgg, settings)` binds the objective once to the VGG16 (a `vgg16.VGG`, whose parameters are traced
 arguments and whose input spec is static) and to the structural settings (`MetaSettings`, static under jit);
 its methods take (theta, task or batch, t, hyper). The numeric hyper-parameters (`Hyper`: learning rates,
-decay, alpha, beta) are traced arguments, so changing them never recompiles. `train_step(bilevel, state,
-batch, hyper)` is the compiled outer iteration.
+decay, alpha, beta) are traced arguments, so changing them never recompiles. `outer.train_step(bilevel,
+state, batch, hyper)` is the compiled outer iteration, `parallel` splits it over devices.
 """
 
 import dataclasses
-import functools
 from typing import Any, NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from metastyle_jax import losses, onednn, transformer
 
@@ -56,20 +51,6 @@ META_GRADS = ("autodiff", "hvp")
 PARAM_SETS = ("all", "instance_norm", "non_instance_norm")
 # Compute dtypes; "float64" only under jax_enable_x64, for numerical checks.
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
-
-
-class TrainState(flax.struct.PyTreeNode):
-    """What a meta-training run carries from one iteration to the next, and checkpoints.
-
-    step: int32 scalar, the outer iteration t; params: theta; opt_state: the outer Adam state;
-    rng: uint32[2] raw key data of the run's PRNG key (the step itself draws no randomness: data order
-    is a function of (seed, step); the key is kept so anything random derives from the checkpoint).
-    """
-
-    step: Any
-    params: Any
-    opt_state: Any
-    rng: Any
 
 
 class Hyper(NamedTuple):
@@ -155,53 +136,6 @@ def styles_at_a_time(styles, in_parallel):
         raise ValueError(f"styles_in_parallel={p} must divide the {styles} styles of a meta-batch "
                          "(styles_per_batch)")
     return p
-
-
-def warmup(n, steps):
-    """The warm-up factor min(1, (n + 1) / steps) at update n (1 when steps is 0)."""
-    steps = jnp.asarray(steps, jnp.float32)
-    return jnp.where(steps > 0, jnp.minimum(1.0, (jnp.asarray(n, jnp.float32) + 1) / jnp.maximum(steps, 1)), 1.0)
-
-
-def outer_learning_rate(hyper, n):
-    """The outer learning rate at Adam's n-th update: outer_lr / (1 + k n) (supplementary eq. 1) times the
-    warm-up factor."""
-    return decayed(hyper.outer_lr, hyper.lr_decay, n) * warmup(n, hyper.outer_warmup)
-
-
-def outer_lr_used(opt_state, hyper):
-    """The learning rate of the outer update that `opt_state` is about to take (`outer_learning_rate` at Adam's
-    own update count n, not t: they differ after `config.init_from`)."""
-    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
-    return outer_learning_rate(hyper, next(s.count for s in jax.tree_util.tree_leaves(opt_state, is_leaf=is_schedule)
-                                           if is_schedule(s)))
-
-
-def outer_optimizer(settings, hyper):
-    """The outer optimizer: Adam (PyTorch's defaults) with lr outer_lr / (1 + k n) at its n-th update,
-    times the warm-up factor, over the parameters `settings.outer_params` selects; the others get a zero
-    update (not their raw gradient). n counts from Adam's initialization (the run's iteration t, unless
-    the run started from a shipped theta: `config.init_from`)."""
-    lr = functools.partial(outer_learning_rate, hyper)
-    adam = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(lr))
-    if settings.outer_params == "all":
-        return adam
-    labels = lambda params: jax.tree_util.tree_map(
-        lambda m: "train" if m else "frozen", param_mask(params, settings.outer_params))
-    return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
-
-
-def make_optimizer(config):
-    """The outer optax optimizer a config describes (see `outer_optimizer`)."""
-    return outer_optimizer(settings_from_config(config), hyper_from_config(config))
-
-
-def init_state(config, seed):
-    """A fresh TrainState from integer `seed`: theta at Flax's default init, Adam state, step 0."""
-    init_key, run_key = jax.random.split(jax.random.key(seed))
-    params = transformer.init_params(init_key, 16)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=make_optimizer(config).init(params), rng=jax.random.key_data(run_key))
 
 
 def _split(params, mask):
@@ -297,7 +231,7 @@ class Bilevel(flax.struct.PyTreeNode):
         fast_t, (history, inner_losses) = unrolled_scan(step, fast, xs, length=self.settings.inner_steps)
         return _merge(fast_t, slow, mask, treedef), history, inner_losses, (mask, slow, treedef)
 
-    def adapt(self, theta, task, t, hyper):
+    def inner_loop(self, theta, task, t, hyper):
         """w_T of one style: T steps of SGD from theta (eq. 7, the inner problem). Returns (w_T, (T,) inner
         losses, each before its step). Differentiable in theta (through the unrolled steps); in "first_order"
         mode the inner gradients are constants."""
@@ -307,7 +241,7 @@ class Bilevel(flax.struct.PyTreeNode):
     def style_objective(self, theta, task, t, hyper):
         """E_s(theta): the perceptual loss of the adapted w_s,T on the validation contents of one style.
         Returns (scalar, (metrics, w_T))."""
-        w, inner_losses = self.adapt(theta, task, t, hyper)
+        w, inner_losses = self.inner_loop(theta, task, t, hyper)
         outer, parts = self.task_loss(w, task["val"], task["val_feat"], task["grams"], hyper)
         return outer, (_metrics(outer, parts, inner_losses), w)
 
@@ -396,98 +330,3 @@ class Bilevel(flax.struct.PyTreeNode):
         fn = lambda task: self.style_direction(theta, task, t, hyper)
         direction, metrics = self.map_styles(fn, self.tasks(batch))
         return direction, jax.tree_util.tree_map(jnp.mean, metrics)
-
-
-def _all_finite(tree):
-    """True iff no leaf of `tree` holds a NaN or an inf."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
-
-
-def data_parallel(method, bilevel, mesh):
-    """`method` (an unbound `Bilevel` method (bilevel, theta, batch, t, hyper) -> pytree of means over the
-    batch's styles) as a function of (theta, batch, t, hyper) that splits the styles over the mesh axis "data"
-    (`jax.shard_map`: each device takes its S / n styles, `styles_in_parallel / n` at a time) and averages
-    the per-device means with `pmean`. Explicit rather than left to XLA's automatic partitioning of the
-    jitted step, which gave wrong convolution-kernel gradients for a sharded style axis (jax 0.10.2, CPU).
-    """
-    n = mesh.devices.size
-    local = bilevel.replace(settings=dataclasses.replace(
-        bilevel.settings, styles_in_parallel=bilevel.settings.styles_in_parallel // n))
-
-    def per_device(local, theta, batch, t, hyper):
-        # theta enters replicated; as a device-varying value its gradients stay local (no implicit psum)
-        theta = jax.lax.pcast(theta, "data", to="varying")
-        return jax.lax.pmean(method(local, theta, batch, t, hyper), "data")
-
-    rep, split = PartitionSpec(), PartitionSpec("data")
-    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(rep, rep, split, rep, rep), out_specs=rep)
-    return functools.partial(sharded, local)
-
-
-@functools.partial(jax.jit, static_argnames=("mesh",), donate_argnums=1)
-def train_step(bilevel, state, batch, hyper, *, mesh=None):
-    """One outer iteration (Algorithm 1's loop body) of `bilevel` (a `Bilevel`): (state, metrics). Pure;
-    the input state is donated.
-
-    mesh: None for one device, else the styles of `batch` are split over its "data" axis
-    (`data_parallel`) and theta, the VGG and the optimizer state are replicated.
-    metrics: those of `Bilevel.meta_gradient` plus grad_norm (of the direction), inner_lr (at t), outer_lr
-    (the one this update used), and finite (the losses and the direction are free of NaN/inf). A non-finite
-    step still returns its state; the caller decides not to keep it.
-    """
-    if mesh is None:
-        direction, metrics = bilevel.meta_gradient(state.params, batch, state.step, hyper)
-    else:
-        direction, metrics = data_parallel(Bilevel.meta_gradient, bilevel, mesh)(state.params, batch, state.step,
-                                                                                  hyper)
-    updates, opt_state = outer_optimizer(bilevel.settings, hyper).update(direction, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, grad_norm=optax.tree.norm(direction),
-                   inner_lr=decayed(hyper.inner_lr, hyper.lr_decay, state.step),
-                   outer_lr=outer_lr_used(state.opt_state, hyper),
-                   finite=_all_finite((metrics["outer_loss"], metrics["inner_loss"], direction)))
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
-
-
-@functools.partial(jax.jit, static_argnames=("mesh",))
-def eval_loss(bilevel, theta, batch, t, hyper, *, mesh=None):
-    """`Bilevel.loss` of a batch, jit-compiled; with a mesh, its styles split over the "data" axis."""
-    if mesh is None:
-        return bilevel.loss(theta, batch, t, hyper)
-    return data_parallel(Bilevel.loss, bilevel, mesh)(theta, batch, t, hyper)
-
-
-def make_mesh(devices=None):
-    """A 1-D mesh with axis "data" over `devices` (default: every device of every process)."""
-    return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
-
-
-def check_mesh(config, mesh):
-    """Raise ValueError unless the styles of a meta-batch split evenly over the mesh and the vmapped groups.
-    (Evaluation batches of k * styles_per_batch styles then split too.)"""
-    n, s = mesh.devices.size, int(config.styles_per_batch)
-    p = styles_at_a_time(s, int(config.styles_in_parallel))
-    if p % n:
-        raise ValueError(f"the {p} styles processed in parallel (styles_in_parallel, 0: all {s}) must be "
-                         f"divisible by the {n} devices")
-
-
-def shard_batch(batch, mesh):
-    """A host batch (the same on every process: batches are a function of (seed, step)) as global arrays
-    on the mesh, the leading (style) axis split over "data"; each process places only its own shards."""
-    sharding = NamedSharding(mesh, PartitionSpec("data"))
-    return jax.tree_util.tree_map(
-        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx]), batch)
-
-
-def replicate(tree, mesh):
-    """A host pytree (the same on every process) as global arrays replicated on every device of the mesh."""
-    sharding = NamedSharding(mesh, PartitionSpec())
-    return jax.tree_util.tree_map(
-        lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda idx: np.asarray(x)[idx]), tree)
-
-
-def host_tree(tree):
-    """A numpy copy of a pytree of replicated (or single-device) arrays, on every process."""
-    return jax.tree_util.tree_map(
-        lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x), tree)

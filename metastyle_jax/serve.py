@@ -14,8 +14,6 @@ by werkzeug on 127.0.0.1 unless `--host` says otherwise.
 import collections
 import dataclasses
 import errno
-import importlib.util
-import logging
 import os
 import re
 import socket
@@ -27,7 +25,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-from metastyle_jax import adapt, checkpoints, checks, cli, images, stylize, vgg_weights
+from metastyle_jax import adapt, checkpoints, images, stylize
 from metastyle_jax.errors import UserError
 
 WEB = Path(__file__).with_name("web")
@@ -163,7 +161,7 @@ class Studio:
         """What the page needs to know: the upload limit, the processed size and the adaptation settings."""
         a = self.adaptation
         return {"max_upload_bytes": self.limits.max_upload_bytes, "max_side": self.limits.max_side,
-                "adapt": None if a is None else {"steps": int(a.cfg.steps), "johnson": a.theta is None,
+                "adapt": None if a is None else {"steps": int(a.cfg.num_steps), "johnson": a.theta is None,
                                                   "theta": a.theta_path}}
 
     def _params(self, style_id):
@@ -228,16 +226,16 @@ class Studio:
         if a is None:
             raise UserError("adaptation is switched off on this server (--adapt-steps 0)")
         style, _, digest = _named(display_name, painting_path,
-                                  lambda: adapt.load_style(painting_path, int(a.cfg.style_size)))
+                                  lambda: adapt.load_style(painting_path, int(a.cfg.data.style_size)))
         with self._lock:
             pending = sum(j["state"] in ("queued", "running") for j in self._jobs.values())
             if pending >= MAX_PENDING_JOBS:
                 raise UserError(f"{pending} adaptations are already queued: wait for one to finish")
             jid = uuid.uuid4().hex[:12]
             self._jobs[jid] = {"id": jid, "state": "queued", "name": display_name, "step": 0,
-                               "steps": int(a.cfg.steps), "loss": None, "error": None, "style": None,
+                               "steps": int(a.cfg.num_steps), "loss": None, "error": None, "style": None,
                                "johnson": a.theta is None, "seconds": None}
-        threading.Thread(target=self._adapt_job, args=(jid, style, display_name, digest), daemon=True,
+        threading.Thread(target=self._adaptation_job, args=(jid, style, display_name, digest), daemon=True,
                          name=f"adapt-{jid}").start()
         return jid
 
@@ -253,7 +251,7 @@ class Studio:
         with self._lock:
             self._jobs[jid].update(fields)
 
-    def _adapt_job(self, jid, style, display_name, digest):
+    def _adaptation_job(self, jid, style, display_name, digest):
         """The background thread of one adaptation: queue behind others, run `adapt.adapt`, add the style."""
         from tqdm import tqdm
 
@@ -262,7 +260,7 @@ class Studio:
                 return self._update(jid, state="failed", error="the server is shutting down")
             self._update(jid, state="running")
             a, t0 = self.adaptation, time.perf_counter()
-            bar = tqdm(total=int(a.cfg.steps), desc=f"adapt {display_name}", unit="step", file=sys.stderr)
+            bar = tqdm(total=int(a.cfg.num_steps), desc=f"adapt {display_name}", unit="step", file=sys.stderr)
 
             def progress(step, loss):
                 if self._stop.is_set():
@@ -272,7 +270,7 @@ class Studio:
                 self._update(jid, step=step, loss=float(loss))
 
             try:
-                params, meta = self._adapt(style, display_name, digest, progress)
+                params, meta = self._adapted_model(style, display_name, digest, progress)
             except Cancelled:
                 return self._update(jid, state="failed", error="the server is shutting down")
             except UserError as e:
@@ -287,13 +285,14 @@ class Studio:
             with self._lock:
                 sid = f"a{sum(s.origin == 'adapted here' for s in self._styles.values())}"
                 self._styles[sid] = Style(sid, style_label(meta), "adapted here", None, meta, params)
-            self.log(f"adapted to {display_name} in {seconds:.1f} s ({a.cfg.steps} steps)")
+            self.log(f"adapted to {display_name} in {seconds:.1f} s ({a.cfg.num_steps} steps)")
             if self.save_adapted is not None:
                 self._save(params, meta, display_name, jid)
             self._update(jid, state="done", style=sid, seconds=round(seconds, 1))
 
-    def _adapt(self, style, display_name, digest, progress):
-        """`adapt.adapt_model` to the (S, S, 3) style from theta (or random init): (params, meta of an adapted model)."""
+    def _adapted_model(self, style, display_name, digest, progress):
+        """`adapt.adapt_model` to the (S, S, 3) style from theta (or random init): (params, meta of an adapted
+        model)."""
         import jax
 
         from metastyle_jax import data, transformer
@@ -303,7 +302,8 @@ class Studio:
         if self._vgg is None:
             self._vgg = a.load_vgg()
         if self._content is None:
-            self._content = data.ContentData(cfg.content, "train", cfg.size, cfg.seed, crop=cfg.crop)
+            self._content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed,
+                                             crop=cfg.data.crop)
         start = a.theta if a.theta is not None else transformer.init_params(jax.random.key(cfg.seed), 16)
         params, meta, _ = adapt.adapt_model(cfg, start, self._vgg, style, self._content, style_name=display_name,
                                             style_sha256=digest, from_theta=a.theta_path,
@@ -333,42 +333,56 @@ def _named(display_name, path, load):
         raise UserError(str(e).replace(str(path), display_name)) from None
 
 
-def create_app(studio):
-    """The Flask app of `studio`: the page (/), its JSON API (/api/...) and the stylized PNGs (/results/ID.png)."""
+def _json_error(message, status=400):
+    """A JSON error reply: {"error": message} with HTTP `status`."""
     import flask
-    from werkzeug.exceptions import RequestEntityTooLarge
+
+    return flask.jsonify(error=message), status
+
+
+def _with_upload(studio, field, what, work):
+    """Save the request's uploaded file `field` in a temporary folder of `studio` and return `work(path, its
+    name)`; a UserError asking for a `what` when none was sent."""
+    import flask
     from werkzeug.utils import secure_filename
 
-    app = flask.Flask(__name__, template_folder=str(WEB), static_folder=str(WEB / "static"))
-    app.config["MAX_CONTENT_LENGTH"] = studio.limits.max_upload_bytes
+    upload = flask.request.files.get(field)
+    if upload is None or not upload.filename:
+        raise UserError(f"choose a {what} to upload first")
+    name = os.path.basename(upload.filename.replace("\\", "/"))
+    if len(name) > MAX_NAME:  # the page shows it; the file system takes at most 255 bytes
+        stem, suffix = os.path.splitext(name)
+        name = stem[:MAX_NAME - len(suffix[:16]) - 1] + "~" + suffix[:16]
+    with tempfile.TemporaryDirectory(dir=studio.folder) as folder:
+        path = Path(folder) / (secure_filename(name) or "upload")
+        upload.save(path)
+        return work(path, name)
 
-    def error(message, status=400):
-        return flask.jsonify(error=message), status
 
-    def with_upload(field, what, work):
-        """Save the uploaded file `field` in a temporary folder and return `work(path, its name)`."""
-        upload = flask.request.files.get(field)
-        if upload is None or not upload.filename:
-            raise UserError(f"choose a {what} to upload first")
-        name = os.path.basename(upload.filename.replace("\\", "/"))
-        if len(name) > MAX_NAME:  # the page shows it; the file system takes at most 255 bytes
-            stem, suffix = os.path.splitext(name)
-            name = stem[:MAX_NAME - len(suffix[:16]) - 1] + "~" + suffix[:16]
-        with tempfile.TemporaryDirectory(dir=studio.folder) as folder:
-            path = Path(folder) / (secure_filename(name) or "upload")
-            upload.save(path)
-            return work(path, name)
+def _add_error_handlers(app, studio):
+    """A user's mistake and an upload over the limit become JSON errors (400, 413)."""
+    import flask
+    from werkzeug.exceptions import RequestEntityTooLarge
 
     @app.errorhandler(UserError)
     def user_error(e):
-        return error(studio.public(str(e)))
+        return _json_error(studio.public(str(e)))
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(e):
         size = flask.request.content_length
         got = f" ({size / MB:.3g} MB)" if size else ""
-        return error(f"the upload{got} is over the limit of {studio.limits.max_upload_bytes / MB:g} MB: "
-                     "choose a smaller file", 413)
+        return _json_error(f"the upload{got} is over the limit of {studio.limits.max_upload_bytes / MB:g} MB: "
+                           "choose a smaller file", 413)
+
+
+def create_app(studio):
+    """The Flask app of `studio`: the page (/), its JSON API (/api/...) and the stylized PNGs (/results/ID.png)."""
+    import flask
+
+    app = flask.Flask(__name__, template_folder=str(WEB), static_folder=str(WEB / "static"))
+    app.config["MAX_CONTENT_LENGTH"] = studio.limits.max_upload_bytes
+    _add_error_handlers(app, studio)
 
     @app.get("/")
     def page():
@@ -381,25 +395,25 @@ def create_app(studio):
     @app.post("/api/stylize")
     def stylize_photo():
         style_id = flask.request.form.get("style", "")
-        return flask.jsonify(with_upload("photo", "photo", lambda p, n: studio.stylize(p, n, style_id)))
+        return flask.jsonify(_with_upload(studio, "photo", "photo", lambda p, n: studio.stylize(p, n, style_id)))
 
     @app.post("/api/adapt")
     def adapt_painting():
-        return flask.jsonify(job=with_upload("painting", "painting", studio.start_adaptation))
+        return flask.jsonify(job=_with_upload(studio, "painting", "painting", studio.start_adaptation))
 
     @app.get("/api/jobs/<jid>")
     def job(jid):
         try:
             return flask.jsonify(studio.job(jid))
         except UserError as e:
-            return error(str(e), 404)
+            return _json_error(str(e), 404)
 
     @app.get("/results/<rid>.png")
     def result(rid):
         try:
             path, name = studio.result(rid)
         except UserError as e:
-            return error(str(e), 404)
+            return _json_error(str(e), 404)
         download = flask.request.args.get("download") == "1"
         return flask.send_file(path, mimetype="image/png", as_attachment=download, download_name=name,
                                max_age=0)
@@ -428,81 +442,7 @@ def make_server(app, host="127.0.0.1", port=8000):
         return werkzeug_server(host, port, app, threaded=True, fd=sock.fileno())
 
 
-def parse_args(argv=None):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.serve", description=__doc__.splitlines()[0])
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
-                   "machine only; 0.0.0.0 opens the page to the network)")
-    p.add_argument("--model", action="append", default=[], help="an adapted model checkpoint to offer (repeatable)")
-    p.add_argument("--models-dir", help="offer every adapted model checkpoint found under this folder")
-    p.add_argument("--theta", help="meta-trained theta to adapt uploaded paintings from (default: random "
-                   "initialization, Johnson et al., which needs far more steps)")
-    p.add_argument("--adapt-steps", type=int, help="Adam steps per uploaded painting (default 200, the "
-                   "paper's; 0 switches adaptation off)")
-    p.add_argument("--save-adapted", help="also save each model adapted on the page under this folder")
-    p.add_argument("--max-side", type=int, default=1024, help="downscale photos so the longer side is at most "
-                   "N px (default 1024)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
-    p.add_argument("--config", default="adapt", help="adaptation config (default configs/adapt.py)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="adaptation config override")
-    cli.add_vgg_args(p)
-    args = p.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        raise UserError("--port must be between 0 and 65535")
-    checks.check_side("--max-side", args.max_side)
-    if not args.max_upload_mb > 0:
-        raise UserError("--max-upload-mb must be positive")
-    if args.adapt_steps is not None and args.adapt_steps < 0:
-        raise UserError("--adapt-steps must be 0 (off) or more")
-    return args
+if __name__ == "__main__":  # python -m metastyle_jax.serve: the command line's `serve`
+    from metastyle_jax import commands
 
-
-def adaptation_from_args(args):
-    """The Adaptation of --theta, --adapt-steps, --config/--set and the VGG flags; None for --adapt-steps 0."""
-    from metastyle_jax import config
-
-    cfg = config.load(args.config, args.set)
-    if args.adapt_steps is not None:
-        cfg.steps = args.adapt_steps
-    if cfg.steps == 0:
-        return None
-    if cfg.batch_size < 1 or cfg.size < 16 or cfg.style_size < 16 or not cfg.lr > 0:
-        raise UserError("the adaptation config needs batch_size >= 1, size and style_size >= 16, lr > 0")
-    vgg_weights.select(args.vgg, args.vgg_path, cfg)  # a bad choice is an error now, not at the first adaptation
-    theta, meta = checkpoints.load_model(args.theta, kinds=("theta",)) if args.theta else (None, None)
-    return Adaptation(cfg, theta, str(args.theta) if args.theta else None,
-                      lambda: cli.load_vgg_from_args(args, cfg), adapt.input_scale_of(meta))
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if importlib.util.find_spec("flask") is None:
-        raise UserError("the web page needs Flask: pip install -e '.[serve]'")
-    if args.save_adapted and Path(args.save_adapted).exists() and not Path(args.save_adapted).is_dir():
-        raise UserError(f"--save-adapted {args.save_adapted} is a file, not a folder")
-    styles = find_models(args.model, args.models_dir)
-    adaptation = adaptation_from_args(args)
-    if not styles and adaptation is None:
-        raise UserError("no styles to offer: give --model CKPT or --models-dir DIR, or allow adaptation")
-    limits = Limits(int(args.max_upload_mb * MB), args.max_side)
-    studio = Studio(styles, limits, adaptation, args.save_adapted)
-    server = make_server(create_app(studio), args.host, args.port)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request: the page polls
-    if adaptation is not None and adaptation.theta is None:
-        print("warning: no --theta: uploaded paintings are adapted from random initialization (Johnson et al.); "
-              f"{adaptation.cfg.steps} steps give a rough stylization at best", file=sys.stderr)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}: anyone who can reach this machine can use the page",
-              file=sys.stderr)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"{len(styles)} style(s); serving on http://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()  # returns on Ctrl-C
-    finally:
-        server.server_close()
-        studio.close()
-    print("stopped", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    cli.run(main)
+    commands.run("serve")

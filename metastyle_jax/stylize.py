@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import checkpoints, checks, cli, color, data, images, onednn, outputs, tiling, transformer
+from metastyle_jax import checkpoints, checks, color, data, images, tiling, transformer
 from metastyle_jax.errors import UserError
 
 MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
@@ -61,16 +61,6 @@ def tile_size(shape, tile="auto"):
     if tile == "auto":
         return tiling.DEFAULT_TILE if shape[0] * shape[1] > TILE_ABOVE_PIXELS else None
     return tile if max(shape[:2]) > tile else None
-
-
-def parse_tile(value):
-    """--tile: "auto", "off" or a positive int."""
-    if value in ("auto", "off"):
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise cli.argparse.ArgumentTypeError(f"expected auto, off or a number of pixels, got {value!r}") from None
 
 
 def check_tiling(tile, overlap, stats_side):
@@ -141,68 +131,6 @@ def plan_outputs(content, out):
     return [(content, out)]
 
 
-def main(argv=None):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.stylize", description=__doc__.splitlines()[0])
-    network = p.add_mutually_exclusive_group()
-    network.add_argument("--model", help="model checkpoint (adapted, or theta for the style-neutral image) or a "
-                         "shipped model's name; none: an untrained network")
-    network.add_argument("--style", choices=data.PAINTINGS, help="a shipped style: the model adapted to that "
-                         "painting, shipped in the package")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--content", help="an image, a folder of images, embedded:NAME, or embedded (the "
-                        "embedded photos)")
-    source.add_argument("--video", help="a video file, or a folder of frames, to stylize frame by frame")
-    p.add_argument("--out", required=True, help="output image (.png/.jpg), or a folder for a folder; with --video "
-                   "a video file (.mp4, .mkv, .mov, .avi) or a folder of frames")
-    p.add_argument("--fps", type=float, help="with --video: the output frame rate (default: the input video's, "
-                   "25 for a folder of frames)")
-    p.add_argument("--size", "--max-side", dest="size", type=int, metavar="N",
-                   help=f"downscale so the longer side is at most N px (default: keep the size; at most {MAX_SIDE})")
-    p.add_argument("--preserve-color", action="store_true",
-                   help="keep the content's colours: take only the stylized luminance (YCbCr, BT.601)")
-    p.add_argument("--tile", type=parse_tile, help=f"auto (default: tiles of {tiling.DEFAULT_TILE} px above "
-                   f"{TILE_ABOVE_PIXELS:,} pixels), off (whole images), or N: tiles of N px")
-    p.add_argument("--overlap", type=int, help=f"pixels neighbouring tiles share (default {tiling.DEFAULT_OVERLAP}, "
-                   f"at least {2 * tiling.RECEPTIVE_RADIUS})")
-    p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
-                   f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE})")
-    p.add_argument("--batch-size", type=int, default=8, help="images per compiled call (default 8; tiles go one at a time)")
-    p.add_argument("--dtype", choices=onednn.DTYPES, default="auto", help="the convolutions of whole images: "
-                   "float32, bfloat16 (float32 accumulation, oneDNN on the CPU) or auto (default: bfloat16 on CPUs "
-                   "with AMX); tiles and video frames stay float32")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    args = p.parse_args(argv)
-    if args.size is not None:
-        checks.check_side("--max-side/--size", args.size)
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    if args.video is not None:
-        if any(v is not None for v in (args.tile, args.overlap, args.stats_side)):
-            raise UserError("--tile, --overlap and --stats-side apply to images, not to --video")
-        return stylize_video(args)
-    tile = "auto" if args.tile is None else args.tile
-    overlap = tiling.DEFAULT_OVERLAP if args.overlap is None else args.overlap
-    stats_side = tiling.DEFAULT_STATS_SIDE if args.stats_side is None else args.stats_side
-    check_tiling(tile, overlap, stats_side)
-
-    plan = plan_outputs(args.content, args.out)
-    model = model_path(args.style, args.model)
-    outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model], args.force)
-    params, meta = load_params(model)
-    dtype, note = onednn.resolve_dtype(args.dtype)
-
-    written, skipped, tiled, seconds = stylize_files(
-        params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
-        batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
-        on_start=lambda: note and print(note, file=sys.stderr))
-    for line in skipped:
-        print(f"skipped {line}", file=sys.stderr)
-    where = written[0] if len(written) == 1 else args.out
-    print(f"stylized {len(written)} image(s)" + (f" ({tiled} in tiles)" if tiled else "") +
-          f" with the {meta.get('kind')} network in {seconds:.2f} s "
-          f"(compilation included) -> {where}" + (f"; skipped {len(skipped)}" if skipped else ""))
-
-
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
                   stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False, dtype="float32",
                   on_start=None):
@@ -249,27 +177,7 @@ def load_content(path, max_side):
     return image
 
 
-def stylize_video(args):
-    """The --video path of `main`: frames through one compiled function, then a temporal-consistency line."""
-    from metastyle_jax import video
+if __name__ == "__main__":  # python -m metastyle_jax.stylize: the command line's `stylize`
+    from metastyle_jax import commands
 
-    if args.fps is not None and not args.fps > 0:
-        raise UserError("--fps must be positive")
-    video.output_kind(args.out)
-    if not Path(args.video).exists():
-        raise UserError(f"video not found: {args.video}")
-    model = model_path(args.style, args.model)
-    outputs.check([args.out], [args.video, model], args.force)
-    params, meta = load_params(model)
-    t0 = time.perf_counter()
-    stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
-                                preserve_color=args.preserve_color)
-    seconds = time.perf_counter() - t0
-    print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
-          f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "
-          f"compilation included) -> {args.out}")
-    print(video.summary(stats))
-
-
-if __name__ == "__main__":
-    cli.run(main)
+    commands.run("stylize")

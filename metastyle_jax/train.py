@@ -11,7 +11,6 @@ Several hosts: start the same command on each with --coordinator HOST:PORT --num
 """
 
 import dataclasses
-import functools
 import itertools
 import json
 import math
@@ -27,8 +26,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from metastyle_jax import (checkpoints, checks, cli, config as config_lib, data, images, meta, onednn, outputs,
-                           plotting, prefetch, transformer, vgg_weights)
+from metastyle_jax import (
+    checkpoints, checks, config as config_lib, data, images, meta, onednn, outer, outputs, parallel, plotting,
+    prefetch, transformer, vgg_weights)
 from metastyle_jax.errors import UserError
 
 LOCK = ".lock"  # the workdir's lock file (`lock_workdir`); not a run file: it stays, empty
@@ -44,7 +44,11 @@ CURVES = {"inner_loss": "inner (training contents, before adaptation)",
 
 
 class Diverged(Exception):
-    """A loss or the meta-gradient became NaN or inf."""
+    """A loss or the meta-gradient became NaN or inf at meta-iteration `iteration` (counting from 1)."""
+
+    def __init__(self, message, iteration=None):
+        super().__init__(message)
+        self.iteration = iteration
 
 
 def check_config(cfg):
@@ -215,17 +219,15 @@ def _flat(cfg):
     return out
 
 
-def resolve_config(args):
-    """The run's config: the --config file with --set overrides, or, with --resume, the saved one with
-    the overrides RESUMABLE_KEYS allows."""
-    cfg = config_lib.load(args.config, args.set)
-    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
+def resolve_config(cfg, workdir, resume):
+    """The run's config: `cfg` (a loaded config, overrides applied) for a new run; with `resume`, the one saved
+    in `workdir` with the changes of `cfg` that RESUMABLE_KEYS allows (a UserError for any other)."""
     cfg.vgg.path = cfg.vgg.path or ""
-    if not args.resume:
+    if not resume:
         return cfg
-    path = Path(args.workdir) / "config.json"
+    path = Path(workdir) / "config.json"
     if not path.is_file():
-        raise UserError(f"--resume: {args.workdir} holds no run (no config.json)")
+        raise UserError(f"--resume: {workdir} holds no run (no config.json)")
     try:
         saved = ml_collections.ConfigDict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError) as e:
@@ -237,7 +239,7 @@ def resolve_config(args):
             saved[key] = old[key] = defaults[key]
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
     if changed:
-        raise UserError(f"--resume: {', '.join(changed)} differ from the run in {args.workdir} "
+        raise UserError(f"--resume: {', '.join(changed)} differ from the run in {workdir} "
                         f"(only {', '.join(RESUMABLE_KEYS)} may change when resuming)")
     for key in RESUMABLE_KEYS:
         *parents, leaf = key.split(".")
@@ -332,48 +334,6 @@ def start_from_theta(state, spec, vgg_info):
     return state.replace(step=jnp.asarray(step, jnp.int32), params=jax.tree_util.tree_map(jnp.asarray, params))
 
 
-def init_distributed(args):
-    """jax.distributed.initialize from --coordinator/--num-processes/--process-id, or auto with --distributed."""
-    if args.coordinator or args.num_processes or args.process_id is not None:
-        if not (args.coordinator and args.num_processes and args.process_id is not None):
-            raise UserError("multi-host runs need all of --coordinator, --num-processes and --process-id")
-        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
-                                   process_id=args.process_id)
-    elif args.distributed:
-        jax.distributed.initialize()
-
-
-def parse_args(argv):
-    p = cli.ArgumentParser(prog="python -m metastyle_jax.train", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="metastyle", help="config file or name under configs/ (default: metastyle)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set inner_lr=1e-5 --set data.content=/data/coco")
-    p.add_argument("--workdir", default="runs/metastyle", help="run folder (default: runs/metastyle)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
-    p.add_argument("--force", action="store_true", help="delete the run in --workdir and start over")
-    p.add_argument("--devices", type=int, help="use only the first N devices (default: all)")
-    p.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: address of process 0's coordinator")
-    p.add_argument("--num-processes", type=int, help="multi-host: number of processes (hosts)")
-    p.add_argument("--process-id", type=int, help="multi-host: this process's index, 0 .. N-1")
-    p.add_argument("--distributed", action="store_true",
-                   help="multi-host with cluster auto-detection (SLURM, Cloud TPU, ...)")
-    cli.add_vgg_args(p)
-    args = p.parse_args(argv)
-    if args.resume and args.force:
-        p.error("--resume and --force exclude each other")
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    init_distributed(args)
-    try:
-        return train_and_evaluate(resolve_config(args), args.workdir, args.resume, args.force, args.devices)
-    except Diverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-
-
 def train_and_evaluate(cfg, workdir, resume=False, force=False, num_devices=None):
     """Algorithm 1: meta-train theta with `cfg` (configs/metastyle.py) in `workdir` (config.json, checkpoints/,
     TensorBoard logs, loss curves, samples, theta/), resuming from its latest intact checkpoint if `resume`,
@@ -423,58 +383,110 @@ def discard_run(workdir, created):
         workdir.rmdir()
 
 
-def meta_train(cfg, workdir, resume, num_devices):
-    """The body of `train_and_evaluate`, in the prepared and locked `workdir`."""
-    lead = jax.process_index() == 0
-
+def select_devices(cfg, num_devices=None):
+    """The first `num_devices` local devices (all by default) and their 1-D mesh, checked against `cfg`."""
     devices = jax.devices()
     if num_devices is not None:
         if not 1 <= num_devices <= len(devices):
             raise UserError(f"--devices {num_devices}: there are {len(devices)} devices")
         devices = devices[:num_devices]
-    mesh = meta.make_mesh(devices)
+    mesh = parallel.make_mesh(devices)
     try:
-        meta.check_mesh(cfg, mesh)
+        parallel.check_mesh(cfg, mesh)
     except ValueError as e:
         raise UserError(str(e)) from None
+    return devices, mesh
 
+
+def initial_state(cfg, workdir, resume, ckpt, vgg_info):
+    """The state a run starts from: its last intact checkpoint (`resume`), else theta of cfg.init_from or a
+    fresh init. Writes config.json (process 0) once the disk is known to hold the run. Returns (state on the
+    host, its iteration, whether it was restored)."""
+    state = outer.init_state(cfg, cfg.seed)
+    resumed = resume and ckpt.latest_step() is not None
+    state_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(parallel.host_tree(state)))
+    outputs.check_writable([workdir / "config.json"],  # the checkpoints still to come and theta, about
+                           nbytes=(1 if resumed else cfg.keep_checkpoints) * state_bytes + state_bytes // 3)
+    if jax.process_index() == 0:
+        outputs.write_atomic(workdir / "config.json", lambda f: f.write((cfg.to_json(indent=2) + "\n").encode()))
+    if resume and not resumed:
+        print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
+    if not resumed:
+        state = start_from_theta(state, cfg.init_from, vgg_info) if cfg.init_from else state
+        return state, int(state.step), False
+    restored, saved_meta, set_aside = ckpt.restore_intact(parallel.host_tree(state), workdir / "damaged_checkpoints")
+    for step, reason in set_aside:
+        print(f"note: checkpoint {step} cannot be read ({reason}): moved to {workdir / 'damaged_checkpoints'}; "
+              f"resuming from checkpoint {int(restored.step)}", file=sys.stderr)
+    if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
+        raise UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
+    return restored, int(restored.step), True
+
+
+def compile_step(bilevel, state, batch, hyper, mesh=None):
+    """`outer.train_step` compiled for the shapes of (state, batch), refused before it runs if it cannot fit in
+    memory: a function (state, batch) -> (state, metrics)."""
+    compiled = outer.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
+    checks.check_memory(checks.program_bytes(compiled), "one meta-iteration", "use a smaller data.content_size, "
+                        "data.style_size, batch_size or styles_in_parallel")
+    return lambda st, b: compiled(bilevel, st, b, hyper)
+
+
+def iterate(step_fn, state, batches, start, stop, after=None):
+    """Algorithm 1's outer loop: for t in [start, stop), (state, metrics) = step_fn(state, next(batches)), then
+    `after(t + 1, state, metrics)` with the metrics on the host. Raises Diverged at the first iteration whose
+    loss or meta-gradient is not finite. Returns the final state."""
+    for t in range(start, stop):
+        state, metrics = step_fn(state, next(batches))
+        metrics = jax.device_get(metrics)
+        if not metrics["finite"]:
+            raise Diverged(f"non-finite loss or meta-gradient at iteration {t + 1} (outer loss "
+                           f"{float(metrics['outer_loss']):.4g}, inner loss {float(metrics['inner_loss']):.4g})", t + 1)
+        if after is not None:
+            after(t + 1, state, metrics)
+    return state
+
+
+def periodic_work(cfg, workdir, report, ckpt, evaluate, contents, vgg_info):
+    """The `after` of `iterate` for a run: the progress bar, then at their intervals (and at the last
+    iteration) the metrics, the held-out loss, samples, curves and checkpoints."""
+    lead = jax.process_index() == 0
+
+    def after(it, state, metrics):
+        report.advance(1)
+        last = it == cfg.num_steps
+        if it % cfg.log_every == 0 or last:
+            report.log(it, {k: v for k, v in metrics.items() if k != "finite"})
+        if cfg.eval_every and (it % cfg.eval_every == 0 or last):
+            evaluate(it, state.params)
+        if cfg.sample_every and (it % cfg.sample_every == 0 or last) and lead:
+            write_samples(workdir / "samples" / f"step_{it:07d}.png", parallel.host_tree(state.params), contents)
+        if cfg.plot_every and (it % cfg.plot_every == 0 or last):
+            report.plot()
+        if it % cfg.checkpoint_every == 0 or last:
+            ckpt.save(it, parallel.host_tree(state), {"config": cfg.to_dict(), "vgg": vgg_info, "step": it,
+                                                  "data": {"seed": cfg.seed, "next_batch": it}}, force=True)
+
+    return after
+
+
+def meta_train(cfg, workdir, resume, num_devices):
+    """The body of `train_and_evaluate`, in the prepared and locked `workdir`."""
+    devices, mesh = select_devices(cfg, num_devices)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     vgg_info = vgg_weights.describe(vgg)
     source = MetaData(cfg)
-    state = meta.init_state(cfg, cfg.seed)
     ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints", interval=cfg.checkpoint_every,
                                         keep=cfg.keep_checkpoints)
-    resumed = resume and ckpt.latest_step() is not None
-    state_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(meta.host_tree(state)))
-    outputs.check_writable([workdir / "config.json"],  # the checkpoints still to come and theta, about
-                           nbytes=(1 if resumed else cfg.keep_checkpoints) * state_bytes + state_bytes // 3)
-    if lead:
-        outputs.write_atomic(workdir / "config.json", lambda f: f.write((cfg.to_json(indent=2) + "\n").encode()))
-    if cfg.init_from and not resumed:
-        state = start_from_theta(state, cfg.init_from, vgg_info)
-    start = int(state.step)
-    if resumed:
-        restored, saved_meta, set_aside = ckpt.restore_intact(meta.host_tree(state), workdir / "damaged_checkpoints")
-        for step, reason in set_aside:
-            print(f"note: checkpoint {step} cannot be read ({reason}): moved to {workdir / 'damaged_checkpoints'}; "
-                  f"resuming from checkpoint {int(restored.step)}", file=sys.stderr)
-        if saved_meta.get("vgg", {}).get("sha256") != vgg_info["sha256"]:
-            raise UserError(f"--resume: the run used VGG weights {saved_meta.get('vgg')}, not {vgg_info}")
-        state, start = restored, int(restored.step)
-    elif resume:
-        print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
-
-    state = meta.replicate(state, mesh)
-    settings = meta.settings_from_config(cfg)
-    bilevel = meta.Bilevel(meta.replicate(vgg, mesh), settings)
-    step_fn = None
-    hyper = meta.hyper_from_config(cfg)
+    state, start, resumed = initial_state(cfg, workdir, resume, ckpt, vgg_info)
+    state = parallel.replicate(state, mesh)
+    settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
+    bilevel = meta.Bilevel(parallel.replicate(vgg, mesh), settings)
     evaluation = bilevel.replace(settings=dataclasses.replace(
         settings, styles_in_parallel=cfg.styles_in_parallel or cfg.styles_per_batch))
-    eval_batch = meta.shard_batch(source.eval_batch(), mesh) if cfg.eval_every else None
-    contents = source.sample_contents()
+    eval_batch = parallel.shard_batch(source.eval_batch(), mesh) if cfg.eval_every else None
 
-    report = Reporter(workdir, cfg, start, lead)
+    report = Reporter(workdir, cfg, start, jax.process_index() == 0)
     dtype_note = onednn.resolve_dtype(cfg.dtype)[1]
     for line in [f"devices: {len(devices)} x {devices[0].device_kind} ({jax.process_count()} process(es)); "
                  f"VGG16: {vgg_info['source']} sha256 {vgg_info['sha256'][:12]}"] + source.describe() + (
@@ -482,65 +494,44 @@ def meta_train(cfg, workdir, resume, num_devices):
         report.note(line)
 
     def evaluate(step, params):
-        loss = float(meta.eval_loss(evaluation, params, eval_batch, step, hyper, mesh=mesh))
-        report.log(step, {"eval_outer_loss": loss})
-        return loss
+        report.log(step, {"eval_outer_loss": float(outer.eval_loss(evaluation, params, eval_batch, step, hyper,
+                                                                  mesh=mesh))})
 
-    def checkpoint_meta(step):
-        return {"config": cfg.to_dict(), "vgg": vgg_info, "step": step,
-                "data": {"seed": cfg.seed, "next_batch": step}}
-
-    batches = prefetch.prefetch((meta.shard_batch(source.batch_at(t), mesh) for t in itertools.count(start)),
-                            depth=cfg.data.prefetch)
-    last_saved = ckpt.latest_step()
-    t0, done = time.perf_counter(), start
+    batches = prefetch.prefetch((parallel.shard_batch(source.batch_at(t), mesh) for t in itertools.count(start)),
+                                depth=cfg.data.prefetch)
+    after = periodic_work(cfg, workdir, report, ckpt, evaluate, source.sample_contents(), vgg_info)
+    t0 = time.perf_counter()
     try:
         if cfg.eval_every and not resumed:
             evaluate(start, state.params)
-        for t in range(start, cfg.num_steps):
-            batch = next(batches)
-            if step_fn is None:  # compiled once, and refused before it runs if it cannot fit in memory
-                compiled = meta.train_step.lower(bilevel, state, batch, hyper, mesh=mesh).compile()
-                checks.check_memory(checks.program_bytes(compiled), "one meta-iteration", "use a smaller "
-                                    "data.content_size, data.style_size, batch_size or styles_in_parallel")
-                step_fn = functools.partial(lambda c, st, b: c(bilevel, st, b, hyper), compiled)
-            state, metrics = step_fn(state, batch)
-            metrics = jax.device_get(metrics)
-            it = t + 1
-            if not metrics["finite"]:
-                raise Diverged(f"non-finite loss or meta-gradient at iteration {it} (outer loss "
-                               f"{float(metrics['outer_loss']):.4g}, inner loss {float(metrics['inner_loss']):.4g})")
-            report.advance(1)
-            if it % cfg.log_every == 0 or it == cfg.num_steps:
-                report.log(it, {k: v for k, v in metrics.items() if k != "finite"})
-            if cfg.eval_every and (it % cfg.eval_every == 0 or it == cfg.num_steps):
-                evaluate(it, state.params)
-            if cfg.sample_every and (it % cfg.sample_every == 0 or it == cfg.num_steps) and lead:
-                write_samples(workdir / "samples" / f"step_{it:07d}.png", meta.host_tree(state.params), contents)
-            if cfg.plot_every and (it % cfg.plot_every == 0 or it == cfg.num_steps):
-                report.plot()
-            if it % cfg.checkpoint_every == 0 or it == cfg.num_steps:
-                ckpt.save(it, meta.host_tree(state), checkpoint_meta(it), force=True)
-                last_saved = it
-            done = it
+        if start < cfg.num_steps:
+            first = next(batches)
+            step_fn = compile_step(bilevel, state, first, hyper, mesh)
+            state = iterate(step_fn, state, itertools.chain([first], batches), start, cfg.num_steps, after)
     except Diverged as e:
-        kept = (f"the last good checkpoint is iteration {last_saved} in {workdir / 'checkpoints'} (continue "
-                f"with --resume and lower learning rates, e.g. --set outer_lr=...)" if last_saved
+        last = ckpt.latest_step()
+        kept = (f"the last good checkpoint is iteration {last} in {workdir / 'checkpoints'} (continue "
+                f"with --resume and lower learning rates, e.g. --set outer_lr=...)" if last
                 else "no checkpoint was written before it")
-        raise Diverged(f"{e}: stopping; {kept}") from None
+        raise Diverged(f"{e}: stopping; {kept}", e.iteration) from None
     finally:
         report.close()
         batches.close()
         ckpt.close()
-    seconds = time.perf_counter() - t0
-    params = meta.host_tree(state.params)
-    if lead:
+    return finish(cfg, workdir, state, vgg_info, start, time.perf_counter() - t0)
+
+
+def finish(cfg, workdir, state, vgg_info, start, seconds):
+    """Write theta/ (process 0) from the final `state` and say how the run went. Returns theta on the host."""
+    params, done = parallel.host_tree(state.params), int(parallel.host_tree(state.step))
+    if jax.process_index() == 0:
         checkpoints.save_model(workdir / "theta", params, checkpoints.model_meta(
-            "theta", vgg=vgg_info, config=cfg.to_dict(), iterations=int(done)), force=True)
+            "theta", vgg=vgg_info, config=cfg.to_dict(), iterations=done), force=True)
     print(f"meta-trained {done - start} iterations in {seconds:.1f} s (compilation included); theta in "
           f"{workdir / 'theta'}, curves in {workdir / 'loss_curves.png'}", file=sys.stderr)
     return params
 
+if __name__ == "__main__":  # python -m metastyle_jax.train: the command line's `train`
+    from metastyle_jax import commands
 
-if __name__ == "__main__":
-    cli.run(main)
+    commands.run("train")

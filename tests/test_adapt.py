@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from metastyle_jax import adapt, checkpoints, data, images, losses, stylize, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import adapt as adapt_cmd, stylize as stylize_cmd
 
 SIZE = 32
 
@@ -126,7 +127,7 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
 def test_cli_bad_input_is_one_clear_error(tmp_path, theta, make, match):
     base = ["--style", str(_style_file(tmp_path / "style.png")), "--out", str(tmp_path / "out"), "--size", "32"]
     with pytest.raises(UserError, match=match):
-        adapt.main(base + make(tmp_path, theta))
+        adapt_cmd.main(base + make(tmp_path, theta))
 
 
 def test_cli_refuses_to_overwrite_any_output(tmp_path):
@@ -134,7 +135,7 @@ def test_cli_refuses_to_overwrite_any_output(tmp_path):
     for existing in ("out", "out_loss.png", "out_preview.png", "out_metrics.jsonl", "out_tb"):
         (tmp_path / existing).write_bytes(b"keep")
         with pytest.raises(UserError, match=f"{existing} exists; pass --force"):
-            adapt.main(["--style", style, "--out", str(tmp_path / "out")])
+            adapt_cmd.main(["--style", style, "--out", str(tmp_path / "out")])
         assert (tmp_path / existing).read_bytes() == b"keep"
         (tmp_path / existing).unlink()
 
@@ -154,9 +155,9 @@ def cli_runs(tmp_path_factory, theta):
     style = _style_file(root / "painting.png", (90, 70))
     model = _theta_ckpt(root / "theta", theta)
     common = ["--style", str(style), "--size", "32", "--style-size", "64", "--steps", "3", "--eval-every", "2"]
-    adapt.main(common + ["--model", str(model), "--out", str(root / "adapted")])
-    adapt.main(common + ["--random-init", "--out", str(root / "johnson"), "--seed", "1"])
-    adapt.main(common + ["--out", str(root / "default")])
+    adapt_cmd.main(common + ["--model", str(model), "--out", str(root / "adapted")])
+    adapt_cmd.main(common + ["--random-init", "--out", str(root / "johnson"), "--seed", "1"])
+    adapt_cmd.main(common + ["--out", str(root / "default")])
     return root
 
 
@@ -196,7 +197,7 @@ def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
 def test_stylize_loads_the_adapted_checkpoint(cli_runs, tmp_path, capsys):
     src = tmp_path / "c.png"
     images.save_image(src, np.random.default_rng(0).random((30, 40, 3)))
-    stylize.main(["--model", str(cli_runs / "adapted"), "--content", str(src), "--out", str(tmp_path / "o.png")])
+    stylize_cmd.main(["--model", str(cli_runs / "adapted"), "--content", str(src), "--out", str(tmp_path / "o.png")])
     assert "the adapted network" in capsys.readouterr().out
     params, _ = checkpoints.load_model(cli_runs / "adapted")
     np.testing.assert_allclose(images.load_image(tmp_path / "o.png"),

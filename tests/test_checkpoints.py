@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metastyle_jax import checkpoints, outputs, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 
 def _equal(a, b):

@@ -4,7 +4,9 @@ import sys
 import numpy as np
 import pytest
 
-from metastyle_jax import checks, cli, data, images
+from metastyle_jax import checks, data, images
+from metastyle_jax.commands import cli
+from metastyle_jax.commands import adapt as adapt_cmd
 
 
 def test_embedded_photo_and_max_side():
@@ -86,7 +88,7 @@ def test_ctrl_c_while_compiling_exits_130_cleanly(tmp_path, wait):
 def test_a_size_over_the_bound_is_one_line(command, argv, tmp_path, capsys):
     import importlib
 
-    main = importlib.import_module(f"metastyle_jax.{command}").main
+    main = importlib.import_module(f"metastyle_jax.commands.{command}").main
     with pytest.raises(SystemExit) as e:
         cli.run(main, [a.replace("OUT", str(tmp_path / "out")) for a in argv])
     err = capsys.readouterr().err
@@ -96,11 +98,10 @@ def test_a_size_over_the_bound_is_one_line(command, argv, tmp_path, capsys):
 
 def test_memory_is_checked_before_a_step_runs(tmp_path, capsys, monkeypatch):
     """With less memory free than one adaptation step needs: one line naming both, nothing written."""
-    from metastyle_jax import adapt
 
     monkeypatch.setattr(checks, "free_memory", lambda: 2**20)
     with pytest.raises(SystemExit) as e:
-        cli.run(adapt.main, ["--style", "embedded:wave", "--size", "32", "--style-size", "32", "--batch-size", "1",
+        cli.run(adapt_cmd.main, ["--style", "embedded:wave", "--size", "32", "--style-size", "32", "--batch-size", "1",
                              "--steps", "1", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]

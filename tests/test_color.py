@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import color, data, images, stylize, transformer, video
+from metastyle_jax import color, data, images, transformer, video
+from metastyle_jax.commands import stylize as stylize_cmd
 
 
 def _rgb_samples():
@@ -61,8 +62,8 @@ def test_cli_preserve_color_on_a_real_photo(tmp_path, model):
     src = tmp_path / "astronaut.png"
     images.save_image(src, images.resize(images.as_float_rgb(data.skimage_image("astronaut")), 48))
     plain, kept = tmp_path / "plain.png", tmp_path / "kept.png"
-    stylize.main(["--model", str(model), "--content", str(src), "--out", str(plain)])
-    stylize.main(["--model", str(model), "--content", str(src), "--out", str(kept), "--preserve-color"])
+    stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(plain)])
+    stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(kept), "--preserve-color"])
     content, styled, out = (color.rgb_to_ycbcr(images.load_image(p)) for p in (src, plain, kept))
     unclipped = color.ycbcr_to_rgb(np.concatenate([styled[..., :1], content[..., 1:]], -1))
     inside = np.all((unclipped > 0.01) & (unclipped < 0.99), axis=-1)
@@ -82,7 +83,7 @@ def test_video_frames_keep_their_colours(tmp_path, model, theta):
         np.testing.assert_allclose(styled, expected, atol=1e-5)
     for i, f in enumerate(frames, start=1):
         images.save_image(tmp_path / "in" / f"frame_{i}.png", f)
-    stylize.main(["--model", str(model), "--video", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+    stylize_cmd.main(["--model", str(model), "--video", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                   "--preserve-color", "--batch-size", "2"])
     for i in range(1, 4):  # the CLI gets 8-bit frames back from the PNGs: half a level each way
         frame = images.load_image(tmp_path / "in" / f"frame_{i}.png")

@@ -1,18 +1,18 @@
 import pytest
 
 from metastyle_jax import config
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 
 def test_gatys_config_has_the_papers_values():
     cfg = config.load("gatys")
-    assert (cfg.steps, cfg.alpha, cfg.beta) == (800, 1.0, 1e5)
+    assert (cfg.num_steps, cfg.loss.alpha, cfg.loss.beta) == (800, 1.0, 1e5)
 
 
 def test_overrides_are_typed():
     cfg = config.load("gatys", ["steps=10", "beta=1e4", "vgg.source=keras", "init=noise"])
-    assert cfg.steps == 10 and isinstance(cfg.steps, int)
-    assert cfg.beta == 1e4 and cfg.vgg.source == "keras" and cfg.init == "noise"
+    assert cfg.num_steps == 10 and isinstance(cfg.num_steps, int)
+    assert cfg.loss.beta == 1e4 and cfg.vgg.source == "keras" and cfg.init == "noise"
     assert config.load("gatys", ["lr=1"]).lr == 1.0
 
 
@@ -56,7 +56,7 @@ def test_variants_come_from_get_config_arg():
 
 
 def test_ml_collections_override_flags_are_set_aliases():
-    from metastyle_jax import cli
+    from metastyle_jax.commands import cli
 
     parser = cli.ArgumentParser()
     cli.add_config_args(parser, "metastyle")
@@ -66,6 +66,34 @@ def test_ml_collections_override_flags_are_set_aliases():
     assert (cfg.outer_lr, cfg.data.content_size, cfg.seed, cfg.num_steps) == (1e-4, 48, 3, 20)
     with pytest.raises(UserError, match="unknown config key 'nope'"):
         config.load(args.config, parser.parse_args(["--config.nope=1"]).set)
+
+
+@pytest.mark.parametrize("name", ["metastyle", "adapt", "gatys"])
+def test_train_adapt_and_gatys_speak_one_dialect(name):
+    """The same keys name the same settings in all three configs; the older flat names are aliases of them."""
+    cfg = config.load(name)
+    shared = ["num_steps", "loss.alpha", "loss.beta", "loss.tv", "data.content_size", "data.style_size", "dtype",
+              "seed", "vgg.source"]
+    assert all(config.get_value(cfg, k) is not None for k in shared)
+    by_alias = config.load(name, ["steps=7", "size=48", "style_size=40", "alpha=2", "beta=3", "tv=0"])
+    by_key = config.load(name, ["num_steps=7", "data.content_size=48", "data.style_size=40", "loss.alpha=2",
+                                "loss.beta=3", "loss.tv=0"])
+    assert by_alias.to_dict() == by_key.to_dict()
+    assert (by_key.num_steps, by_key.data.content_size, by_key.loss.alpha) == (7, 48, 2.0)
+
+
+def test_a_commands_flags_set_their_config_keys():
+    """adapt's --steps and --size (flag names kept) set num_steps and data.content_size; --config.KEY also takes
+    an alias."""
+    from metastyle_jax.commands import cli
+
+    parser = cli.ArgumentParser()
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--size", type=int)
+    cli.add_config_args(parser, "adapt")
+    args = parser.parse_args(["--steps", "5", "--size", "64", "--config.style_size=128", "--set", "loss.beta=7"])
+    cfg = cli.config_from_args(args, ("steps", "size"))
+    assert (cfg.num_steps, cfg.data.content_size, cfg.data.style_size, cfg.loss.beta) == (5, 64, 128, 7.0)
 
 
 def test_a_config_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path):

@@ -57,7 +57,7 @@ def test_unpadded_axis_gets_no_extra_output():
 
 
 def test_gradients_inside_shard_map():
-    """A replicated kernel with a device-varying input (meta.data_parallel's case): the kernel gradient is
+    """A replicated kernel with a device-varying input (parallel.data_parallel's case): the kernel gradient is
     summed over the mesh as with lax's convolution."""
     mesh = Mesh(np.asarray(jax.devices()[:1]), ("data",))
     r = np.random.default_rng(1)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from metastyle_jax import checkpoints, convert, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import convert as convert_cmd
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -80,7 +81,7 @@ def pth(tmp_path_factory, torch_net):
 
 
 def test_converted_network_gives_the_same_image(tmp_path, torch_net, pth, capsys):
-    convert.main(["--from-pytorch", str(pth), "--out", str(tmp_path / "ckpt")])
+    convert_cmd.main(["--from-pytorch", str(pth), "--out", str(tmp_path / "ckpt")])
     params, meta = checkpoints.load_model(tmp_path / "ckpt", kinds=("theta",))
     assert meta["settings"]["input_scale"] == 255 and meta["settings"]["converted_from"] == str(pth)
     assert "1,679,235 parameters" in capsys.readouterr().out
@@ -98,7 +99,7 @@ def test_input_scale_one_and_adapted_kind(tmp_path, torch_net, monkeypatch):
     state["module.in1.running_mean"] = torch.zeros(32)  # old PyTorch InstanceNorm buffers are ignored
     torch.save({"state_dict": state}, tmp_path / "wrapped.pth")
     monkeypatch.chdir(tmp_path)  # a relative --out
-    convert.main(["--from-pytorch", "wrapped.pth", "--out", "c", "--kind", "adapted", "--input-scale", "1"])
+    convert_cmd.main(["--from-pytorch", "wrapped.pth", "--out", "c", "--kind", "adapted", "--input-scale", "1"])
     params, meta = checkpoints.load_model(tmp_path / "c", kinds=("adapted",))
     x = np.random.default_rng(1).random((1, 32, 32, 3)).astype(np.float32)
     with torch.no_grad():
@@ -147,14 +148,14 @@ def _pickled_module(path, net):
 def test_bad_input_is_one_clear_error(tmp_path, torch_net, make, match):
     src = make(tmp_path, torch_net)
     with pytest.raises(UserError, match=match):
-        convert.main(["--from-pytorch", str(src), "--out", str(tmp_path / "ckpt")])
+        convert_cmd.main(["--from-pytorch", str(src), "--out", str(tmp_path / "ckpt")])
     assert not (tmp_path / "ckpt").exists()
 
 
 def test_refuses_to_overwrite(tmp_path, pth):
     (tmp_path / "ckpt").mkdir()
     with pytest.raises(UserError, match="exists; pass --force"):
-        convert.main(["--from-pytorch", str(pth), "--out", str(tmp_path / "ckpt")])
+        convert_cmd.main(["--from-pytorch", str(pth), "--out", str(tmp_path / "ckpt")])
 
 
 def test_every_parameter_has_its_official_name(theta):

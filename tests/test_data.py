@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from metastyle_jax import data
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 
 def _solid_folder(root, levels, size=(40, 56), nested=False):

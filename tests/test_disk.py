@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metastyle_jax import adapt, checkpoints, cli, export, images, outputs, video
+from metastyle_jax import adapt, checkpoints, export, images, outputs, video
+from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError, WriteError
+from metastyle_jax.commands import adapt as adapt_cmd, export as export_cmd
 
 ADAPT = ["--size", "32", "--style-size", "64", "--steps", "1", "--batch-size", "1", "--eval-every", "0"]
 
@@ -87,7 +89,7 @@ def test_check_refuses_a_read_only_or_full_folder_before_any_work(tmp_path, monk
                                           ({"free": 2**20}, "needs about")])
 def test_adapt_is_refused_before_it_starts(tmp_path, monkeypatch, capsys, disk, message):
     fake_disk(monkeypatch, **disk)
-    err = one_line(capsys, adapt.main, ["--style", "embedded:wave", "--out", str(tmp_path / "o"), *ADAPT])
+    err = one_line(capsys, adapt_cmd.main, ["--style", "embedded:wave", "--out", str(tmp_path / "o"), *ADAPT])
     assert message in err
     assert not any(tmp_path.iterdir())
 
@@ -96,14 +98,14 @@ def test_a_write_refused_late_replaces_nothing_and_leaves_nothing(tmp_path, monk
     """adapt --force over its own earlier outputs: the disk fills while the new ones are written; the old
     ones stay byte-identical and no staging folder is left."""
     argv = ["--style", "embedded:wave", "--out", str(tmp_path / "o"), *ADAPT]
-    adapt.main(argv)
+    adapt_cmd.main(argv)
     before = snapshot(tmp_path)
 
     def full(*args, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(adapt.plotting, "loss_curves", full)  # after the model is written, before the rest
-    err = one_line(capsys, adapt.main, argv + ["--force"], after_progress=True)
+    err = one_line(capsys, adapt_cmd.main, argv + ["--force"], after_progress=True)
     assert err == f"error: cannot write {tmp_path / 'o'}: No space left on device; nothing partial was kept: " \
                   "free some space and run again"
     assert snapshot(tmp_path) == before
@@ -140,7 +142,7 @@ def test_export_on_a_full_disk(tmp_path, monkeypatch, capsys, model):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(export, "write_artefact", full)
-    err = one_line(capsys, export.main, ["--model", str(model), "--format", "stablehlo", "--out",
+    err = one_line(capsys, export_cmd.main, ["--model", str(model), "--format", "stablehlo", "--out",
                                          str(tmp_path / "e")], after_progress=True)
     assert f"cannot write {tmp_path / 'e'}: No space left" in err and not any(tmp_path.iterdir())
 
@@ -194,8 +196,8 @@ def test_a_real_full_disk_is_one_line_in_a_command_line_process(tiny_tmpfs, tmp_
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: cannot write {tiny_tmpfs / 'o'}: it needs about 14 MiB and {tiny_tmpfs} has 3 MiB free; free "
         "some space or choose another output path"]
-    skip_check = ("import sys; from metastyle_jax import adapt, cli, outputs; "
-                  "outputs.check_writable = lambda outs, nbytes=0: None; cli.run(adapt.main)")
+    skip_check = ("import sys; from metastyle_jax import commands, outputs; "
+                  "outputs.check_writable = lambda outs, nbytes=0: None; commands.run('adapt')")
     r = subprocess.run([sys.executable, "-c", skip_check, "--style", "embedded:wave", "--out", str(tiny_tmpfs / "o"),
                         *ADAPT], capture_output=True, text=True)
     lines = [line for line in r.stderr.replace("\r", "\n").splitlines() if line.strip() and "adapt wave" not in line]

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from metastyle_jax import checkpoints, cli, export, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax import checkpoints, export, transformer
+from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import export as export_cmd
 
 TOLERANCE = 1e-4
 NEEDS = {"stablehlo": "jax", "savedmodel": "tensorflow", "onnx": "onnxruntime"}
@@ -83,7 +85,7 @@ def run_elsewhere(fmt, directory, image, tmp_path):
 @pytest.mark.parametrize("fmt", [available(f) for f in export.FORMATS])
 def test_dynamic_artefact_runs_without_this_package(fmt, model, image, expected, tmp_path, capsys):
     out = tmp_path / fmt
-    export.main(["--model", str(model), "--format", fmt, "--out", str(out)])
+    export_cmd.main(["--model", str(model), "--format", fmt, "--out", str(out)])
     assert "max |artefact - JAX|" in capsys.readouterr().out
     card = json.loads((out / "card.json").read_text())
     assert card["format"] == fmt and card["dynamic"] and card["input"]["shape"] == ["b", "h", "w", 3]
@@ -105,7 +107,7 @@ def test_fixed_size_stablehlo_accepts_only_that_size(model, image, expected, tmp
     from jax import export as jax_export
 
     out = tmp_path / "fixed"
-    export.main(["--model", str(model), "--format", "stablehlo", "--out", str(out), "--size", "37", "50",
+    export_cmd.main(["--model", str(model), "--format", "stablehlo", "--out", str(out), "--size", "37", "50",
                  "--platforms", "cpu"])
     f = jax_export.deserialize(bytearray((out / "model.stablehlo").read_bytes()))
     assert tuple(str(d) for d in f.in_avals[0].shape) == ("b", "37", "50", "3") and f.platforms == ("cpu",)
@@ -121,17 +123,17 @@ def test_existing_out_is_kept_without_force_and_an_export_replaced_with_it(model
     (out / "keep.txt").write_text("user data")
     argv = ["--model", str(model), "--format", "stablehlo", "--out", str(out), "--no-check", "--platforms", "cpu"]
     with pytest.raises(UserError, match="--force"):
-        export.main(argv)
+        export_cmd.main(argv)
     with pytest.raises(UserError, match="folder of other files"):  # --force replaces only an export
-        export.main(argv + ["--force"])
+        export_cmd.main(argv + ["--force"])
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     (out / "keep.txt").unlink()
     out.rmdir()
-    export.main(argv)
+    export_cmd.main(argv)
     (out / "mark.txt").write_text("in the old export")
     with pytest.raises(UserError, match="--force"):
-        export.main(argv)
-    export.main(argv + ["--force"])
+        export_cmd.main(argv)
+    export_cmd.main(argv + ["--force"])
     assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.stablehlo"]  # the old export replaced
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -163,7 +165,7 @@ def test_bad_input_is_one_line_and_exit_2(make, match, model, theta, tmp_path, c
     models = {"adapted": model, "theta": tmp_path / "theta"}
     checkpoints.save_model(models["theta"], theta, checkpoints.model_meta("theta"))
     with pytest.raises(SystemExit) as e:
-        cli.run(export.main, ["--out", str(tmp_path / "out")] + make(tmp_path, models))
+        cli.run(export_cmd.main, ["--out", str(tmp_path / "out")] + make(tmp_path, models))
     captured = capsys.readouterr()
     assert e.value.code == 2 and captured.out == ""
     lines = captured.err.strip().splitlines()

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from benchmarks import fig6, fig7, figures, quality, supplementary
-from metastyle_jax import adapt, checkpoints, cli, data, transformer
+from metastyle_jax import adapt, checkpoints, data, transformer
+from metastyle_jax.commands import cli
 
 SIZE = ["--size", "32", "--style-size", "32"]
 
@@ -77,22 +78,21 @@ def test_fig6_arms_are_identical_when_theta_is_the_random_init(fig6_runs):
     assert runs[0]["final_loss_ratio_johnson_over_metastyle"] == 1.0
 
 
-def test_fig6_loop_matches_adapt(real_vgg, theta_ckpt):
-    """fig6's loop (with snapshots) takes exactly the updates and evaluations of adapt.adapt."""
+def test_fig6_snapshots_are_the_networks_adapt_passes_its_hook(real_vgg, theta_ckpt):
+    """fig6 runs adapt.adapt; its snapshot at step k is M(held_out[0]) with the parameters after k updates."""
     theta, _ = figures.load_theta(theta_ckpt)
     style = np.asarray(jax.random.uniform(jax.random.key(3), (32, 32, 3))) ** 3
     content = data.ContentData("embedded", "train", 32, seed=0)
     held_out = data.ContentData("embedded", "val", 32, seed=0).batch_at(0, 4)
-    grams = adapt.style_targets(real_vgg, style)
-    ours = fig6.adapt_with_snapshots(theta, real_vgg, grams, content, held_out, 4, lr=1e-3, batch_size=4,
+    ours = fig6.adapt_with_snapshots(theta, real_vgg, style, content, held_out, 4, lr=1e-3, batch_size=4,
                                      eval_every=2, snapshots=(0, 4))
-    _, hist = adapt.adapt(theta, real_vgg, style, content, 4, eval_contents=held_out,
-                          eval_every=2)
-    assert ours["eval_step"] == hist["eval_step"].tolist()
-    np.testing.assert_allclose(ours["eval_loss"], hist["eval_loss"], rtol=1e-6)
+    final, hist = adapt.adapt(theta, real_vgg, style, content, 4, eval_contents=held_out, eval_every=2)
+    assert ours["eval_step"] == hist["eval_step"].tolist() == [0, 2, 4]
     np.testing.assert_allclose(ours["train_loss"], hist["loss"], rtol=1e-6)
-    assert sorted(ours["snapshots"]) == [0, 4] and ours["snapshots"][4].shape == (32, 32, 3)
-    assert not np.allclose(ours["snapshots"][0], ours["snapshots"][4])
+    assert sorted(ours["snapshots"]) == [0, 4]
+    for step, params in ((0, theta), (4, final)):
+        want = np.asarray(transformer.stylize_batch(params, held_out[:1]))[0]
+        np.testing.assert_allclose(ours["snapshots"][step], want, atol=1e-5)
 
 
 def test_fig7_writes_curves_snapshots_and_grid(theta_ckpt, tmp_path):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from metastyle_jax import gatys, losses
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import gatys as gatys_cmd
 from conftest import painting
 
 
@@ -25,6 +26,22 @@ def test_optimization_lowers_the_perceptual_loss(random_vgg):
     np.testing.assert_allclose(hist["total"], w.alpha * hist["content"] + w.beta * hist["style"], rtol=1e-4)
 
 
+def test_chunks_end_at_the_stops_and_the_hook_sees_each_image(random_vgg):
+    """fig7 keeps snapshots through `stops` and `hook`: the chunks end there, and the hook's image at each is
+    the one the same steps reach without stops (the loss history is the same too)."""
+    content, style = _pair()
+    w = losses.LossWeights(alpha=1.0, beta=1e6)
+    seen = {}
+    out, hist = gatys.optimize(random_vgg, content, style, content, steps=7, lr=0.05, weights=w, chunk=4,
+                               stops=(3,), hook=lambda done, x: seen.setdefault(done, x))
+    assert sorted(seen) == [0, 3, 7]  # chunks of 3 (to the stop), then 4
+    np.testing.assert_array_equal(seen[0], content.astype(np.float32))
+    np.testing.assert_array_equal(seen[7], out)
+    at3, hist3 = gatys.optimize(random_vgg, content, style, content, steps=3, lr=0.05, weights=w, chunk=4)
+    np.testing.assert_allclose(seen[3], at3, atol=1e-6)
+    np.testing.assert_allclose(hist["total"][:3], hist3["total"], rtol=1e-5)
+
+
 def test_initializations(tmp_path):
     content, _ = _pair()
     assert np.array_equal(gatys.initial_image("content", content), content)
@@ -43,12 +60,12 @@ def test_initializations(tmp_path):
 def test_cli_end_to_end_with_default_weights(tmp_path, real_vgg, capsys):
     out = tmp_path / "g.png"
     style = painting() or "embedded:coffee"
-    gatys.main(["--content", "embedded:astronaut", "--style", str(style), "--size", "32", "--style-size", "32",
+    gatys_cmd.main(["--content", "embedded:astronaut", "--style", str(style), "--size", "32", "--style-size", "32",
                 "--steps", "4", "--out", str(out), "--compare", str(tmp_path / "c.png")])
     assert out.exists() and (tmp_path / "g_loss.png").exists() and (tmp_path / "c.png").exists()
     assert "4 steps" in capsys.readouterr().out
     with pytest.raises(UserError, match="exists"):
-        gatys.main(["--size", "32", "--steps", "1", "--out", str(out), "--style", "embedded:coffee"])
+        gatys_cmd.main(["--size", "32", "--steps", "1", "--out", str(out), "--style", "embedded:coffee"])
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -62,11 +79,11 @@ def test_cli_end_to_end_with_default_weights(tmp_path, real_vgg, capsys):
 def test_cli_bad_input_is_one_clear_error(tmp_path, argv, match):
     base = ["--style", "embedded:coffee", "--size", "32", "--out", str(tmp_path / "o.png")]
     with pytest.raises(UserError, match=match):
-        gatys.main(base + argv)
+        gatys_cmd.main(base + argv)
 
 
 def test_cli_bad_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as e:
-        gatys.main(["--no-such-flag"])
+        gatys_cmd.main(["--no-such-flag"])
     assert e.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from metastyle_jax import images
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 
 def _gradient(h=40, w=48):

@@ -48,7 +48,7 @@ def test_the_wheel_carries_its_configs_models_and_paintings(site):
 
 def test_the_wheel_installs_the_metastyle_command(site):
     (entry_points,) = (site / "site").glob("metastyle_jax-*.dist-info/entry_points.txt")
-    assert "metastyle = metastyle_jax.__main__:main" in entry_points.read_text()
+    assert "metastyle = metastyle_jax.commands:main" in entry_points.read_text()
 
 
 def test_a_small_adaptation_from_the_wheel(site):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from metastyle_jax import checkpoints, images, interpolate, stylize, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import interpolate as interpolate_cmd
 
 
 def _equal(a, b):
@@ -72,7 +73,7 @@ def test_cli_strip_endpoints_match_the_models(tmp_path, ckpts, pair, capsys):
     images.save_image(tmp_path / "c.png", content)
     content = images.load_image(tmp_path / "c.png")
     out = tmp_path / "strip.png"
-    interpolate.main(["--models", str(ckpts / "a"), str(ckpts / "b"), "--content", str(tmp_path / "c.png"),
+    interpolate_cmd.main(["--models", str(ckpts / "a"), str(ckpts / "b"), "--content", str(tmp_path / "c.png"),
                       "--weights", "1,0", "0.5,0.5", "0,1", "--out", str(out)])
     strip = images.load_image(out)
     assert strip.shape == (24, 4 * 40 + 3 * 2, 3)
@@ -83,7 +84,7 @@ def test_cli_strip_endpoints_match_the_models(tmp_path, ckpts, pair, capsys):
 
 
 def test_cli_saves_the_interpolated_model(tmp_path, ckpts, pair):
-    interpolate.main(["--models", str(ckpts / "a"), str(ckpts / "b"), "--content", "embedded:coffee", "--size", "32",
+    interpolate_cmd.main(["--models", str(ckpts / "a"), str(ckpts / "b"), "--content", "embedded:coffee", "--size", "32",
                       "--weights", "0.25", "0.75", "--out", str(tmp_path / "s.png"), "--save-model",
                       str(tmp_path / "mix")])
     params, meta = checkpoints.load_model(tmp_path / "mix", kinds=("adapted",))
@@ -103,12 +104,12 @@ def test_cli_bad_input(tmp_path, ckpts, make, match):
     (tmp_path / "vgg16.pth").write_bytes(b"\0" * 8)
     argv = ["--content", "embedded:coffee", "--size", "32", "--out", str(tmp_path / "s.png")] + make(ckpts, tmp_path)
     with pytest.raises(UserError, match=match):
-        interpolate.main(argv)
+        interpolate_cmd.main(argv)
 
 
 def test_cli_refuses_to_overwrite(tmp_path, ckpts):
     (tmp_path / "s.png").write_bytes(b"keep")
     with pytest.raises(UserError, match="exists; pass --force"):
-        interpolate.main(["--models", str(ckpts / "a"), str(ckpts / "b"), "--content", "embedded:coffee",
+        interpolate_cmd.main(["--models", str(ckpts / "a"), str(ckpts / "b"), "--content", "embedded:coffee",
                           "--out", str(tmp_path / "s.png")])
     assert (tmp_path / "s.png").read_bytes() == b"keep"

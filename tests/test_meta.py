@@ -20,16 +20,16 @@ import ml_collections
 import numpy as np
 import pytest
 
-from metastyle_jax import meta, transformer, vgg16
+from metastyle_jax import meta, outer, parallel, transformer, vgg16
 
 
 def meta_step_of(vgg, cfg, mesh=None):
-    """meta_step(state, batch) -> (state, metrics): `meta.train_step` with the settings and hyper-parameters of
+    """meta_step(state, batch) -> (state, metrics): `outer.train_step` with the settings and hyper-parameters of
     `cfg` bound; with a `mesh`, state and VGG replicated on it and batches split over it."""
     bilevel, hyper = meta.Bilevel(vgg, meta.settings_from_config(cfg)), meta.hyper_from_config(cfg)
     if mesh is not None:
-        meta.check_mesh(cfg, mesh)
-    return lambda state, batch: meta.train_step(bilevel, state, batch, hyper, mesh=mesh)
+        parallel.check_mesh(cfg, mesh)
+    return lambda state, batch: outer.train_step(bilevel, state, batch, hyper, mesh=mesh)
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,23 +150,23 @@ def devices_worker():
     batches = [random_batch(10 + i, size=16) for i in range(2)]
     out = {}
     for n in (1, 2):
-        mesh = meta.make_mesh(jax.devices()[:n])
-        step = meta_step_of(meta.replicate(vgg, mesh), cfg, mesh)
-        state = meta.replicate(meta.init_state(cfg, 0).replace(params=theta), mesh)
-        sharded = [meta.shard_batch(b, mesh) for b in batches]
+        mesh = parallel.make_mesh(jax.devices()[:n])
+        step = meta_step_of(parallel.replicate(vgg, mesh), cfg, mesh)
+        state = parallel.replicate(outer.init_state(cfg, 0).replace(params=theta), mesh)
+        sharded = [parallel.shard_batch(b, mesh) for b in batches]
         assert len(sharded[0]["train"].sharding.device_set) == n
-        bilevel = meta.Bilevel(meta.replicate(vgg, mesh), meta.settings_from_config(cfg))
-        direction = jax.jit(meta.data_parallel(meta.Bilevel.meta_gradient, bilevel, mesh))(
+        bilevel = meta.Bilevel(parallel.replicate(vgg, mesh), meta.settings_from_config(cfg))
+        direction = jax.jit(parallel.data_parallel(meta.Bilevel.meta_gradient, bilevel, mesh))(
             state.params, sharded[0], state.step, meta.hyper_from_config(cfg))[0]
         state, first = step(state, sharded[0])
-        params = meta.host_tree(state.params)
+        params = parallel.host_tree(state.params)
         state, second = step(state, sharded[1])
-        out[n] = {"params": flat(params).tolist(), "grad": flat(meta.host_tree(direction)).tolist(),
+        out[n] = {"params": flat(params).tolist(), "grad": flat(parallel.host_tree(direction)).tolist(),
                   "losses": [float(first["outer_loss"]), float(second["outer_loss"]), float(second["inner_loss"])],
                   "devices": len(state.params["conv1"]["conv2d"]["kernel"].sharding.device_set)}
     out["theta"] = flat(theta).tolist()
     try:
-        meta.check_mesh(tiny_config(styles_per_batch=3), meta.make_mesh())
+        parallel.check_mesh(tiny_config(styles_per_batch=3), parallel.make_mesh())
         out["indivisible"] = None
     except ValueError as e:
         out["indivisible"] = str(e)
@@ -236,13 +236,13 @@ def adapted(random_vgg):
     cfg = tiny_config(inner_lr=0.1)
     settings, hyper = meta.settings_from_config(cfg), meta.hyper_from_config(cfg)
     batch = random_batch(0, s=1)
-    theta = meta.init_state(cfg, 0).params
+    theta = outer.init_state(cfg, 0).params
 
     @jax.jit
     def run(theta, vgg, batch):
         bilevel = meta.Bilevel(vgg, settings)
         task = jax.tree_util.tree_map(lambda x: x[0], bilevel.tasks(batch))
-        return bilevel.adapt(theta, task, 0, hyper)
+        return bilevel.inner_loop(theta, task, 0, hyper)
 
     w, inner_losses = run(theta, random_vgg, batch)
     return theta, w, inner_losses
@@ -298,7 +298,7 @@ def test_inner_loop_changes_only_instance_norm(adapted):
 def test_reptile_moves_theta_toward_adapted_weights(adapted, random_vgg):
     theta, w, _ = adapted
     cfg = tiny_config(mode="reptile", inner_lr=0.1, styles_per_batch=1)
-    state = meta.init_state(cfg, 0)
+    state = outer.init_state(cfg, 0)
     step = meta_step_of(random_vgg, cfg)
     new, metrics = step(state, random_batch(0, s=1))
     step_taken, toward = flat(new.params) - flat(theta), flat(w) - flat(theta)
@@ -320,7 +320,7 @@ def test_reptile_moves_theta_toward_adapted_weights(adapted, random_vgg):
 def test_outer_optimizer_updates_what_the_config_says(which):
     cfg = tiny_config(outer_params=which)
     params = transformer.init_params(jax.random.key(0), 16)
-    opt = meta.make_optimizer(cfg)
+    opt = outer.make_optimizer(cfg)
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     updates, _ = opt.update(grads, opt.init(params), params)
     moved = [bool(np.any(np.asarray(u) != 0)) for u in jax.tree_util.tree_leaves(updates)]
@@ -332,7 +332,7 @@ def test_outer_optimizer_updates_what_the_config_says(which):
 
 def test_outer_step_respects_outer_params(random_vgg):
     cfg = tiny_config(outer_params="instance_norm", mode="first_order")
-    state = meta.init_state(cfg, 0)
+    state = outer.init_state(cfg, 0)
     before = jax.tree_util.tree_map(np.asarray, state.params)
     new, metrics = meta_step_of(random_vgg, cfg)(state, random_batch(1))
     moved = [bool(np.any(a != np.asarray(b))) for a, b in zip(jax.tree_util.tree_leaves(before),
@@ -370,7 +370,7 @@ def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="inner_steps"):
         meta.settings_from_config(tiny_config(inner_steps=0))
     with pytest.raises(ValueError, match="divide"):
-        meta.check_mesh(tiny_config(styles_per_batch=4, styles_in_parallel=3), meta.make_mesh())
+        parallel.check_mesh(tiny_config(styles_per_batch=4, styles_in_parallel=3), parallel.make_mesh())
 
 
 if __name__ == "__main__":

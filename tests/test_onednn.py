@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from metastyle_jax import conv, data, errors, images, meta, onednn, transformer
+from metastyle_jax.commands import stylize as stylize_cmd
 
 needs_onednn = pytest.mark.skipif(onednn._onednn_prefix() is None, reason="oneDNN is not installed (x86-64 Linux only)")
 GEOMETRIES = [  # B, H, W, I, O, K, stride, padding: the networks' kinds and odd ones
@@ -168,11 +169,10 @@ def test_cpu_flags_name_the_matrix_engine():
 def test_stylize_dtype_flag_runs_bfloat16(model, tmp_path, capsys):
     """`stylize --dtype bfloat16` says which path it takes in one line and writes the float32 picture to within
     a few levels of 255."""
-    from metastyle_jax import stylize
     outs = {}
     for dtype in ("float32", "bfloat16"):
         outs[dtype] = tmp_path / f"{dtype}.png"
-        stylize.main(["--model", str(model), "--content", "embedded:chelsea", "--size", "64", "--dtype", dtype,
+        stylize_cmd.main(["--model", str(model), "--content", "embedded:chelsea", "--size", "64", "--dtype", dtype,
                       "--out", str(outs[dtype])])
         err = capsys.readouterr().err
         assert ("bfloat16 convolutions" in err) == (dtype == "bfloat16")

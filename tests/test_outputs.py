@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import adapt, checkpoints, cli, convert, export, gatys, interpolate, outputs, stylize, train
+from metastyle_jax import checkpoints, outputs
+from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError
+from metastyle_jax.commands import (
+    adapt as adapt_cmd, convert as convert_cmd, export as export_cmd, gatys as gatys_cmd,
+    interpolate as interpolate_cmd, stylize as stylize_cmd, train as train_cmd)
 
 
 def _png(path, size=(40, 30), seed=0):
@@ -69,18 +73,18 @@ def test_force_never_replaces_an_input(tmp_path, model, theta, capsys):
     shutil.copytree(model, second)
     before = _snapshot(tmp_path)
     cases = [
-        (stylize.main, ["--model", str(model), "--content", str(photo), "--out", str(photo)]),
-        (stylize.main, ["--model", str(model), "--content", str(tmp_path), "--out", str(tmp_path)]),
-        (adapt.main, ["--style", str(style), "--out", str(style), "--steps", "1"]),
-        (adapt.main, ["--style", str(style), "--out", str(tmp_path), "--content", str(tmp_path)]),
-        (gatys.main, ["--content", str(photo), "--style", str(style), "--out", str(photo)]),
-        (gatys.main, ["--content", str(photo), "--style", str(style), "--out", str(tmp_path / "g.png"),
+        (stylize_cmd.main, ["--model", str(model), "--content", str(photo), "--out", str(photo)]),
+        (stylize_cmd.main, ["--model", str(model), "--content", str(tmp_path), "--out", str(tmp_path)]),
+        (adapt_cmd.main, ["--style", str(style), "--out", str(style), "--steps", "1"]),
+        (adapt_cmd.main, ["--style", str(style), "--out", str(tmp_path), "--content", str(tmp_path)]),
+        (gatys_cmd.main, ["--content", str(photo), "--style", str(style), "--out", str(photo)]),
+        (gatys_cmd.main, ["--content", str(photo), "--style", str(style), "--out", str(tmp_path / "g.png"),
                       "--compare", str(style)]),
-        (interpolate.main, ["--models", str(model), str(second), "--content", str(photo), "--weights", "0.5,0.5",
+        (interpolate_cmd.main, ["--models", str(model), str(second), "--content", str(photo), "--weights", "0.5,0.5",
                             "--out", str(tmp_path / "i.png"), "--save-model", str(second)]),
-        (export.main, ["--model", str(model), "--format", "onnx", "--out", str(model)]),
-        (convert.main, ["--from-pytorch", str(pth), "--out", str(pth)]),
-        (train.main, ["--config", "tiny", "--workdir", str(tmp_path), "--set", f"data.content={tmp_path}"]),
+        (export_cmd.main, ["--model", str(model), "--format", "onnx", "--out", str(model)]),
+        (convert_cmd.main, ["--from-pytorch", str(pth), "--out", str(pth)]),
+        (train_cmd.main, ["--config", "tiny", "--workdir", str(tmp_path), "--set", f"data.content={tmp_path}"]),
     ]
     for main, argv in cases:
         err = _one_line_error(main, argv + ["--force"], capsys)
@@ -94,10 +98,10 @@ def test_force_replaces_only_what_this_program_wrote(tmp_path, model, capsys):
     _png(folder / "beach.png")
     (folder / "notes.txt").write_text("keep")
     before = _snapshot(folder)
-    err = _one_line_error(export.main, ["--model", str(model), "--format", "onnx", "--out", str(folder), "--force"],
+    err = _one_line_error(export_cmd.main, ["--model", str(model), "--format", "onnx", "--out", str(folder), "--force"],
                           capsys)
     assert "folder of other files" in err and _snapshot(folder) == before
-    err = _one_line_error(stylize.main, ["--model", str(model), "--video", str(photo), "--out", str(folder),
+    err = _one_line_error(stylize_cmd.main, ["--model", str(model), "--video", str(photo), "--out", str(folder),
                                          "--force"], capsys)
     assert "folder of other files" in err and _snapshot(folder) == before
     saved = checkpoints.save_model(tmp_path / "ckpt", *checkpoints.load_model(model))
@@ -108,7 +112,7 @@ def test_colliding_names_get_their_own_outputs(tmp_path, model, capsys):
     (tmp_path / "in").mkdir()
     for i, ext in enumerate(("png", "jpg", "jpeg")):
         _png(tmp_path / "in" / f"x.{ext}", (32, 24), seed=i)
-    stylize.main(["--model", str(model), "--content", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    stylize_cmd.main(["--model", str(model), "--content", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.jpeg.png", "x.jpg.png", "x.png.png"]
     assert "stylized 3 image(s)" in capsys.readouterr().out
     shown = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "out").iterdir()}
@@ -134,8 +138,8 @@ def test_a_fifo_in_a_folder_is_skipped_not_read(tmp_path, model):
 @pytest.mark.parametrize("lr", ["inf", "nan", "0", "-1e-3"])
 def test_non_finite_or_non_positive_learning_rates_are_refused(tmp_path, lr, capsys):
     style = _png(tmp_path / "style.png", (70, 70))
-    for main, argv in ((adapt.main, ["--style", str(style), "--out", str(tmp_path / "a")]),
-                       (gatys.main, ["--style", str(style), "--out", str(tmp_path / "g.png")])):
+    for main, argv in ((adapt_cmd.main, ["--style", str(style), "--out", str(tmp_path / "a")]),
+                       (gatys_cmd.main, ["--style", str(style), "--out", str(tmp_path / "g.png")])):
         err = _one_line_error(main, argv + [f"--lr={lr}"], capsys)
         assert "--lr must be a finite number above 0" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["style.png"]
@@ -143,7 +147,7 @@ def test_non_finite_or_non_positive_learning_rates_are_refused(tmp_path, lr, cap
 
 def test_a_diverging_adaptation_writes_nothing(tmp_path, capsys):
     style = _png(tmp_path / "style.png", (70, 70))
-    err = _one_line_error(adapt.main, ["--style", str(style), "--out", str(tmp_path / "a"), "--lr", "1e30",
+    err = _one_line_error(adapt_cmd.main, ["--style", str(style), "--out", str(tmp_path / "a"), "--lr", "1e30",
                                        "--steps", "3", "--size", "16", "--style-size", "64", "--eval-every", "0",
                                        "--random-init"], capsys, after_progress=True)
     assert "adaptation diverged" in err
@@ -156,7 +160,7 @@ def test_a_checkpoint_with_non_finite_parameters_is_refused(tmp_path, theta, cap
     broken = jax.tree_util.tree_map(lambda x: np.full_like(np.asarray(x), np.nan), theta)
     checkpoints.save_model(tmp_path / "nan_model", broken, checkpoints.model_meta("adapted"))
     photo = _png(tmp_path / "in.png")
-    err = _one_line_error(stylize.main, ["--model", str(tmp_path / "nan_model"), "--content", str(photo),
+    err = _one_line_error(stylize_cmd.main, ["--model", str(tmp_path / "nan_model"), "--content", str(photo),
                                          "--out", str(tmp_path / "o.png")], capsys)
     assert "NaN or infinite parameters" in err and not (tmp_path / "o.png").exists()
 
@@ -169,7 +173,7 @@ def test_an_output_name_longer_than_the_file_system_allows_is_one_line(tmp_path)
         outputs.check([tmp_path / ("y" * 300) / "out.png"])
     outputs.check([tmp_path / ("z" * 200)])  # a long name that fits
     with pytest.raises(UserError, match="bytes long"):  # a command refuses it before any work
-        adapt.main(["--style", str(_png(tmp_path / "style.png", (80, 80))), "--out", str(tmp_path / ("o" * 260))])
+        adapt_cmd.main(["--style", str(_png(tmp_path / "style.png", (80, 80))), "--out", str(tmp_path / ("o" * 260))])
 
 
 def test_staging_folders_are_removed_however_the_block_ends_and_on_a_hard_exit(tmp_path):
@@ -179,7 +183,7 @@ def test_staging_folders_are_removed_however_the_block_ends_and_on_a_hard_exit(t
             (tmp / "partial").write_text("x")
             raise RuntimeError("interrupted half-way")
     assert list(tmp_path.iterdir()) == []
-    code = ("import sys, pathlib; from metastyle_jax import cli, outputs\n"
+    code = ("import sys, pathlib; from metastyle_jax import outputs; from metastyle_jax.commands import cli\n"
             f"stage = outputs.staging_dir(pathlib.Path({str(final)!r})); tmp = stage.__enter__()\n"
             "(tmp / 'partial').write_text('x'); print(tmp, flush=True); cli._interrupted()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -11,13 +11,14 @@ import sys
 import time
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, images, serve, stylize, transformer, vgg_weights
-from metastyle_jax.cli import UserError
+from metastyle_jax import checkpoints, config, images, serve, stylize, transformer, vgg_weights
+from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import serve as serve_cmd
 
 LIMIT = 200_000  # bytes per upload in these tests
 MAX_SIDE = 64
@@ -33,9 +34,8 @@ def photo_bytes(size=(96, 72), seed=0, fmt="PNG"):
 
 def tiny_adaptation(vgg, steps=2, theta=None):
     """An Adaptation of `steps` steps on 4 embedded 32 px crops against a 32 px style, with random VGG weights."""
-    cfg = ml_collections.ConfigDict({"steps": steps, "lr": 1e-3, "batch_size": 4, "size": 32, "style_size": 32,
-                                     "alpha": 1.0, "beta": 1e5, "only_in": False, "content": "embedded",
-                                     "crop": "random", "seed": 0})
+    cfg = config.load("adapt", [f"num_steps={steps}", "data.content_size=32", "data.style_size=32", "loss.tv=0",
+                                "dtype=float32"])
     weights = vgg_weights.VGGWeights(vgg.params, vgg.spec, "random", "0" * 64, "random")
     return serve.Adaptation(cfg, theta, None if theta is None else "theta-ckpt", lambda: weights)
 
@@ -246,7 +246,7 @@ def run_cli(*args, timeout=120):
 def test_cli_bad_input_is_one_line(args, message, capsys, serve_models):
     args = [str(serve_models[0] / "noise") if a == "MODEL" else a for a in args]
     with pytest.raises(SystemExit) as stop:
-        cli.run(serve.main, args)
+        cli.run(serve_cmd.main, args)
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err
@@ -345,7 +345,7 @@ def test_uploads_are_decoded_and_stylized_one_at_a_time(studio, tmp_path, monkey
 
 
 def test_without_flask_the_command_says_which_extra(monkeypatch):
-    real = serve.importlib.util.find_spec
-    monkeypatch.setattr(serve.importlib.util, "find_spec", lambda name, *a: None if name == "flask" else real(name, *a))
+    real = serve_cmd.importlib.util.find_spec
+    monkeypatch.setattr(serve_cmd.importlib.util, "find_spec", lambda name, *a: None if name == "flask" else real(name, *a))
     with pytest.raises(UserError, match=r"needs Flask: pip install -e '\.\[serve\]'"):
-        serve.main([])
+        serve_cmd.main([])

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metastyle_jax import checkpoints, cli, data, images, stylize, transformer
+from metastyle_jax import checkpoints, data, images, stylize, transformer
+from metastyle_jax.commands import cli
 
 pytestmark = pytest.mark.skipif("theta" not in checkpoints.shipped_models(), reason="no shipped theta")
 

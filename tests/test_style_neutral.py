@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from metastyle_jax import checkpoints, data, gatys, images, stylize, transformer
+from metastyle_jax import checkpoints, data, gatys, images, transformer
+from metastyle_jax.commands import gatys as gatys_cmd, stylize as stylize_cmd
 
 
 def test_theta_gives_the_style_neutral_image_and_gatys_starts_from_it(tmp_path, theta, capsys):
@@ -10,14 +11,14 @@ def test_theta_gives_the_style_neutral_image_and_gatys_starts_from_it(tmp_path, 
     images.save_image(tmp_path / "content.png", data.load_image_spec("embedded:astronaut", max_side=32))
     content = images.load_image(tmp_path / "content.png")
     neutral = tmp_path / "neutral.png"
-    stylize.main(["--model", str(tmp_path / "theta"), "--content", str(tmp_path / "content.png"),
+    stylize_cmd.main(["--model", str(tmp_path / "theta"), "--content", str(tmp_path / "content.png"),
                   "--out", str(neutral)])
     assert "the theta network" in capsys.readouterr().out
     np.testing.assert_allclose(images.load_image(neutral), np.asarray(transformer.apply(theta, content[None]))[0],
                                atol=0.6 / 255)
 
     out = tmp_path / "gatys.png"
-    gatys.main(["--content", str(tmp_path / "content.png"), "--style", "embedded:coffee", "--init", str(neutral),
+    gatys_cmd.main(["--content", str(tmp_path / "content.png"), "--style", "embedded:coffee", "--init", str(neutral),
                 "--size", "32", "--style-size", "32", "--steps", "4", "--out", str(out)])
     assert out.exists() and "4 steps" in capsys.readouterr().out
     init = gatys.initial_image(str(neutral), content)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from metastyle_jax import checkpoints, data, images, stylize, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import stylize as stylize_cmd
 
 
 def _write(path, size=(40, 30), mode="RGB"):
@@ -32,10 +33,10 @@ def test_stylize_matches_the_network_and_batches_by_shape(theta):
 
 def test_cli_file_any_mode_and_size(tmp_path, model, capsys):
     src = _write(tmp_path / "in.png", (45, 27), mode="LA")  # grayscale+alpha, odd size
-    stylize.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "o.png")])
+    stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "o.png")])
     out = images.load_image(tmp_path / "o.png")
     assert out.shape == (27, 45, 3)
-    stylize.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "s.jpg"), "--size", "20"])
+    stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "s.jpg"), "--size", "20"])
     assert max(images.load_image(tmp_path / "s.jpg", min_side=1).shape[:2]) == 20
     assert "the adapted network" in capsys.readouterr().out
 
@@ -44,7 +45,7 @@ def test_cli_folder_recursive_skips_corrupt(tmp_path, model, capsys):
     _write(tmp_path / "in" / "a.png")
     _write(tmp_path / "in" / "sub" / "b.jpg", (32, 32))
     (tmp_path / "in" / "bad.jpg").write_bytes(b"not an image")
-    stylize.main(["--model", str(model), "--content", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    stylize_cmd.main(["--model", str(model), "--content", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "sub" / "b.png").exists()
     captured = capsys.readouterr()
     assert "skipped 1" in captured.out and "bad.jpg" in captured.err
@@ -55,34 +56,34 @@ def test_style_name_uses_the_shipped_adapted_model(tmp_path, model, monkeypatch,
     shutil.copytree(model, shipped / "wave")
     monkeypatch.setattr(checkpoints, "MODELS_DIR", shipped)
     src = _write(tmp_path / "in.png")
-    stylize.main(["--style", "wave", "--content", str(src), "--out", str(tmp_path / "by_name.png")])
-    stylize.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "by_path.png")])
+    stylize_cmd.main(["--style", "wave", "--content", str(src), "--out", str(tmp_path / "by_name.png")])
+    stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "by_path.png")])
     assert (Image.open(tmp_path / "by_name.png").tobytes() == Image.open(tmp_path / "by_path.png").tobytes())
     with pytest.raises(UserError, match="the shipped styles are wave; adapt one"):
-        stylize.main(["--style", "udnie", "--content", str(src), "--out", str(tmp_path / "u.png")])
+        stylize_cmd.main(["--style", "udnie", "--content", str(src), "--out", str(tmp_path / "u.png")])
     capsys.readouterr()
     for bad, match in ((["--style", "mona_lisa"], "invalid choice"), (["--style", "wave", "--model", str(model)],
                                                                       "not allowed with")):
         with pytest.raises(SystemExit) as e:
-            stylize.main(bad + ["--content", str(src), "--out", str(tmp_path / "x.png")])
+            stylize_cmd.main(bad + ["--content", str(src), "--out", str(tmp_path / "x.png")])
         err = capsys.readouterr().err
         assert e.value.code == 2 and match in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
 
 
 def test_embedded_content(tmp_path, model):
-    stylize.main(["--model", str(model), "--content", "embedded", "--out", str(tmp_path / "all"), "--size", "24"])
+    stylize_cmd.main(["--model", str(model), "--content", "embedded", "--out", str(tmp_path / "all"), "--size", "24"])
     assert sorted(p.stem for p in (tmp_path / "all").iterdir()) == sorted(data.EMBEDDED_PHOTOS)
-    stylize.main(["--model", str(model), "--content", "embedded:coffee", "--out", str(tmp_path / "c.png"),
+    stylize_cmd.main(["--model", str(model), "--content", "embedded:coffee", "--out", str(tmp_path / "c.png"),
                   "--size", "24"])
     assert images.load_image(tmp_path / "c.png", min_side=1).shape == (16, 24, 3)  # coffee is 400 x 600
     with pytest.raises(UserError, match="unknown embedded image"):
-        stylize.main(["--model", str(model), "--content", "embedded:nothing", "--out", str(tmp_path / "n.png")])
+        stylize_cmd.main(["--model", str(model), "--content", "embedded:nothing", "--out", str(tmp_path / "n.png")])
 
 
 def test_untrained_network_warns(tmp_path, capsys):
     src = _write(tmp_path / "in.png")
-    stylize.main(["--content", str(src), "--out", str(tmp_path / "o.png")])
+    stylize_cmd.main(["--content", str(src), "--out", str(tmp_path / "o.png")])
     assert "UNTRAINED" in capsys.readouterr().err
 
 
@@ -97,14 +98,14 @@ def test_cli_bad_input(tmp_path, make, match):
     src = _write(tmp_path / "in.png")
     argv = ["--content", str(src), "--out", str(tmp_path / "o.png")] + make(tmp_path)
     with pytest.raises(UserError, match=match):
-        stylize.main(argv)
+        stylize_cmd.main(argv)
 
 
 def test_cli_refuses_to_overwrite(tmp_path, model):
     src = _write(tmp_path / "in.png")
     (tmp_path / "o.png").write_bytes(b"keep me")
     with pytest.raises(UserError, match="exists"):
-        stylize.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "o.png")])
+        stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "o.png")])
     assert (tmp_path / "o.png").read_bytes() == b"keep me"
 
 

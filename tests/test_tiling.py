@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from metastyle_jax import data, images, stylize, tiling, transformer
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import stylize as stylize_cmd
 
 H, W = 260, 392  # tiles of 256 overlapping by 128: 2 rows x 3 columns
 
@@ -153,7 +154,7 @@ def test_cli_tiles_match_the_library_and_say_so(tmp_path, model, theta, capsys):
     images.save_image(src, photo)
     photo = images.load_image(src)
     out = tmp_path / "o.png"
-    stylize.main(["--model", str(model), "--content", str(src), "--out", str(out), "--tile", "232",
+    stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(out), "--tile", "232",
                   "--overlap", "116", "--stats-side", "120"])
     assert "(1 in tiles)" in capsys.readouterr().out
     expected = tiling.stylize_tiled(theta, photo, 232, 116, stats_side=120)
@@ -179,16 +180,16 @@ def test_cli_bad_tiling_flags(tmp_path, extra, match):
     src = tmp_path / "in.png"
     images.save_image(src, np.zeros((20, 20, 3)))
     with pytest.raises(UserError, match=match):
-        stylize.main(["--content", str(src), "--out", str(tmp_path / "o.png")] + extra)
+        stylize_cmd.main(["--content", str(src), "--out", str(tmp_path / "o.png")] + extra)
 
 
 def test_cli_image_over_the_cap_and_tile_flags_with_video_are_one_line_errors(tmp_path):
     wide = tmp_path / "wide.png"
     images.save_image(wide, np.zeros((16, stylize.MAX_SIDE + 8), np.uint8))
     with pytest.raises(UserError, match=f"over {stylize.MAX_SIDE} px"):
-        stylize.main(["--content", str(wide), "--out", str(tmp_path / "o.png")])
+        stylize_cmd.main(["--content", str(wide), "--out", str(tmp_path / "o.png")])
     with pytest.raises(UserError, match="not to --video"):
-        stylize.main(["--video", str(tmp_path), "--out", str(tmp_path / "v.mp4"), "--tile", "512"])
+        stylize_cmd.main(["--video", str(tmp_path), "--out", str(tmp_path / "v.mp4"), "--tile", "512"])
     r = subprocess.run([sys.executable, "-m", "metastyle_jax.stylize", "--content", str(wide), "--out",
                         str(tmp_path / "o.png"), "--tile", "big"], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--tile" in r.stderr

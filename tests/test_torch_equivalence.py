@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not p
     sys.path.insert(0, str(REPO))
 
 from benchmarks import torch_metastyle as tm
-from metastyle_jax import adapt, losses, meta, transformer, vgg16
+from metastyle_jax import adapt, losses, meta, outer, transformer, vgg16
 
 SIZE = 32
 INNER_LR, LR_DECAY, T_OUTER = 0.03, 0.5, 1  # a large inner step and decay: both visibly change the gradient
@@ -191,10 +191,10 @@ def test_meta_gradient_matches(setup, meta_batch, jax_meta_gradients, inner_step
 
 
 def test_outer_adam_with_decay_matches(setup):
-    """torch Adam + LambdaLR(1 / (1 + k t)) against meta.outer_optimizer on the same gradients, 3 steps."""
+    """torch Adam + LambdaLR(1 / (1 + k t)) against outer.outer_optimizer on the same gradients, 3 steps."""
     theta = setup["theta"]
     settings, hyper = meta.settings_from_config(config(1)), meta.hyper_from_config(config(1))
-    opt = meta.outer_optimizer(settings, hyper)
+    opt = outer.outer_optimizer(settings, hyper)
     net = tm.transformer_from_params(theta)
     t_opt, sched = tm.meta_optimizer(net, outer_lr=1e-3, lr_decay=LR_DECAY)
     params, state = theta, opt.init(theta)

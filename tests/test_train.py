@@ -13,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metastyle_jax import checkpoints, cli, meta, outputs, train
+from metastyle_jax import checkpoints, outer, outputs, parallel, train
+from metastyle_jax.commands import cli
 from metastyle_jax.errors import WriteError
+from metastyle_jax.commands import train as train_cmd
 
 TINY = ["--config", "tiny", "--set", "outer_lr=1e-4", "--set", "eval_every=30", "--set", "sample_every=30",
         "--set", "plot_every=10", "--set", "checkpoint_every=4", "--set", "keep_checkpoints=20"]
 
 
 def run(workdir, *extra):
-    """train.main on `workdir` with the tiny settings; returns the final theta (numpy pytree)."""
-    return train.main([*TINY, "--workdir", str(workdir), *extra])
+    """train_cmd.main on `workdir` with the tiny settings; returns the final theta (numpy pytree)."""
+    return train_cmd.main([*TINY, "--workdir", str(workdir), *extra])
 
 
 def metrics(workdir):
@@ -37,7 +39,7 @@ def checkpoint_params(workdir, step):
     import ml_collections
     cfg = ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
     ckpt = checkpoints.TrainCheckpoints(Path(workdir) / "checkpoints")
-    state, _ = ckpt.restore(meta.host_tree(meta.init_state(cfg, 0)), step)
+    state, _ = ckpt.restore(parallel.host_tree(outer.init_state(cfg, 0)), step)
     ckpt.close()
     return state.params
 
@@ -129,7 +131,7 @@ def one_line_error(argv, capsys, after_progress=False):
     """The error line of train run as a command (exit 2, no traceback): the only line printed unless
     `after_progress` (the run's notes and progress bar came first)."""
     with pytest.raises(SystemExit) as e:
-        cli.run(train.main, argv)
+        cli.run(train_cmd.main, argv)
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "Traceback" not in err and (after_progress or len(err.splitlines()) == 1), err
     return err.splitlines()[-1]
@@ -227,8 +229,8 @@ def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_ada
 
 
 def test_warmup_factor():
-    assert [float(meta.warmup(n, 4)) for n in (0, 1, 3, 9)] == [0.25, 0.5, 1.0, 1.0]
-    assert float(meta.warmup(0, 0)) == 1.0
+    assert [float(outer.warmup(n, 4)) for n in (0, 1, 3, 9)] == [0.25, 0.5, 1.0, 1.0]
+    assert float(outer.warmup(0, 0)) == 1.0
 
 
 def test_a_full_or_read_only_disk_is_one_line_and_keeps_only_what_can_be_resumed(tmp_path, monkeypatch, capsys):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from metastyle_jax import vgg16, vgg_weights
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
 
 WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))  # VGG16 blocks 1-5
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from metastyle_jax import images, stylize, video
-from metastyle_jax.cli import UserError
+from metastyle_jax.errors import UserError
+from metastyle_jax.commands import stylize as stylize_cmd
 
 iio = pytest.importorskip("imageio.v2")
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -50,7 +51,7 @@ def clip(tmp_path_factory):
 
 def test_video_to_video_frame_by_frame_at_the_input_rate_without_audio(tmp_path, model, clip, theta, capsys):
     out = tmp_path / "out.mp4"
-    stylize.main(["--model", str(model), "--video", str(clip), "--out", str(out), "--batch-size", "4"])
+    stylize_cmd.main(["--model", str(model), "--video", str(clip), "--out", str(out), "--batch-size", "4"])
     got = _read(out)
     assert got.shape == (N, H, W, 3)
     assert _probe(out) == (FPS, False)
@@ -70,7 +71,7 @@ def test_frames_folder_in_natural_order_to_frames_folder(tmp_path, model, theta)
     for i, f in enumerate(frames, start=1):  # frame_2 must come before frame_10
         images.save_image(tmp_path / "in" / f"frame_{i}.png", f)
     images.save_image(tmp_path / "in" / "frame_10.png", frames[-1][:, ::-1])
-    stylize.main(["--model", str(model), "--video", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+    stylize_cmd.main(["--model", str(model), "--video", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                   "--batch-size", "4"])
     written = sorted((tmp_path / "out").iterdir())
     assert [p.name for p in written] == [f"frame_{i:06d}.png" for i in range(1, N + 2)]
@@ -125,7 +126,7 @@ def _mixed_sizes(path):
 def test_bad_input_is_one_clear_error(tmp_path, model, make, out, match):
     src = make(tmp_path)
     with pytest.raises(UserError, match=match):
-        stylize.main(["--model", str(model), "--video", str(src), "--out", str(tmp_path / out)])
+        stylize_cmd.main(["--model", str(model), "--video", str(src), "--out", str(tmp_path / out)])
     assert not (tmp_path / out).exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
@@ -133,8 +134,8 @@ def test_bad_input_is_one_clear_error(tmp_path, model, make, out, match):
 def test_refuses_to_overwrite_and_needs_one_source(tmp_path, model, clip, capsys):
     (tmp_path / "o.mp4").write_bytes(b"keep")
     with pytest.raises(UserError, match="exists; pass --force"):
-        stylize.main(["--model", str(model), "--video", str(clip), "--out", str(tmp_path / "o.mp4")])
+        stylize_cmd.main(["--model", str(model), "--video", str(clip), "--out", str(tmp_path / "o.mp4")])
     assert (tmp_path / "o.mp4").read_bytes() == b"keep"
     with pytest.raises(SystemExit) as e:
-        stylize.main(["--video", str(clip), "--content", str(clip), "--out", str(tmp_path / "x.mp4")])
+        stylize_cmd.main(["--video", str(clip), "--content", str(clip), "--out", str(tmp_path / "x.mp4")])
     assert e.value.code == 2 and "not allowed with" in capsys.readouterr().err

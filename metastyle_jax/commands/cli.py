@@ -1,4 +1,5 @@
-"""Shared command-line plumbing: one-line errors for user mistakes, never a traceback."""
+"""The commands' shared plumbing: argparse with one-line errors, the --config/--set/--vgg flags, and `run`,
+which turns a user's mistake, a full disk or Ctrl-C into one line and an exit status, never a traceback."""
 
 import argparse
 import os
@@ -8,9 +9,6 @@ import threading
 import time
 
 from metastyle_jax import cache, outputs, quiet
-from metastyle_jax.checks import (  # noqa: F401 (re-exported for scripts)
-    MAX_SIDE, check_image_suffix, check_lr, check_memory, check_side, free_memory, program_bytes)
-from metastyle_jax.data import EMBEDDED_PREFIX, load_image_spec as load_image_arg  # noqa: F401 (idem)
 from metastyle_jax.errors import UserError
 
 
@@ -143,8 +141,8 @@ def config_from_args(args, keys):
     from metastyle_jax import config, vgg_weights
 
     cfg = config.load(args.config, args.set)
-    for key in keys:
+    for key in keys:  # a flag's name may be an alias of its config key (config.ALIASES: --steps sets num_steps)
         if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
+            config.set_value(cfg, key, getattr(args, key))
     cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
     return cfg
