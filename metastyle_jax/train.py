@@ -219,9 +219,11 @@ def _flat(cfg):
     return out
 
 
-def resolve_config(cfg, workdir, resume):
+def resolve_config(cfg, workdir, resume, defaults=None):
     """The run's config: `cfg` (a loaded config, overrides applied) for a new run; with `resume`, the one saved
-    in `workdir` with the changes of `cfg` that RESUMABLE_KEYS allows (a UserError for any other)."""
+    in `workdir` with the changes of `cfg` that RESUMABLE_KEYS allows (a UserError for any other). A top-level
+    key the configs gained since the run began takes its value in `defaults` (the same config file without
+    overrides; by default configs/metastyle.py)."""
     cfg.vgg.path = cfg.vgg.path or ""
     if not resume:
         return cfg
@@ -233,7 +235,7 @@ def resolve_config(cfg, workdir, resume):
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise UserError(f"--resume: {path} is damaged ({e}); start a new run in another --workdir") from None
     new, old = _flat(cfg), _flat(saved)
-    defaults = _flat(config_lib.load("metastyle"))
+    defaults = _flat(config_lib.load("metastyle") if defaults is None else defaults)
     for key in new.keys() - old.keys():  # a key added to the configs since the run began: its default
         if key in defaults and "." not in key:
             saved[key] = old[key] = defaults[key]

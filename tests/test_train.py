@@ -258,3 +258,18 @@ def test_a_full_or_read_only_disk_is_one_line_and_keeps_only_what_can_be_resumed
     err = one_line_error([*TINY, "--workdir", str(work), "--set", "num_steps=8"], capsys, after_progress=True)
     assert "cannot write checkpoint 8" in err and f"checkpoint 4 in {work / 'checkpoints'} is intact: --resume" in err
     assert train.last_checkpoint(work) == 4 and (work / "config.json").exists()
+
+
+def test_resume_gives_a_key_added_since_the_run_began_the_run_configs_default(tmp_path):
+    """A run saved before the configs gained a top-level key resumes with that key's value in the run's own
+    config file (passed as `defaults`), not in configs/metastyle.py's."""
+    from metastyle_jax import config
+
+    cfg = config.load("tiny")
+    saved = cfg.to_dict()
+    del saved["outer_warmup"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    defaults = config.load("tiny", ["outer_warmup=7"])
+    resumed = train.resolve_config(config.load("tiny", ["outer_warmup=7"]), tmp_path, True, defaults=defaults)
+    assert resumed.outer_warmup == 7
+    assert train.resolve_config(config.load("tiny"), tmp_path, True).outer_warmup == 0

@@ -46,7 +46,7 @@ def main(argv=None):
     init_distributed(args)
     cfg = config.load(args.config, args.set)
     cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
-    cfg = train.resolve_config(cfg, args.workdir, args.resume)
+    cfg = train.resolve_config(cfg, args.workdir, args.resume, defaults=config.load(args.config))
     try:
         return train.train_and_evaluate(cfg, args.workdir, args.resume, args.force, args.devices)
     except train.Diverged as e:
