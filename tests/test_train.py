@@ -1,6 +1,6 @@
 """`python -m metastyle_jax.train` end to end on the embedded data with the real (HED) VGG16 at 32 px.
 
-One 30-iteration run (A) carries most checks; short runs beside it check resuming and determinism. They
+One 12-iteration run (A) carries most checks; short runs beside it check resuming and determinism. They
 share one compiled step (same shapes and structural settings; learning rates are traced arguments).
 """
 
@@ -18,7 +18,7 @@ from metastyle_jax.commands import cli
 from metastyle_jax.errors import WriteError
 from metastyle_jax.commands import train as train_cmd
 
-TINY = ["--config", "tiny", "--set", "outer_lr=1e-4", "--set", "eval_every=30", "--set", "sample_every=30",
+TINY = ["--config", "tiny", "--set", "outer_lr=1e-4", "--set", "eval_every=12", "--set", "sample_every=12",
         "--set", "plot_every=10", "--set", "checkpoint_every=4", "--set", "keep_checkpoints=20"]
 
 
@@ -60,7 +60,7 @@ def leaves(tree):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     a = root / "a"
-    theta_a = run(a, "--set", "num_steps=30")
+    theta_a = run(a, "--set", "num_steps=12")
     b = root / "b"
     run(b, "--set", "num_steps=2")                 # stops after iteration 2 (its checkpoint)
     theta_b = run(b, "--set", "num_steps=4", "--resume")
@@ -93,14 +93,14 @@ def test_same_seed_gives_the_same_run(runs):
 
 def test_short_run_lowers_the_outer_validation_loss(runs):
     evals = [m for m in metrics(runs["a"]) if "eval_outer_loss" in m]
-    assert [m["step"] for m in evals] == [0, 30]
+    assert [m["step"] for m in evals] == [0, 12]
     assert evals[1]["eval_outer_loss"] < evals[0]["eval_outer_loss"]
 
 
 def test_run_writes_curves_samples_events_and_theta(runs):
     a = runs["a"]
     assert (a / "loss_curves.png").stat().st_size > 1000
-    assert (a / "samples" / "step_0000030.png").exists()
+    assert (a / "samples" / "step_0000012.png").exists()
     assert list((a / "tb").glob("events.out.tfevents.*"))
     record = metrics(a)[1]
     assert {"inner_loss", "outer_loss", "outer_content", "outer_style", "grad_norm", "inner_lr",
@@ -108,7 +108,7 @@ def test_run_writes_curves_samples_events_and_theta(runs):
     params, meta_json = checkpoints.load_model(a / "theta", kinds=("theta",))
     assert same(params, runs["theta_a"])
     assert meta_json["vgg"]["source"] == "hed" and len(meta_json["vgg"]["sha256"]) == 64
-    assert meta_json["settings"]["iterations"] == 30
+    assert meta_json["settings"]["iterations"] == 12
     saved = json.loads((a / "config.json").read_text())
     assert saved["mode"] == "second_order" and saved["outer_lr"] == 1e-4
 
@@ -199,15 +199,15 @@ def test_resume_sets_a_damaged_latest_checkpoint_aside_and_continues_from_the_on
     d = tmp_path / "d"
     shutil.copytree(runs["a"], d)
     shutil.rmtree(d / "theta")
-    for f in (d / "checkpoints" / "30").rglob("*"):
+    for f in (d / "checkpoints" / "12").rglob("*"):
         if f.is_file():
             f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])  # a torn copy: every file cut in half
-    theta = run(d, "--set", "num_steps=30", "--resume")
+    theta = run(d, "--set", "num_steps=12", "--resume")
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert "checkpoint 30 cannot be read" in err and "resuming from checkpoint 28" in err
-    assert (d / "damaged_checkpoints" / "30").is_dir()          # kept, not deleted
-    assert same(theta, runs["theta_a"])                           # 28 -> 30 again: the same theta
+    assert "checkpoint 12 cannot be read" in err and "resuming from checkpoint 8" in err
+    assert (d / "damaged_checkpoints" / "12").is_dir()          # kept, not deleted
+    assert same(theta, runs["theta_a"])                           # 8 -> 12 again: the same theta
 
 
 def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_adam(runs, tmp_path):
@@ -217,9 +217,9 @@ def test_init_from_a_theta_continues_at_its_iteration_with_a_warmed_up_fresh_ada
     moved = {}
     for warm in (0, 4):
         out = run(tmp_path / f"w{warm}", "--set", f"init_from={runs['a'] / 'theta'}", "--set", f"outer_warmup={warm}",
-                  "--set", "num_steps=31")
+                  "--set", "num_steps=13")
         logged = metrics(tmp_path / f"w{warm}")
-        assert logged[0]["step"] == 30 and max(m["step"] for m in logged) == 31
+        assert logged[0]["step"] == 12 and max(m["step"] for m in logged) == 13
         first = next(m for m in logged if "outer_lr" in m)
         assert first["outer_lr"] == pytest.approx(1e-4 / (warm or 1), rel=1e-6)  # the lr of Adam's update 0
         step = np.abs(leaves(out) - leaves(theta))
