@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -54,8 +55,10 @@ def matrix_engine(flags=None):
 
 def _onednn_prefix():
     """The prefix holding include/oneapi/dnnl/dnnl.hpp and lib/libdnnl.so (the onednn-devel-cpu-gomp wheel's
-    data folder, or $METASTYLE_ONEDNN_PREFIX), else None."""
-    for prefix in (os.environ.get("METASTYLE_ONEDNN_PREFIX"), sysconfig.get_paths()["data"], "/usr"):
+    data folder: this environment's, or its base installation's for a venv that sees the system's packages; or
+    $METASTYLE_ONEDNN_PREFIX), else None."""
+    candidates = (os.environ.get("METASTYLE_ONEDNN_PREFIX"), sysconfig.get_paths()["data"], sys.base_prefix, "/usr")
+    for prefix in candidates:
         if prefix and (Path(prefix) / "include/oneapi/dnnl/dnnl.hpp").exists() and any(
                 (Path(prefix) / lib).exists() for lib in ("lib/libdnnl.so", "lib/x86_64-linux-gnu/libdnnl.so")):
             return Path(prefix)
