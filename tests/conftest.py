@@ -58,9 +58,19 @@ def rng():
     return np.random.default_rng(0)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Under pytest-xdist (one file per worker), test_meta's file goes first: its worker waits minutes on the
+    module's subprocess checks, which then compile beside the other worker's tests instead of at the end."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not item.module.__name__.endswith("test_meta"))
+
+
 def pytest_collection_finish(session):
     """Start test_meta's subprocess checks (minutes of compilation) as soon as they are selected, so that they
-    run beside the tests collected before them instead of after."""
+    run beside the tests collected before them instead of after. Under pytest-xdist every worker collects every
+    test, so there the module starts them itself, in the worker that runs it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     for item in session.items:
         if item.module.__name__.endswith("test_meta"):
             item.module.start_workers()
