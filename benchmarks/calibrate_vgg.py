@@ -30,7 +30,7 @@ import numpy as np
 
 from benchmarks.common import write_result
 from metastyle_jax import data, gatys, losses, vgg16, vgg_weights
-from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")
@@ -105,7 +105,7 @@ def layer_balance(w, styles_dir, model, size, style_size):
                        if n not in data.EMBEDDED_VAL_PHOTOS])
     paintings = sorted(Path(styles_dir).glob("*.jpg"))
     if not paintings:
-        raise cli.UserError(f"no training paintings (*.jpg) in {styles_dir}")
+        raise UserError(f"no training paintings (*.jpg) in {styles_dir}")
     factors = equal_share([layer_terms(w, photos, _square(p, style_size)) for p in paintings])
     step0 = step0_shares(w, model, size, style_size, {"current": w.spec.layer_weights, "equal_share": factors})
     return {"paintings": len(paintings), "photos": len(photos), "size": size, "style_size": style_size,

@@ -20,6 +20,7 @@ import numpy as np
 from benchmarks import figures
 from metastyle_jax import adapt, config, data, images, losses, plotting, transformer, vgg_weights
 from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 DEFAULT_WEIGHTS = losses.LossWeights()
 ARMS = {"johnson": "Johnson et al. (random init)", "metastyle": "MetaStyle (from theta)"}
@@ -79,11 +80,11 @@ def parse_args(argv):
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("steps", "size", "style_size", "eval_every", "lr", "batch_size", "seed"))
     if cfg.num_steps < 1 or cfg.batch_size < 1 or cfg.eval_every < 1 or cfg.eval_batch < 1:
-        raise cli.UserError("--steps, --batch-size, --eval-every and eval_batch must be at least 1")
+        raise UserError("--steps, --batch-size, --eval-every and eval_batch must be at least 1")
     if cfg.data.content_size < 16 or cfg.data.style_size < 16:
-        raise cli.UserError("--size and --style-size must be at least 16 px")
+        raise UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0 or cfg.seed < 0:
-        raise cli.UserError("--lr must be positive and --seed non-negative")
+        raise UserError("--lr must be positive and --seed non-negative")
     return args, cfg
 
 

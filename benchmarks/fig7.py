@@ -18,6 +18,7 @@ import numpy as np
 from benchmarks import figures
 from metastyle_jax import data, gatys, images, losses, plotting, transformer, vgg_weights
 from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 PAPER_SNAPSHOTS = (0, 150, 800)
 ARMS = {"content_init": "Gatys et al. from the content image",
@@ -68,11 +69,11 @@ def parse_args(argv):
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("steps", "size", "style_size", "lr"))
     if cfg.num_steps < 1 or cfg.log_every < 1:
-        raise cli.UserError("--steps and log_every must be at least 1")
+        raise UserError("--steps and log_every must be at least 1")
     if cfg.data.content_size < 16 or cfg.data.style_size < 16:
-        raise cli.UserError("--size and --style-size must be at least 16 px")
+        raise UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0:
-        raise cli.UserError("--lr must be positive")
+        raise UserError("--lr must be positive")
     if args.snapshots is None:
         args.snapshots = ",".join(str(round(s * cfg.num_steps / PAPER_SNAPSHOTS[-1])) for s in PAPER_SNAPSHOTS)
     return args, cfg

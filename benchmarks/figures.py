@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.common import RESULTS, environment
 from metastyle_jax import checkpoints, images, losses, outputs
-from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 TITLE_HEIGHT = 14   # px of the white strip that carries a title above an image
 DEFAULT_WEIGHTS = losses.LossWeights()
@@ -88,9 +88,9 @@ def snapshot_steps(text, steps):
     try:
         values = sorted({int(v) for v in str(text).split(",") if v.strip()})
     except ValueError:
-        raise cli.UserError(f"--snapshots {text!r}: give comma-separated step numbers, e.g. 0,50,100,200") from None
+        raise UserError(f"--snapshots {text!r}: give comma-separated step numbers, e.g. 0,50,100,200") from None
     if not values or values[0] < 0 or values[-1] > steps:
-        raise cli.UserError(f"--snapshots {text!r}: steps must lie between 0 and --steps ({steps})")
+        raise UserError(f"--snapshots {text!r}: steps must lie between 0 and --steps ({steps})")
     return values
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from benchmarks import figures
 from metastyle_jax import adapt, config, data, gatys, losses, transformer, vgg_weights
 from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 PAINTINGS = data.PAINTINGS
 METHODS = {"metastyle": "MetaStyle (theta + {steps} updates)",
@@ -61,14 +62,14 @@ def parse_args(argv):
     cfg.gatys_lr = args.gatys_lr if args.gatys_lr is not None else config.load("gatys").lr
     cfg.gatys_chunk = config.load("gatys").log_every
     if min(cfg.num_steps, cfg.gatys_steps, cfg.batch_size, cfg.eval_batch) < 1:
-        raise cli.UserError("--steps, --gatys-steps, --batch-size and --held-out must be at least 1")
+        raise UserError("--steps, --gatys-steps, --batch-size and --held-out must be at least 1")
     if cfg.data.content_size < 16 or cfg.data.style_size < 16:
-        raise cli.UserError("--size and --style-size must be at least 16 px")
+        raise UserError("--size and --style-size must be at least 16 px")
     if not (cfg.lr > 0 and cfg.gatys_lr > 0) or cfg.seed < 0:
-        raise cli.UserError("--lr and --gatys-lr must be positive and --seed non-negative")
+        raise UserError("--lr and --gatys-lr must be positive and --seed non-negative")
     styles = [style_arg(s) for s in args.styles.split(",") if s.strip()]
     if not styles:
-        raise cli.UserError("--styles names no style")
+        raise UserError("--styles names no style")
     return args, cfg, styles
 
 

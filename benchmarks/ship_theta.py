@@ -26,6 +26,7 @@ import numpy as np
 
 from metastyle_jax import checkpoints, data, images, outer, parallel, plotting, transformer
 from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CAMPAIGN = Path(__file__).resolve().parent / "results" / "theta_campaign"
@@ -131,11 +132,11 @@ def main(argv=None):
     try:
         cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     except (OSError, ValueError) as e:
-        raise cli.UserError(f"{workdir} is not a meta-training run folder (config.json: {e})") from None
+        raise UserError(f"{workdir} is not a meta-training run folder (config.json: {e})") from None
     ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints")
     step = args.step if args.step is not None else ckpt.latest_step()
     if step is None:
-        raise cli.UserError(f"no checkpoint in {workdir / 'checkpoints'}")
+        raise UserError(f"no checkpoint in {workdir / 'checkpoints'}")
     state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
     ckpt.close()
     params = parallel.host_tree(state.params)

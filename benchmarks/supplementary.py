@@ -23,6 +23,7 @@ import time
 from benchmarks import figures
 from metastyle_jax import meta, outer, plotting, train, vgg_weights
 from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 VARIANTS = {  # name: (label, config overrides)
     "second_order": ("second order, T=1 (the paper)", {}),
@@ -97,10 +98,10 @@ def parse_args(argv):
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
-        raise cli.UserError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; "
+        raise UserError(f"--variants: unknown {', '.join(unknown) or '(none given)'}; "
                             f"choose from {', '.join(VARIANTS)}")
     if args.iterations < 1 or args.eval_every < 1 or args.size < 16:
-        raise cli.UserError("--iterations and --eval-every must be at least 1, --size at least 16 px")
+        raise UserError("--iterations and --eval-every must be at least 1, --size at least 16 px")
     args.set = [f"outer_lr={OUTER_LR}", *args.set]  # before the user's --set, which may change it
     cfg = cli.config_from_args(args, ())
     cfg.num_steps = args.iterations

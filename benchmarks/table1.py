@@ -28,6 +28,7 @@ from benchmarks import common
 from benchmarks.methods import MODULES, ROWS, gatys
 from metastyle_jax import adapt, losses, outputs, transformer, vgg16
 from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 EXTRA_ROWS = ("adapt", "throughput")
 ADAPT_PAPER_S = 24.0        # paper section 5.2: 200 steps "amounts to an additional 24 seconds" (Titan Xp)
@@ -235,10 +236,10 @@ def parse_args(argv):
     args = p.parse_args(argv)
     for s in args.sizes + [args.adapt_size, args.adapt_style_size]:
         if s < 32 or s % 16:
-            raise cli.UserError(f"sizes must be multiples of 16 and at least 32 px, not {s}")
+            raise UserError(f"sizes must be multiples of 16 and at least 32 px, not {s}")
     for flag in ("runs", "gatys_steps", "adapt_steps"):
         if getattr(args, flag) < 1:
-            raise cli.UserError(f"--{flag.replace('_', '-')} must be at least 1")
+            raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     return args
 
 
@@ -247,7 +248,7 @@ def main(argv=None):
     platform = jax.devices()[0].platform
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise cli.UserError(f"--out-dir {out_dir} is not a directory")
+        raise UserError(f"--out-dir {out_dir} is not a directory")
     paths = [out_dir / f"table1_{platform}.{ext}" for ext in ("json", "md")]
     outputs.check(paths, force=args.force)
 

@@ -7,6 +7,7 @@ import pytest
 from metastyle_jax import checks, data, images
 from metastyle_jax.commands import cli
 from metastyle_jax.commands import adapt as adapt_cmd
+from metastyle_jax.errors import UserError
 
 
 def test_embedded_photo_and_max_side():
@@ -32,13 +33,13 @@ def test_every_shipped_painting_is_credited():
 
 
 def test_unknown_embedded_name():
-    with pytest.raises(cli.UserError, match="unknown embedded image"):
+    with pytest.raises(UserError, match="unknown embedded image"):
         data.load_image_spec("embedded:__class__")
 
 
 def test_run_turns_user_errors_into_one_line_and_exit_2(capsys):
     def main(argv):
-        raise cli.UserError("bad thing (fix: do X)")
+        raise UserError("bad thing (fix: do X)")
     with pytest.raises(SystemExit) as e:
         cli.run(main, [])
     assert e.value.code == 2

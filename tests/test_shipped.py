@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from metastyle_jax import checkpoints, data, images, stylize, transformer
-from metastyle_jax.commands import cli
+from metastyle_jax.errors import UserError
 
 pytestmark = pytest.mark.skipif("theta" not in checkpoints.shipped_models(), reason="no shipped theta")
 
@@ -89,7 +89,7 @@ def test_float16_kernels_move_a_style_by_at_most_one_level(name):
 
 
 def test_a_bare_unknown_name_lists_the_shipped_models():
-    with pytest.raises(cli.UserError, match="shipped models: .*theta"):
+    with pytest.raises(UserError, match="shipped models: .*theta"):
         checkpoints.load_model("no_such_model")
 
 

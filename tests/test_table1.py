@@ -19,6 +19,7 @@ from benchmarks.methods import (
     vgg19,
     wct,
 )
+from metastyle_jax.errors import UserError
 
 SIZE = 32
 
@@ -152,12 +153,12 @@ def test_table1_smoke_run_writes_json_and_markdown(tmp_path, capsys):
     assert data["complete"] is True and data["git_commit"]
     md = (tmp_path / f"table1_{platform}.md").read_text()
     assert "| Johnson et al. | 1.68M |" in md and "extrapolated" in md and "Incomplete" not in md
-    with pytest.raises(table1.cli.UserError, match="--force"):
+    with pytest.raises(UserError, match="--force"):
         table1.main(argv)
 
 
 def test_table1_bad_flags_are_one_line_errors():
-    with pytest.raises(table1.cli.UserError, match="multiples of 16"):
+    with pytest.raises(UserError, match="multiples of 16"):
         table1.parse_args(["--sizes", "40"])
     with pytest.raises(SystemExit):
         table1.parse_args(["--methods", "nonsense"])
