@@ -4,7 +4,7 @@ import sys
 
 import jax
 
-from metastyle_jax import config, train, vgg_weights
+from metastyle_jax import config, train
 from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError
 
@@ -44,9 +44,8 @@ def init_distributed(args):
 def main(argv=None):
     args = parse_args(argv)
     init_distributed(args)
-    cfg = config.load(args.config, args.set)
-    cfg.vgg.source, cfg.vgg.path = vgg_weights.select(args.vgg, args.vgg_path, cfg)
-    cfg = train.resolve_config(cfg, args.workdir, args.resume, defaults=config.load(args.config))
+    cfg = train.resolve_config(cli.config_from_args(args, ()), args.workdir, args.resume,
+                               defaults=config.load(args.config))
     try:
         return train.train_and_evaluate(cfg, args.workdir, args.resume, args.force, args.devices)
     except train.Diverged as e:
