@@ -1,11 +1,13 @@
-"""Compile and run time of the test suite's two kinds of program under XLA:CPU flags, side by side.
+"""Compile and run time of the test suite's kinds of program under XLA:CPU flags, side by side.
 
     python -m benchmarks.suite_compile_flags [--label cpu]
 
 Each (program, flags) pair runs in a fresh process with the compilation cache off: an adaptation step at 32 px
 (random VGG16, batch 4) and a tiny meta-iteration (configs/tiny.py, HED VGG16). The flag sets are the suite's
 old one (disable_expensive_passes) and its current one (tests/conftest.py adds backend_optimization_level=0).
-Writes benchmarks/results/suite_compile_flags_<label>.json.
+Then, under the current flags, the second-order meta-gradient of a 16 px meta-batch (random VGG16) with the VGG
+and the batch passed as arguments, and the same function closing over them, which makes them constants of the
+program that XLA folds. Writes benchmarks/results/suite_compile_flags_<label>.json.
 """
 
 import argparse
@@ -26,7 +28,18 @@ def measure(program):
 
     from metastyle_jax import adapt, config, data, meta, outer, train, transformer, vgg16, vgg_weights
 
-    if program == "adapt_step_32px":
+    if program.startswith("meta_gradient_16px"):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+        import test_meta as tm  # its numpy-made VGG, theta and batch: no compile before the measured one
+        bilevel_of = lambda vgg: meta.Bilevel(vgg, meta.settings_from_config(tm.tiny_config()))
+        hyper = meta.hyper_from_config(tm.tiny_config())
+        vgg, theta, batch = tm.numpy_vgg(), tm.numpy_theta(), tm.random_batch(3, size=16)
+        if program.endswith("arguments"):
+            fn, args = jax.jit(lambda p, v, b: bilevel_of(v).meta_gradient(p, b, 0, hyper)[0]), (theta, vgg, batch)
+        else:
+            fn, args = jax.jit(lambda p: bilevel_of(vgg).meta_gradient(p, batch, 0, hyper)[0]), (theta,)
+        lowered = fn.lower(*args)
+    elif program == "adapt_step_32px":
         vgg, theta = vgg16.random(jax.random.key(1)), transformer.init_params(jax.random.key(0))
         grams = adapt.style_targets(vgg, np.asarray(jax.random.uniform(jax.random.key(3), (64, 64, 3))) ** 3)
         opt, batch = adapt.optimizer(1e-3).init(theta), data.ContentData("embedded", "train", 32, seed=0).batch_at(0, 4)
@@ -57,14 +70,15 @@ def main(argv=None):
     p.add_argument("--label", default="cpu")
     args = p.parse_args(argv)
     rows = {}
-    for program in ("adapt_step_32px", "meta_iteration_tiny"):
-        for name, flags in FLAGS.items():
-            env = dict(os.environ, XLA_FLAGS=flags, JAX_ENABLE_COMPILATION_CACHE="false")
-            out = subprocess.run([sys.executable, "-m", "benchmarks.suite_compile_flags", "--child", program], env=env,
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            compile_s, run_s = json.loads(out)
-            rows.setdefault(program, {})[name] = {"compile_s": round(compile_s, 2), "run_s": round(run_s, 3)}
-            print(f"{program}, {name}: compile {compile_s:.1f} s, run {run_s:.3f} s/call", flush=True)
+    cases = [(program, name) for program in ("adapt_step_32px", "meta_iteration_tiny") for name in FLAGS]
+    cases += [(f"meta_gradient_16px_{how}", "and optimization level 0") for how in ("arguments", "constants")]
+    for program, name in cases:
+        env = dict(os.environ, XLA_FLAGS=FLAGS[name], JAX_ENABLE_COMPILATION_CACHE="false")
+        out = subprocess.run([sys.executable, "-m", "benchmarks.suite_compile_flags", "--child", program], env=env,
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        compile_s, run_s = json.loads(out)
+        rows.setdefault(program, {})[name] = {"compile_s": round(compile_s, 2), "run_s": round(run_s, 3)}
+        print(f"{program}, {name}: compile {compile_s:.1f} s, run {run_s:.3f} s/call", flush=True)
     from benchmarks import common
     print(common.write_result(f"suite_compile_flags_{args.label}", {"flags": FLAGS, "programs": rows,
                                                                    "loadavg": os.getloadavg()}))

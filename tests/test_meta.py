@@ -117,9 +117,10 @@ def fd_worker(inner_steps):
 
     second_hvp = dataclasses.replace(settings, meta_grad="hvp")
     first = dataclasses.replace(second_hvp, mode="first_order")
-    grads = jax.jit(lambda p: [meta.Bilevel(vgg, s).meta_gradient(p, batch, t, hyper)[0]
-                               for s in (settings, second_hvp, first)])  # one compile, shared work
-    g2, g2_hvp, g1 = grads(theta)
+    # VGG and batch are arguments, not constants of the program: XLA would spend most of its compile folding them
+    grads = jax.jit(lambda p, vgg, batch: [meta.Bilevel(vgg, s).meta_gradient(p, batch, t, hyper)[0]
+                                           for s in (settings, second_hvp, first)])  # one compile, shared work
+    g2, g2_hvp, g1 = grads(theta, vgg, batch)
     leaves, treedef = jax.tree_util.tree_flatten(theta)
     r = np.random.default_rng(5)
     in_flags = jax.tree_util.tree_leaves(transformer.instance_norm_mask(theta))
@@ -127,7 +128,8 @@ def fd_worker(inner_steps):
     directions = {"random": rand(lambda m: 1.0), "random_instance_norm": rand(lambda m: float(m)),
                   "random_other": rand(lambda m: float(not m))}
     eps = 1e-7  # float64 rounding stays ~1e-8 relative; larger steps can cross ReLU / max-pool kinks
-    loss = jax.jit(lambda p: meta.Bilevel(vgg, settings).loss(p, batch, t, hyper))
+    loss_fn = jax.jit(lambda p, vgg, batch: meta.Bilevel(vgg, settings).loss(p, batch, t, hyper))
+    loss = lambda p: loss_fn(p, vgg, batch)
     out = {"rel_hvp_vs_autodiff": float(np.max(np.abs(flat(g2_hvp) - flat(g2))) / np.max(np.abs(flat(g2)))),
            "rel_second_vs_first": float(np.linalg.norm(flat(g2) - flat(g1)) / np.linalg.norm(flat(g2))),
            "directions": {}}
@@ -141,6 +143,16 @@ def fd_worker(inner_steps):
     print(json.dumps(out))
 
 
+def step_and_direction_of(cfg, mesh):
+    """jit of (state, batch, vgg) -> ((state, metrics) of `meta_step_of`, the meta-gradient it stepped along): one
+    compile per mesh (XLA computes the gradient once), with the VGG an argument, not a constant of the program
+    (folding it would take most of the compile)."""
+    hyper, settings = meta.hyper_from_config(cfg), meta.settings_from_config(cfg)
+    gradient = lambda vgg: parallel.data_parallel(meta.Bilevel.meta_gradient, meta.Bilevel(vgg, settings), mesh)
+    return jax.jit(lambda state, batch, vgg: (meta_step_of(vgg, cfg, mesh)(state, batch),
+                                              gradient(vgg)(state.params, batch, state.step, hyper)[0]))
+
+
 def devices_worker():
     """Print JSON, for a 1-device and a 2-device mesh (style axis split): the meta-gradient of the first batch,
     theta after one meta-step and the losses of that step and of a second one."""
@@ -151,16 +163,14 @@ def devices_worker():
     out = {}
     for n in (1, 2):
         mesh = parallel.make_mesh(jax.devices()[:n])
-        step = meta_step_of(parallel.replicate(vgg, mesh), cfg, mesh)
+        replicated_vgg = parallel.replicate(vgg, mesh)
+        step_and_direction = step_and_direction_of(cfg, mesh)
         state = parallel.replicate(outer.init_state(cfg, 0).replace(params=theta), mesh)
         sharded = [parallel.shard_batch(b, mesh) for b in batches]
         assert len(sharded[0]["train"].sharding.device_set) == n
-        bilevel = meta.Bilevel(parallel.replicate(vgg, mesh), meta.settings_from_config(cfg))
-        direction = jax.jit(parallel.data_parallel(meta.Bilevel.meta_gradient, bilevel, mesh))(
-            state.params, sharded[0], state.step, meta.hyper_from_config(cfg))[0]
-        state, first = step(state, sharded[0])
+        (state, first), direction = step_and_direction(state, sharded[0], replicated_vgg)
         params = parallel.host_tree(state.params)
-        state, second = step(state, sharded[1])
+        (state, second), _ = step_and_direction(state, sharded[1], replicated_vgg)
         out[n] = {"params": flat(params).tolist(), "grad": flat(parallel.host_tree(direction)).tolist(),
                   "losses": [float(first["outer_loss"]), float(second["outer_loss"]), float(second["inner_loss"])],
                   "devices": len(state.params["conv1"]["conv2d"]["kernel"].sharding.device_set)}

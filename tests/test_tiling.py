@@ -52,10 +52,10 @@ def test_receptive_radius_is_the_measured_support_of_one_output_pixel(theta):
     assert tiling.RECEPTIVE_RADIUS == 57
     x = jax.random.uniform(jax.random.key(1), (1, 128, 128, 3))
     stats = transformer.instance_norm_stats(theta, x)  # fixed statistics: no image-wide coupling
-    grad = jax.jit(jax.grad(lambda im, c: transformer.apply(theta, im, stats=stats)[0, c, c, 0]))
+    grad = jax.jit(jax.grad(lambda im, c, p, s: transformer.apply(p, im, stats=s)[0, c, c, 0]))
     reach = 0
     for c in range(64, 68):  # the four phases of the two stride-2 layers
-        support = np.argwhere(np.abs(np.asarray(grad(x, c)[0])).sum(-1) > 0)
+        support = np.argwhere(np.abs(np.asarray(grad(x, c, theta, stats)[0])).sum(-1) > 0)
         reach = max(reach, *(c - support.min(0)), *(support.max(0) - c))
     assert reach == tiling.RECEPTIVE_RADIUS
 
