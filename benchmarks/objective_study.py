@@ -34,11 +34,14 @@ PHOTOS = ("chelsea", "rocket", "astronaut")
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One objective: layer weighting (paper | equal | energy), alpha, total variation."""
+    """One objective: layer weighting (paper | equal | energy), alpha, total variation, VGG pooling, and the
+    convolutions' compute dtype."""
 
     layers: str = "paper"
     alpha: float = 1.0
     tv: float = 0.0
+    pool: str = "max"
+    dtype: str = "float32"
 
 
 VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_a5_tv100",
@@ -46,14 +49,19 @@ VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_
 
 
 def parse_variant(name):
-    """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA and tvWEIGHT,
-    joined by "_" (e.g. equal_a5_tv100)."""
+    """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
+    avgpool (VGG's pooling averages instead of taking the maximum) and bf16 (bfloat16 convolutions), joined by
+    "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
     if layers not in ("paper", "equal", "energy"):
         raise ValueError(f"{name}: the first word must be paper, equal or energy")
     fields = {}
     for word in rest:
-        if word.startswith("tv"):
+        if word == "avgpool":
+            fields["pool"] = "avg"
+        elif word == "bf16":
+            fields["dtype"] = "bfloat16"
+        elif word.startswith("tv"):
             fields["tv"] = float(word[2:])
         elif word.startswith("a"):
             fields["alpha"] = float(word[1:])
@@ -72,6 +80,20 @@ def energy_weights(vgg, style, reference):
                  for i, k in enumerate(vgg16.LAYERS))
 
 
+def with_pool(vgg, pool):
+    """`vgg` with 2x2 `pool` ("max" or "avg") pooling between its blocks."""
+    return vgg.replace(spec=dataclasses.replace(vgg.spec, pool=pool))
+
+
+def calibration(vgg, photos, styles):
+    """(equal-share layer weights, {"weights", "energy": layer -> mean squared Gram entry}) of `vgg` over
+    `photos` x `styles`: the `equal` and `energy` variants' references."""
+    equal = calibrate_vgg.equal_share([calibrate_vgg.layer_terms(vgg, photos, s) for s in styles])
+    energy = {k: float(np.mean([float(jnp.mean(jnp.square(losses.style_grams(vgg, s[None])[k]))) for s in styles]))
+              for k in vgg16.LAYERS}
+    return equal, {"weights": equal, "energy": energy}
+
+
 def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, seed, init=None):
     """Train from `init` (a params pytree; None: random init) for `steps` steps; returns (outputs of `photos`,
     history)."""
@@ -84,7 +106,8 @@ def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, se
     for step in range(steps):
         t0 = time.perf_counter()
         batch = jnp.asarray(content.batch_at(step, batch_size))
-        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr)
+        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr,
+                                                   dtype=variant.dtype)
         m = jax.device_get(m)
         seconds.append(time.perf_counter() - t0)
         hist.append({k: float(v) for k, v in m.items()})
@@ -110,28 +133,28 @@ def main(argv=None):
                    "init; its runs go to VARIANT@init")
     p.add_argument("--out", default="runs/study")
     args = p.parse_args(argv)
-    vgg = vgg_weights.load_vgg("hed")
+    base = vgg_weights.load_vgg("hed")
     styles_dir = Path(args.styles_dir)
     load = lambda path, side: images.resize(images.load_image(str(path)), (side, side))
     train_photos = jnp.asarray(np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (args.size, args.size))
                                          for n in ("astronaut", "coffee", "motorcycle_left")]))
     calib_styles = [jnp.asarray(load(f, args.style_size)) for f in sorted(styles_dir.glob("*.jpg"))[::5]]
-    equal = calibrate_vgg.equal_share([calibrate_vgg.layer_terms(vgg, train_photos, s) for s in calib_styles])
-    reference = {"weights": equal, "energy": {k: float(np.mean([float(jnp.mean(jnp.square(g[k])))
-                                                                for g in (losses.style_grams(vgg, s[None])
-                                                                          for s in calib_styles)]))
-                                              for k in vgg16.LAYERS}}
-    print("equal-share layer weights:", equal, flush=True)
+    calibrations = {pool: calibration(with_pool(base, pool), train_photos, calib_styles) for pool in ("max", "avg")
+                    if any(parse_variant(n).pool == pool for n in args.variants)}
+    for pool, (equal, _) in calibrations.items():
+        print(f"equal-share layer weights ({pool} pooling):", equal, flush=True)
     photos = [data.load_image_spec(f"embedded:{n}", max_side=args.eval_size) for n in PHOTOS]
     content = data.ContentData("embedded", "train", args.size, seed=args.seed)
     out_root = Path(args.out)
     init = checkpoints.load_model(args.init)[0] if args.init else None
     (out_root / "calibration.json").parent.mkdir(parents=True, exist_ok=True)
-    (out_root / "calibration.json").write_text(json.dumps({"equal": equal, **reference}, indent=1))
+    (out_root / "calibration.json").write_text(json.dumps({pool: {"equal": e, **r} for pool, (e, r)
+                                                           in calibrations.items()}, indent=1))
     for painting in args.paintings:
         style = load(styles_dir / painting, args.style_size)
         for name in args.variants:
             variant = parse_variant(name)
+            vgg, (equal, reference) = with_pool(base, variant.pool), calibrations[variant.pool]
             folder = out_root / (f"{name}@init" if args.init else name) / Path(painting).stem
             if (folder / "history.json").exists():
                 continue

@@ -27,7 +27,8 @@ class InputSpec:
     `feature_scale` divides every returned feature map: the calibration that makes one source's
     losses comparable to torchvision's ImageNet VGG16, on which the paper's alpha and beta were tuned.
     `layer_weights` multiply the four style terms (eq. 2, in LAYERS order): the calibration of a source
-    whose layers are out of balance (all 1 for ImageNet VGG16, as the paper).
+    whose layers are out of balance (all 1 for ImageNet VGG16, as the paper). `pool` is the 2x2 pooling between
+    blocks: "max" (VGG16, the paper) or "avg" (Gatys et al. 2016's choice for synthesis).
     """
 
     order: str  # "RGB" or "BGR"
@@ -36,6 +37,7 @@ class InputSpec:
     std: tuple = (1.0, 1.0, 1.0)
     feature_scale: float = 1.0
     layer_weights: tuple = (1.0, 1.0, 1.0, 1.0)
+    pool: str = "max"
 
 
 # torchvision's ImageNet normalization, the input of the paper's VGG16
@@ -62,10 +64,12 @@ class VGG16Features(nn.Module):
     """Normalized input (B, H, W, 3) -> {relu1_2: (B,H,W,64), relu2_2: (B,H/2,W/2,128),
     relu3_3: (B,H/4,W/4,256), relu4_3: (B,H/8,W/8,512)}.
 
-    3x3 convolutions with zero padding 1 and 2x2 max pooling with stride 2 (floor, as torchvision).
+    3x3 convolutions with zero padding 1 and 2x2 `pool` ("max" or "avg") pooling with stride 2 (floor, as
+    torchvision).
     """
 
     dtype: jnp.dtype = jnp.float32
+    pool: str = "max"
 
     @nn.compact
     def __call__(self, x):
@@ -74,7 +78,7 @@ class VGG16Features(nn.Module):
         conv = convolution.for_backend(dtype=self.dtype)
         for b, widths in enumerate(BLOCKS):
             if b:
-                x = nn.max_pool(x, (2, 2), (2, 2), padding="VALID")
+                x = (nn.avg_pool if self.pool == "avg" else nn.max_pool)(x, (2, 2), (2, 2), padding="VALID")
             for i, width in enumerate(widths):
                 x = nn.relu(nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
                                     conv_general_dilated=conv, name=f"conv{b + 1}_{i + 1}")(x))
@@ -86,7 +90,7 @@ def features(vgg, images, dtype=jnp.float32):
     """Perceptual features by `vgg` (a `VGG`) of RGB images (B, H, W, 3) in [0, 1]: dict layer -> (B, h, w, C)
     float32, gradients flow to the images only (the VGG parameters are constants)."""
     params = jax.lax.stop_gradient(vgg.params)
-    feats = VGG16Features(dtype=dtype).apply({"params": params}, normalize(images, vgg.spec))
+    feats = VGG16Features(dtype=dtype, pool=vgg.spec.pool).apply({"params": params}, normalize(images, vgg.spec))
     return {k: v.astype(jnp.float32) / vgg.spec.feature_scale for k, v in feats.items()}
 
 

@@ -14,6 +14,8 @@ def test_variant_names_spell_their_settings():
     assert (v.layers, v.alpha, v.tv) == ("equal", 30.0, 300.0)
     assert objective_study.parse_variant("paper") == objective_study.Variant()
     assert objective_study.parse_variant("energy_tv5").tv == 5.0
+    assert objective_study.parse_variant("equal_avgpool").pool == "avg"
+    assert objective_study.parse_variant("equal_bf16_tv1").dtype == "bfloat16"
     for bad in ("flat", "paper_x3", "paper_linear"):
         with pytest.raises(ValueError):
             objective_study.parse_variant(bad)
@@ -34,9 +36,9 @@ def test_a_tiny_study_writes_runs_the_judge_scores(real_vgg, tmp_path):
     equal = json.loads((out / "equal_a5_tv10" / "wave" / "history.json").read_text())
     assert paper["layer_weights"] == [1.0] * 4 and len(paper["loss"]) == 2
     calibration = json.loads((out / "calibration.json").read_text())
-    assert equal["layer_weights"] == calibration["equal"] and equal["variant"]["tv"] == 10.0
+    assert equal["layer_weights"] == calibration["max"]["equal"] and equal["variant"]["tv"] == 10.0
     # the equal-share factors give the mean of each layer's term the same share on the calibration styles
-    assert len(set(np.round(np.log10(calibration["equal"]), 6))) == 4
+    assert len(set(np.round(np.log10(calibration["max"]["equal"]), 6))) == 4
     triples = picture_quality.study_triples(out)
     assert len(triples) == 2 * len(picture_quality.STUDY_PHOTOS)
     assert all(t[4].shape[:2] == t[2].shape[:2] for t in triples)

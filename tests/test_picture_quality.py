@@ -1,5 +1,9 @@
 """The picture judge's measures on pictures whose answer is known, and its EfficientNet-Lite0 port on ImageNet."""
 
+import json
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -67,3 +71,18 @@ def test_white_share_counts_saturated_white_where_the_photo_is_not_bright():
     out = np.full((10, 10, 3), 0.5, np.float32)
     out[:, :3] = 1.0                         # 3 white columns: 15 pixels where the photo is not bright
     assert pq.white_share(photo, out) == pytest.approx(0.15)
+
+
+def test_checkerboard_scale_scores_a_model_at_each_size(model, monkeypatch, tmp_path):
+    from benchmarks import checkerboard_scale, common
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    checkerboard_scale.main(["--models", str(model), "--photos", "coffee", "--sizes", "32", "48"])
+    rows = json.loads((tmp_path / "checkerboard_scale.json").read_text())["rows"]
+    assert [(r["photo"], r["size"]) for r in rows] == [("coffee", 32), ("coffee", 48)]
+    assert all(r["checkerboard"] > 0 and 0 <= r["blob_share"] <= 1 for r in rows)
+
+
+def test_first_command_variants_refuses_an_unknown_variant_in_one_line():
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "first_command_variants.sh"
+    r = subprocess.run(["bash", str(script), "theta_tv7"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("unknown variant: theta_tv7") and len(r.stderr.splitlines()) == 1

@@ -2,6 +2,7 @@
 checked against an independent numpy / PyTorch VGG16, plus the HED download -> convert -> cache flow."""
 
 import collections
+import dataclasses
 import hashlib
 import io
 import json
@@ -144,18 +145,19 @@ def conv_hwio(x, kernel, bias):
                for dy in range(3) for dx in range(3)) + bias
 
 
-def pool2(x):
-    """2x2 max pooling, stride 2, of x (H, W, C)."""
+def pool2(x, pool="max"):
+    """2x2 max (or "avg") pooling, stride 2, of x (H, W, C)."""
     h, w, c = x.shape
-    return x[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3))
+    windows = x[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2, c)
+    return windows.max(axis=(1, 3)) if pool == "max" else windows.mean(axis=(1, 3))
 
 
-def numpy_vgg(weights, x):
+def numpy_vgg(weights, x, pool="max"):
     """relu1_2..relu4_3 of x (H, W, 3), already normalized, through HWIO `weights`, in numpy float64."""
     feats = {}
     for b, widths in enumerate(WIDTHS[:4], 1):
         if b > 1:
-            x = pool2(x)
+            x = pool2(x, pool)
         for i in range(1, len(widths) + 1):
             x = np.maximum(conv_hwio(x, *weights[(b, i)]), 0)
         feats[f"relu{b}_{len(widths)}"] = x
@@ -332,6 +334,14 @@ def test_hed_features_match_reference(hed_files, hed_native, image):
     ref = numpy_vgg(hed_native, caffe_input(image, HED_MEAN_BGR))
     for path in hed_files:
         assert_matches(ours(vgg_weights.load_vgg("hed", path), image), ref)
+
+
+def test_average_pooling_matches_reference(hed_files, hed_native, image):
+    vgg = vgg_weights.load_vgg("hed", hed_files[0])
+    averaged = vgg.replace(spec=dataclasses.replace(vgg.spec, pool="avg"))
+    ref = numpy_vgg(hed_native, caffe_input(image, HED_MEAN_BGR), pool="avg")
+    assert_matches(ours(averaged, image), ref)
+    assert rel_err(ours(vgg, image), ref) > 1e-2  # max pooling differs: the test sees the pooling
 
 
 def test_keras_features_match_reference(tmp_path, image):
