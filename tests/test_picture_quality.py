@@ -86,3 +86,20 @@ def test_first_command_variants_refuses_an_unknown_variant_in_one_line():
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "first_command_variants.sh"
     r = subprocess.run(["bash", str(script), "theta_tv7"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("unknown variant: theta_tv7") and len(r.stderr.splitlines()) == 1
+
+
+def test_checkerboard_loss_adds_each_pattern_and_scores_every_term(real_vgg, monkeypatch, tmp_path):
+    from benchmarks import checkerboard_loss, common
+    from metastyle_jax import data, images
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    clean = tmp_path / "clean.png"
+    images.save_image(str(clean), data.load_image_spec("embedded:coffee", max_side=32))
+    checkerboard_loss.main(["--image", str(clean), "--photo", "embedded:coffee", "--style", "embedded:wave",
+                            "--style-size", "32"])
+    rows = json.loads((tmp_path / "checkerboard_loss.json").read_text())["rows"]
+    assert [(r["period"], r["amplitude"]) for r in rows] == [(p, a) for p in (2, 4) for a in checkerboard_loss.AMPLITUDES]
+    assert rows[0]["total"] == rows[5]["total"]  # amplitude 0 is the clean image whatever the period
+    assert rows[4]["tv"] > rows[0]["tv"] and rows[0]["content"] < 1e-2 * rows[9]["content"]  # photo = image
+    pattern = checkerboard_loss.checkerboard((4, 8), 4)[..., 0]
+    assert (pattern == [[1, 1, -1, -1, 1, 1, -1, -1], [1, 1, -1, -1, 1, 1, -1, -1],
+                        [-1, -1, 1, 1, -1, -1, 1, 1], [-1, -1, 1, 1, -1, -1, 1, 1]]).all()

@@ -1,0 +1,73 @@
+"""Does the objective (eq. 4 with the HED stand-in's layer weights and total variation) reward a checkerboard?
+
+    python -m benchmarks.checkerboard_loss [--image docs/gatys_astronaut_starry_night.png] [--style starry_night]
+
+Adds a 2- or 4-pixel checkerboard of amplitude a (in [0, 1] pixel units) to a clean stylized image and prints
+each term of the loss against the photo and the painting: alpha x content, beta x each style layer (with its
+factor), tv x total variation. A term that falls as a grows rewards the checkerboard. Writes
+benchmarks/results/<name>.json (default checkerboard_loss).
+"""
+
+import argparse
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import common
+from metastyle_jax import adapt, data, images, losses, vgg16, vgg_weights
+
+AMPLITUDES = (0.0, 0.01, 0.02, 0.05, 0.1)
+
+
+def checkerboard(shape, period):
+    """(H, W, 1) pattern of +-1 squares of side period / 2."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return np.where(((yy // (period // 2)) + (xx // (period // 2))) % 2 == 0, 1.0, -1.0)[..., None].astype(np.float32)
+
+
+def terms(vgg, image, photo, grams, weights):
+    """{content, relu1_2, ..., relu4_3, tv, total}: the weighted terms of eq. 4 (+ TV) of one image (H, W, 3)."""
+    x, c = jnp.asarray(image)[None], jnp.asarray(photo)[None]
+    feats, target = vgg16.features(vgg, x), vgg16.features(vgg, c)
+    out = {"content": weights.alpha * float(losses.content_loss(feats[weights.content_layer],
+                                                                target[weights.content_layer]))}
+    style = losses.style_terms(feats, grams, weights.style_layers)
+    for k, f in zip(weights.style_layers, losses.layer_factors(vgg, weights.style_layers)):
+        out[k] = weights.beta * f * float(style[k])
+    out["tv"] = weights.tv * float(losses.total_variation(x))
+    out["total"] = sum(out.values())
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.checkerboard_loss", description=__doc__.splitlines()[0])
+    p.add_argument("--image", default="docs/gatys_astronaut_starry_night.png", help="a clean stylized image")
+    p.add_argument("--photo", default="embedded:astronaut", help="its content image")
+    p.add_argument("--style", default="embedded:starry_night")
+    p.add_argument("--style-size", type=int, default=256)
+    p.add_argument("--tv", type=float, default=10.0, help="the TV weight (configs' loss.tv)")
+    p.add_argument("--pool", choices=("max", "avg"), default="max", help="VGG's pooling (vgg16.InputSpec.pool)")
+    p.add_argument("--name", default="checkerboard_loss", help="result name")
+    args = p.parse_args(argv)
+    vgg = vgg_weights.load_vgg("hed")
+    vgg = vgg.replace(spec=dataclasses.replace(vgg.spec, pool=args.pool))
+    image = images.load_image(args.image)
+    photo = images.resize(data.load_image_spec(args.photo), image.shape[:2])
+    style, _, _ = adapt.load_style(args.style, args.style_size)
+    weights = losses.LossWeights(tv=args.tv)
+    grams = adapt.style_targets(vgg, style, weights)
+    rows = []
+    for period in (2, 4):
+        pattern = checkerboard(image.shape, period)
+        for a in AMPLITUDES:
+            row = {"period": period, "amplitude": a,
+                   **terms(vgg, np.clip(image + a * pattern, 0, 1), photo, grams, weights)}
+            rows.append(row)
+            print(" ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+    print(common.write_result(args.name, {"image": args.image, "style": args.style, "tv": args.tv,
+                                          "pool": args.pool, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
