@@ -1,15 +1,19 @@
 """Does the objective (eq. 4 with the HED stand-in's layer weights and total variation) reward a checkerboard?
 
     python -m benchmarks.checkerboard_loss [--image docs/gatys_astronaut_starry_night.png] [--style starry_night]
+    python -m benchmarks.checkerboard_loss --outputs DIR [--style starry_night]
 
 Adds a 2- or 4-pixel checkerboard of amplitude a (in [0, 1] pixel units) to a clean stylized image and prints
 each term of the loss against the photo and the painting: alpha x content, beta x each style layer (with its
-factor), tv x total variation. A term that falls as a grows rewards the checkerboard. Writes
+factor), tv x total variation. A term that falls as a grows rewards the checkerboard. With --outputs (stylized
+embedded photos, named after them, as the README's first command writes), each output is scored beside its 2 x 2
+block average (the 2-pixel period removed): a term that rises there prefers the checkerboard. Writes
 benchmarks/results/<name>.json (default checkerboard_loss).
 """
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +28,13 @@ def checkerboard(shape, period):
     """(H, W, 1) pattern of +-1 squares of side period / 2."""
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     return np.where(((yy // (period // 2)) + (xx // (period // 2))) % 2 == 0, 1.0, -1.0)[..., None].astype(np.float32)
+
+
+def without_two_pixel_period(image):
+    """(H, W, 3) -> the 2 x 2 block averages of `image`, each repeated over its block (odd edges cropped)."""
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    blocks = image[:h, :w].reshape(h // 2, 2, w // 2, 2, image.shape[2]).mean(axis=(1, 3))
+    return blocks.repeat(2, axis=0).repeat(2, axis=1)
 
 
 def terms(vgg, image, photo, grams, weights):
@@ -48,24 +59,35 @@ def main(argv=None):
     p.add_argument("--style-size", type=int, default=256)
     p.add_argument("--tv", type=float, default=10.0, help="the TV weight (configs' loss.tv)")
     p.add_argument("--pool", choices=("max", "avg"), default="max", help="VGG's pooling (vgg16.InputSpec.pool)")
+    p.add_argument("--outputs", default="", help="a folder of stylized embedded photos, scored against their 2 x 2 "
+                   "block averages instead of adding patterns to --image")
     p.add_argument("--name", default="checkerboard_loss", help="result name")
     args = p.parse_args(argv)
     vgg = vgg_weights.load_vgg("hed")
     vgg = vgg.replace(spec=dataclasses.replace(vgg.spec, pool=args.pool))
-    image = images.load_image(args.image)
-    photo = images.resize(data.load_image_spec(args.photo), image.shape[:2])
     style, _, _ = adapt.load_style(args.style, args.style_size)
     weights = losses.LossWeights(tv=args.tv)
     grams = adapt.style_targets(vgg, style, weights)
     rows = []
-    for period in (2, 4):
-        pattern = checkerboard(image.shape, period)
-        for a in AMPLITUDES:
-            row = {"period": period, "amplitude": a,
-                   **terms(vgg, np.clip(image + a * pattern, 0, 1), photo, grams, weights)}
-            rows.append(row)
-            print(" ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
-    print(common.write_result(args.name, {"image": args.image, "style": args.style, "tv": args.tv,
+    if args.outputs:
+        for path in sorted(Path(args.outputs).glob("*.png")):
+            out = images.load_image(str(path))
+            photo = images.resize(data.load_image_spec(f"embedded:{path.stem}"), out.shape[:2])
+            h, w = out.shape[0] // 2 * 2, out.shape[1] // 2 * 2
+            for kind, image in (("output", out[:h, :w]), ("2x2 block average", without_two_pixel_period(out))):
+                rows.append({"photo": path.stem, "image": kind, **terms(vgg, image, photo[:h, :w], grams, weights)})
+                print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()),
+                      flush=True)
+    else:
+        image = images.load_image(args.image)
+        photo = images.resize(data.load_image_spec(args.photo), image.shape[:2])
+        for period in (2, 4):
+            pattern = checkerboard(image.shape, period)
+            for a in AMPLITUDES:
+                rows.append({"period": period, "amplitude": a,
+                             **terms(vgg, np.clip(image + a * pattern, 0, 1), photo, grams, weights)})
+                print(" ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()), flush=True)
+    print(common.write_result(args.name, {"image": args.outputs or args.image, "style": args.style, "tv": args.tv,
                                           "pool": args.pool, "rows": rows}))
 
 

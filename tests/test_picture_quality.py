@@ -100,6 +100,15 @@ def test_checkerboard_loss_adds_each_pattern_and_scores_every_term(real_vgg, mon
     assert [(r["period"], r["amplitude"]) for r in rows] == [(p, a) for p in (2, 4) for a in checkerboard_loss.AMPLITUDES]
     assert rows[0]["total"] == rows[5]["total"]  # amplitude 0 is the clean image whatever the period
     assert rows[4]["tv"] > rows[0]["tv"] and rows[0]["content"] < 1e-2 * rows[9]["content"]  # photo = image
+    outputs = tmp_path / "stylized"
+    outputs.mkdir()
+    photo = images.load_image(str(clean))
+    images.save_image(str(outputs / "coffee.png"),
+                      np.clip(photo + 0.1 * checkerboard_loss.checkerboard(photo.shape, 2), 0, 1))
+    checkerboard_loss.main(["--outputs", str(outputs), "--style", "embedded:wave", "--style-size", "32", "--name", "o"])
+    checkered, smooth = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert (checkered["photo"], checkered["image"], smooth["image"]) == ("coffee", "output", "2x2 block average")
+    assert smooth["tv"] < 0.2 * checkered["tv"] and set(smooth) == set(checkered)  # the 2-pixel period is gone
     pattern = checkerboard_loss.checkerboard((4, 8), 4)[..., 0]
     assert (pattern == [[1, 1, -1, -1, 1, 1, -1, -1], [1, 1, -1, -1, 1, 1, -1, -1],
                         [-1, -1, 1, 1, -1, -1, 1, 1], [-1, -1, 1, 1, -1, -1, 1, 1]]).all()
