@@ -15,6 +15,7 @@ command's own, with the variant's loss.
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from benchmarks import calibrate_vgg
 from metastyle_jax import adapt, checkpoints, data, images, losses, transformer, vgg16, vgg_weights
@@ -34,14 +36,16 @@ PHOTOS = ("chelsea", "rocket", "astronaut")
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One objective: layer weighting (paper | equal | energy), alpha, total variation, VGG pooling, and the
-    convolutions' compute dtype."""
+    """One objective: layer weighting (paper | equal | energy), alpha, total variation, VGG pooling, the
+    convolutions' compute dtype, and the scale the style term sees (style_down: outputs and painting averaged over
+    blocks of that side before VGG16, so that no pattern finer than the block can lower the style term)."""
 
     layers: str = "paper"
     alpha: float = 1.0
     tv: float = 0.0
     pool: str = "max"
     dtype: str = "float32"
+    style_down: int = 1
 
 
 VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_a5_tv100",
@@ -50,8 +54,8 @@ VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_
 
 def parse_variant(name):
     """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
-    avgpool (VGG's pooling averages instead of taking the maximum) and bf16 (bfloat16 convolutions), joined by
-    "_" (e.g. equal_a5_tv100)."""
+    avgpool (VGG's pooling averages instead of taking the maximum), bf16 (bfloat16 convolutions) and sdownN (the
+    style term on N x N block averages), joined by "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
     if layers not in ("paper", "equal", "energy"):
         raise ValueError(f"{name}: the first word must be paper, equal or energy")
@@ -61,6 +65,8 @@ def parse_variant(name):
             fields["pool"] = "avg"
         elif word == "bf16":
             fields["dtype"] = "bfloat16"
+        elif word.startswith("sdown"):
+            fields["style_down"] = int(word[5:])
         elif word.startswith("tv"):
             fields["tv"] = float(word[2:])
         elif word.startswith("a"):
@@ -94,20 +100,49 @@ def calibration(vgg, photos, styles):
     return equal, {"weights": equal, "energy": energy}
 
 
+def block_average(images, factor):
+    """(B, H, W, C) images averaged over `factor` x `factor` blocks: (B, H // factor, W // factor, C)."""
+    b, h, w, c = images.shape
+    h, w = h // factor * factor, w // factor * factor
+    return images[:, :h, :w].reshape(b, h // factor, factor, w // factor, factor, c).mean((2, 4))
+
+
+@functools.partial(jax.jit, static_argnames=("weights", "factor", "lr"))
+def style_down_step(params, opt_state, vgg, grams, contents, *, weights, factor, lr):
+    """`adapt.adapt_step` (float32) with eq. 4's style term on the outputs' `factor` x `factor` block averages
+    (grams: those of the painting's block averages); content and total variation as there."""
+    def loss_fn(p):
+        out = transformer.apply(p, contents)
+        feats = vgg16.features(vgg, jnp.concatenate([out, contents], axis=0))
+        b, k = out.shape[0], weights.content_layer
+        lc = losses.content_loss(feats[k][:b], jax.lax.stop_gradient(feats[k][b:]))
+        ls = losses.style_loss(vgg16.features(vgg, block_average(out, factor)), grams, weights.style_layers,
+                               losses.layer_factors(vgg, weights.style_layers))
+        return weights.alpha * lc + weights.beta * ls + weights.tv * losses.total_variation(out), {"content": lc,
+                                                                                                 "style": ls}
+    (total, parts), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = adapt.optimizer(lr).update(g, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
+
+
 def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, seed, init=None):
     """Train from `init` (a params pytree; None: random init) for `steps` steps; returns (outputs of `photos`,
     history)."""
     params = transformer.init_params(jax.random.key(seed), 64) if init is None else init
     opt_state = adapt.optimizer(lr).init(params)
-    grams = losses.style_grams(vgg, jnp.asarray(style)[None])
+    grams = losses.style_grams(vgg, block_average(jnp.asarray(style)[None], variant.style_down))
     vgg = vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=weights))
     lw = losses.LossWeights(alpha=variant.alpha, tv=variant.tv)
     hist, seconds = [], []
     for step in range(steps):
         t0 = time.perf_counter()
         batch = jnp.asarray(content.batch_at(step, batch_size))
-        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr,
-                                                   dtype=variant.dtype)
+        if variant.style_down > 1:
+            params, opt_state, m = style_down_step(params, opt_state, vgg, grams, batch, weights=lw,
+                                                   factor=variant.style_down, lr=lr)
+        else:
+            params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr,
+                                                       dtype=variant.dtype)
         m = jax.device_get(m)
         seconds.append(time.perf_counter() - t0)
         hist.append({k: float(v) for k, v in m.items()})

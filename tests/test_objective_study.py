@@ -16,6 +16,13 @@ def test_variant_names_spell_their_settings():
     assert objective_study.parse_variant("energy_tv5").tv == 5.0
     assert objective_study.parse_variant("equal_avgpool").pool == "avg"
     assert objective_study.parse_variant("equal_bf16_tv1").dtype == "bfloat16"
+    assert objective_study.parse_variant("equal_sdown2").style_down == 2
+
+
+def test_block_average_averages_each_block():
+    x = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6, 1)
+    got = np.asarray(objective_study.block_average(x, 2))
+    assert got.shape == (2, 2, 3, 1) and got[0, 0, 0, 0] == np.mean([0, 1, 6, 7]) and got[1, 1, 2, 0] == x[1, 2:, 4:].mean()
     for bad in ("flat", "paper_x3", "paper_linear"):
         with pytest.raises(ValueError):
             objective_study.parse_variant(bad)
@@ -27,11 +34,11 @@ def test_a_tiny_study_writes_runs_the_judge_scores(real_vgg, tmp_path):
     for name in ("wave", "udnie"):
         images.save_image(str(styles / f"{name}.jpg"), images.resize(images.load_image(data.painting_path(name)), (48, 48)))
     out = tmp_path / "study"
-    objective_study.main(["--variants", "paper", "equal_a5_tv10", "--paintings", "wave.jpg", "--styles-dir",
+    objective_study.main(["--variants", "paper", "equal_a5_tv10", "equal_sdown2", "--paintings", "wave.jpg", "--styles-dir",
                           str(styles), "--steps", "2", "--size", "32", "--style-size", "32", "--eval-size", "32",
                           "--out", str(out)])
     runs = sorted(p.parent.parent.name for p in out.glob("*/*/history.json"))
-    assert runs == ["equal_a5_tv10", "paper"]
+    assert runs == ["equal_a5_tv10", "equal_sdown2", "paper"]
     paper = json.loads((out / "paper" / "wave" / "history.json").read_text())
     equal = json.loads((out / "equal_a5_tv10" / "wave" / "history.json").read_text())
     assert paper["layer_weights"] == [1.0] * 4 and len(paper["loss"]) == 2
@@ -40,5 +47,5 @@ def test_a_tiny_study_writes_runs_the_judge_scores(real_vgg, tmp_path):
     # the equal-share factors give the mean of each layer's term the same share on the calibration styles
     assert len(set(np.round(np.log10(calibration["max"]["equal"]), 6))) == 4
     triples = picture_quality.study_triples(out)
-    assert len(triples) == 2 * len(picture_quality.STUDY_PHOTOS)
+    assert len(triples) == 3 * len(picture_quality.STUDY_PHOTOS)
     assert all(t[4].shape[:2] == t[2].shape[:2] for t in triples)
