@@ -110,16 +110,16 @@ def block_average(images, factor):
 @functools.partial(jax.jit, static_argnames=("weights", "factor", "lr"))
 def style_down_step(params, opt_state, vgg, grams, contents, *, weights, factor, lr):
     """`adapt.adapt_step` (float32) with eq. 4's style term on the outputs' `factor` x `factor` block averages
-    (grams: those of the painting's block averages); content and total variation as there."""
+    (grams: those of the painting's block averages); content and total variation as there. Both parts are
+    `losses.perceptual_loss`, one with beta 0, one with alpha and TV 0."""
     def loss_fn(p):
         out = transformer.apply(p, contents)
-        feats = vgg16.features(vgg, jnp.concatenate([out, contents], axis=0))
-        b, k = out.shape[0], weights.content_layer
-        lc = losses.content_loss(feats[k][:b], jax.lax.stop_gradient(feats[k][b:]))
-        ls = losses.style_loss(vgg16.features(vgg, block_average(out, factor)), grams, weights.style_layers,
-                               losses.layer_factors(vgg, weights.style_layers))
-        return weights.alpha * lc + weights.beta * ls + weights.tv * losses.total_variation(out), {"content": lc,
-                                                                                                 "style": ls}
+        content_tv, parts = losses.perceptual_loss(vgg, out, grams, contents=contents,
+                                                   weights=dataclasses.replace(weights, beta=0.0))
+        style, coarse = losses.perceptual_loss(vgg, block_average(out, factor), grams,
+                                               contents=block_average(contents, factor),
+                                               weights=dataclasses.replace(weights, alpha=0.0, tv=0.0))
+        return content_tv + style, {"content": parts["content"], "style": coarse["style"]}
     (total, parts), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = adapt.optimizer(lr).update(g, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
