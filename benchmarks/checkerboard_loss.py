@@ -18,7 +18,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, objective_study
 from metastyle_jax import adapt, data, images, losses, vgg16, vgg_weights
 
 AMPLITUDES = (0.0, 0.01, 0.02, 0.05, 0.1)
@@ -31,9 +31,9 @@ def checkerboard(shape, period):
 
 
 def without_two_pixel_period(image):
-    """(H, W, 3) -> the 2 x 2 block averages of `image`, each repeated over its block (odd edges cropped)."""
-    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-    blocks = image[:h, :w].reshape(h // 2, 2, w // 2, 2, image.shape[2]).mean(axis=(1, 3))
+    """(H, W, 3) -> the 2 x 2 block averages of `image` (`objective_study.block_average`), each repeated over its
+    block (odd edges cropped)."""
+    blocks = np.asarray(objective_study.block_average(jnp.asarray(image)[None], 2)[0])
     return blocks.repeat(2, axis=0).repeat(2, axis=1)
 
 
