@@ -61,15 +61,22 @@ def gatys_balance(w, scale, size, steps):
 
 
 def layer_terms(w, outputs, style):
-    """The four style terms (eq. 2 per layer, before `layer_weights`) of `outputs` (B, H, W, 3) against a style."""
+    """The four style terms (eq. 2 per layer, before `layer_weights`) of `outputs` (B, H, W, 3) against a style, at
+    the source's `style_block`."""
     grams = losses.style_grams(w, jnp.asarray(style)[None])
-    return {k: float(v) for k, v in losses.style_terms(vgg16.features(w, jnp.asarray(outputs)), grams).items()}
+    return {k: float(v) for k, v in losses.style_terms(losses.style_features(w, jnp.asarray(outputs)), grams).items()}
 
 
-def equal_share(terms):
-    """Factors giving each layer a quarter of the summed mean terms (a list of `layer_terms` dicts)."""
-    mean = {k: float(np.mean([t[k] for t in terms])) for k in vgg16.LAYERS}
-    return tuple(0.25 * sum(mean.values()) / mean[k] for k in vgg16.LAYERS)
+def mean_terms(terms):
+    """layer -> the mean of a list of `layer_terms` dicts."""
+    return {k: float(np.mean([t[k] for t in terms])) for k in vgg16.LAYERS}
+
+
+def equal_share(terms, total=None):
+    """Factors giving each layer a quarter of the mean weighted style term (`terms`: a list of `layer_terms`
+    dicts), which is `total`, by default the summed mean unweighted terms."""
+    mean = mean_terms(terms)
+    return tuple(0.25 * (total or sum(mean.values())) / mean[k] for k in vgg16.LAYERS)
 
 
 def shares(terms, factors):
@@ -99,17 +106,22 @@ def step0_shares(w, model, size, style_size, factors):
 
 
 def layer_balance(w, styles_dir, model, size, style_size):
-    """The equal-share factors over training paintings x photos, and the shares at step 0 of adapting `model`."""
+    """The equal-share factors over training paintings x photos, and the shares at step 0 of adapting `model`.
+    With a `style_block` above 1 the factors are those at that scale, with the total of full resolution's (so
+    that the content/style balance keeps its meaning)."""
     from metastyle_jax import data
     photos = np.stack([_square(f"embedded:{n}", size) for n in data.EMBEDDED_PHOTOS
                        if n not in data.EMBEDDED_VAL_PHOTOS])
     paintings = sorted(Path(styles_dir).glob("*.jpg"))
     if not paintings:
         raise UserError(f"no training paintings (*.jpg) in {styles_dir}")
-    factors = equal_share([layer_terms(w, photos, _square(p, style_size)) for p in paintings])
+    styles = [_square(p, style_size) for p in paintings]
+    full = w.replace(spec=dataclasses.replace(w.spec, style_block=1))
+    total = sum(mean_terms([layer_terms(full, photos, s) for s in styles]).values()) if w.spec.style_block > 1 else None
+    factors = equal_share([layer_terms(w, photos, s) for s in styles], total)
     step0 = step0_shares(w, model, size, style_size, {"current": w.spec.layer_weights, "equal_share": factors})
     return {"paintings": len(paintings), "photos": len(photos), "size": size, "style_size": style_size,
-            "model": model, "equal_share_factors": factors, "current_factors": list(w.spec.layer_weights),
+            "model": model, "style_block": w.spec.style_block, "equal_share_factors": factors, "current_factors": list(w.spec.layer_weights),
             "step0_shares": step0}
 
 

@@ -31,9 +31,9 @@ def checkerboard(shape, period):
 
 
 def without_two_pixel_period(image):
-    """(H, W, 3) -> the 2 x 2 block averages of `image` (`objective_study.block_average`), each repeated over its
+    """(H, W, 3) -> the 2 x 2 block averages of `image` (`losses.block_average`), each repeated over its
     block (odd edges cropped)."""
-    blocks = np.asarray(objective_study.block_average(jnp.asarray(image)[None], 2)[0])
+    blocks = np.asarray(losses.block_average(jnp.asarray(image)[None], 2)[0])
     return blocks.repeat(2, axis=0).repeat(2, axis=1)
 
 

@@ -15,7 +15,6 @@ command's own, with the variant's loss.
 
 import argparse
 import dataclasses
-import functools
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from benchmarks import calibrate_vgg
 from metastyle_jax import adapt, checkpoints, data, images, losses, transformer, vgg16, vgg_weights
@@ -46,6 +44,7 @@ class Variant:
     pool: str = "max"
     dtype: str = "float32"
     style_down: int = 1
+    recalibrate: bool = False   # layer weights calibrated at the style term's scale (style_down), same total
 
 
 VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_a5_tv100",
@@ -54,8 +53,9 @@ VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_
 
 def parse_variant(name):
     """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
-    avgpool (VGG's pooling averages instead of taking the maximum), bf16 (bfloat16 convolutions) and sdownN (the
-    style term on N x N block averages), joined by "_" (e.g. equal_a5_tv100)."""
+    avgpool (VGG's pooling averages instead of taking the maximum), bf16 (bfloat16 convolutions), sdownN (the
+    style term on N x N block averages) and rcal (the equal shares calibrated at that scale, their total kept),
+    joined by "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
     if layers not in ("paper", "equal", "energy"):
         raise ValueError(f"{name}: the first word must be paper, equal or energy")
@@ -65,6 +65,8 @@ def parse_variant(name):
             fields["pool"] = "avg"
         elif word == "bf16":
             fields["dtype"] = "bfloat16"
+        elif word == "rcal":
+            fields["recalibrate"] = True
         elif word.startswith("sdown"):
             fields["style_down"] = int(word[5:])
         elif word.startswith("tv"):
@@ -86,43 +88,26 @@ def energy_weights(vgg, style, reference):
                  for i, k in enumerate(vgg16.LAYERS))
 
 
-def with_pool(vgg, pool):
-    """`vgg` with 2x2 `pool` ("max" or "avg") pooling between its blocks."""
-    return vgg.replace(spec=dataclasses.replace(vgg.spec, pool=pool))
+def with_spec(vgg, **fields):
+    """`vgg` with those fields of its input spec replaced (pool, style_block, layer_weights)."""
+    return vgg.replace(spec=dataclasses.replace(vgg.spec, **fields))
 
 
-def calibration(vgg, photos, styles):
-    """(equal-share layer weights, {"weights", "energy": layer -> mean squared Gram entry}) of `vgg` over
-    `photos` x `styles`: the `equal` and `energy` variants' references."""
-    equal = calibrate_vgg.equal_share([calibrate_vgg.layer_terms(vgg, photos, s) for s in styles])
+def calibration(vgg, photos, styles, total=None):
+    """(equal-share layer weights, {"weights", "energy": layer -> mean squared Gram entry, "total": the weighted
+    style term's mean}) of `vgg` over `photos` x `styles`, at its `style_block`: the `equal` and `energy` variants'
+    references. `total`: scale the weights so that the weighted term's mean is that."""
+    terms = [calibrate_vgg.layer_terms(vgg, photos, s) for s in styles]
+    total = total or sum(calibrate_vgg.mean_terms(terms).values())
+    equal = calibrate_vgg.equal_share(terms, total)
     energy = {k: float(np.mean([float(jnp.mean(jnp.square(losses.style_grams(vgg, s[None])[k]))) for s in styles]))
               for k in vgg16.LAYERS}
-    return equal, {"weights": equal, "energy": energy}
+    return equal, {"weights": equal, "energy": energy, "total": total}
 
 
-def block_average(images, factor):
-    """(B, H, W, C) images averaged over `factor` x `factor` blocks: (B, H // factor, W // factor, C)."""
-    b, h, w, c = images.shape
-    h, w = h // factor * factor, w // factor * factor
-    return images[:, :h, :w].reshape(b, h // factor, factor, w // factor, factor, c).mean((2, 4))
-
-
-@functools.partial(jax.jit, static_argnames=("weights", "factor", "lr"))
-def style_down_step(params, opt_state, vgg, grams, contents, *, weights, factor, lr):
-    """`adapt.adapt_step` (float32) with eq. 4's style term on the outputs' `factor` x `factor` block averages
-    (grams: those of the painting's block averages); content and total variation as there. Both parts are
-    `losses.perceptual_loss`, one with beta 0, one with alpha and TV 0."""
-    def loss_fn(p):
-        out = transformer.apply(p, contents)
-        content_tv, parts = losses.perceptual_loss(vgg, out, grams, contents=contents,
-                                                   weights=dataclasses.replace(weights, beta=0.0))
-        style, coarse = losses.perceptual_loss(vgg, block_average(out, factor), grams,
-                                               contents=block_average(contents, factor),
-                                               weights=dataclasses.replace(weights, alpha=0.0, tv=0.0))
-        return content_tv + style, {"content": parts["content"], "style": coarse["style"]}
-    (total, parts), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = adapt.optimizer(lr).update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
+def calibration_key(variant):
+    """(pool, block side) of the calibration a variant's layer weights come from."""
+    return variant.pool, variant.style_down if variant.recalibrate else 1
 
 
 def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, seed, init=None):
@@ -130,19 +115,15 @@ def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, se
     history)."""
     params = transformer.init_params(jax.random.key(seed), 64) if init is None else init
     opt_state = adapt.optimizer(lr).init(params)
-    grams = losses.style_grams(vgg, block_average(jnp.asarray(style)[None], variant.style_down))
-    vgg = vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=weights))
+    vgg = with_spec(vgg, layer_weights=weights, style_block=variant.style_down)
+    grams = losses.style_grams(vgg, jnp.asarray(style)[None])
     lw = losses.LossWeights(alpha=variant.alpha, tv=variant.tv)
     hist, seconds = [], []
     for step in range(steps):
         t0 = time.perf_counter()
         batch = jnp.asarray(content.batch_at(step, batch_size))
-        if variant.style_down > 1:
-            params, opt_state, m = style_down_step(params, opt_state, vgg, grams, batch, weights=lw,
-                                                   factor=variant.style_down, lr=lr)
-        else:
-            params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr,
-                                                       dtype=variant.dtype)
+        params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr,
+                                                   dtype=variant.dtype)
         m = jax.device_get(m)
         seconds.append(time.perf_counter() - t0)
         hist.append({k: float(v) for k, v in m.items()})
@@ -174,22 +155,27 @@ def main(argv=None):
     train_photos = jnp.asarray(np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (args.size, args.size))
                                          for n in ("astronaut", "coffee", "motorcycle_left")]))
     calib_styles = [jnp.asarray(load(f, args.style_size)) for f in sorted(styles_dir.glob("*.jpg"))[::5]]
-    calibrations = {pool: calibration(with_pool(base, pool), train_photos, calib_styles) for pool in ("max", "avg")
-                    if any(parse_variant(n).pool == pool for n in args.variants)}
-    for pool, (equal, _) in calibrations.items():
-        print(f"equal-share layer weights ({pool} pooling):", equal, flush=True)
+    calibrations = {}
+    for key in sorted({calibration_key(parse_variant(n)) for n in args.variants} |
+                      {(parse_variant(n).pool, 1) for n in args.variants}, key=lambda k: k[1]):
+        total = calibrations[(key[0], 1)][1]["total"] if key[1] > 1 else None
+        calibrations[key] = calibration(with_spec(base, pool=key[0], style_block=key[1]), train_photos,
+                                        calib_styles, total)
+        print(f"equal-share layer weights ({key[0]} pooling, {key[1]} px blocks):", calibrations[key][0], flush=True)
     photos = [data.load_image_spec(f"embedded:{n}", max_side=args.eval_size) for n in PHOTOS]
     content = data.ContentData("embedded", "train", args.size, seed=args.seed)
     out_root = Path(args.out)
     init = checkpoints.load_model(args.init)[0] if args.init else None
     (out_root / "calibration.json").parent.mkdir(parents=True, exist_ok=True)
-    (out_root / "calibration.json").write_text(json.dumps({pool: {"equal": e, **r} for pool, (e, r)
+    (out_root / "calibration.json").write_text(json.dumps({f"{pool}" + (f"_down{d}" if d > 1 else ""):
+                                                           {"equal": e, **r} for (pool, d), (e, r)
                                                            in calibrations.items()}, indent=1))
     for painting in args.paintings:
         style = load(styles_dir / painting, args.style_size)
         for name in args.variants:
             variant = parse_variant(name)
-            vgg, (equal, reference) = with_pool(base, variant.pool), calibrations[variant.pool]
+            vgg = with_spec(base, pool=variant.pool, style_block=variant.style_down)
+            equal, reference = calibrations[calibration_key(variant)]
             folder = out_root / (f"{name}@init" if args.init else name) / Path(painting).stem
             if (folder / "history.json").exists():
                 continue

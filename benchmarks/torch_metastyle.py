@@ -110,12 +110,14 @@ def params_like(template, tensors):
 class VGG16Features(nn.Module):
     """Frozen VGG16 blocks 1-4 (torchvision's `features[:23]` layout) with the input normalization of an
     `InputSpec`: (B, 3, H, W) RGB in [0, 1] -> {relu1_2, relu2_2, relu3_3, relu4_3}, each divided by the
-    spec's feature scale; `layer_weights` holds the spec's style-term factors."""
+    spec's feature scale; `layer_weights` holds the spec's style-term factors, `style_block` the side of the
+    pixel blocks the style term averages over (`style_view`)."""
 
     def __init__(self, spec):
         super().__init__()
         self.bgr, self.scale, self.feature_scale = spec.order == "BGR", spec.scale, spec.feature_scale
         self.layer_weights = dict(zip(vgg16.LAYERS, spec.layer_weights))
+        self.style_block = spec.style_block
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
         layers, c_in = [], 3
@@ -171,10 +173,16 @@ def gram(feat):
     return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
 
 
+def style_view(vgg, images):
+    """(B, 3, H, W) images as the style term sees them: averaged over the VGG's style blocks
+    (losses.style_features)."""
+    return F.avg_pool2d(images, vgg.style_block) if vgg.style_block > 1 else images
+
+
 def style_grams(vgg, styles, layers=losses.STYLE_LAYERS):
     """Gram targets of style images (S, 3, H, W): layer -> (S, C, C), no gradient."""
     with torch.no_grad():
-        feats = vgg(styles)
+        feats = vgg(style_view(vgg, styles))
         return {k: gram(feats[k]) for k in layers}
 
 
@@ -190,6 +198,8 @@ def perceptual_loss(vgg, outputs, content_feat, grams, alpha=1.0, beta=1e5):
     grams: layer -> (1 or B, C, C). Returns (loss, content, style)."""
     feats = vgg(outputs)
     lc = F.mse_loss(feats[losses.CONTENT_LAYER], content_feat)
+    if vgg.style_block > 1:
+        feats = vgg(style_view(vgg, outputs))
     ls = sum(vgg.layer_weights[k] * F.mse_loss(gram(feats[k]), grams[k].expand(outputs.shape[0], -1, -1))
              for k in grams)
     return alpha * lc + beta * ls, lc, ls

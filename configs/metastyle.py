@@ -14,7 +14,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-    """The paper's settings; `arg` "tiny", "cpu" or "cpu2" shrinks them (see `tiny`, `cpu` and `cpu2` below)."""
+    """The paper's settings; `arg` "tiny", "cpu", "cpu2" or "cpu3" shrinks them (see those functions below)."""
     c = ml_collections.ConfigDict()
 
     # --- the bilevel problem (eq. 7, Algorithm 1)
@@ -91,9 +91,9 @@ def get_config(arg=None):
     c.eval_every = 1000        # iterations per evaluation of E(theta) on a fixed held-out batch (0: never)
     c.checkpoint_every = 2000  # iterations per Orbax checkpoint (official: --checkpoint-interval 2000)
     c.keep_checkpoints = 3     # the last K checkpoints kept
-    variants = {"tiny": tiny, "cpu": cpu, "cpu2": cpu2}
+    variants = {"tiny": tiny, "cpu": cpu, "cpu2": cpu2, "cpu3": cpu3}
     if arg is not None and arg not in variants:
-        raise ValueError(f"unknown variant {arg!r} (metastyle:tiny, metastyle:cpu or metastyle:cpu2)")
+        raise ValueError(f"unknown variant {arg!r} (metastyle:tiny, metastyle:cpu, metastyle:cpu2 or metastyle:cpu3)")
     return variants[arg](c) if arg else c
 
 
@@ -157,3 +157,18 @@ def cpu2(c):
     c.update(outer_lr=5e-4)  # from a random theta, as `cpu` until its iteration 400
     c.dtype = "bfloat16"     # from iteration 300: oneDNN's bfloat16 convolutions (float32 until then)
     return c
+
+
+def cpu3(c):
+    """The campaign of theta on HED's coarse style term (issue 22: the style term on 2 x 2 block averages,
+    `vgg_weights.HED_STYLE_BLOCK`, its layers re-calibrated at that scale), on a 2-core CPU: `cpu2`'s settings
+    from a random theta, bfloat16 convolutions from the first iteration.
+
+        python -m metastyle_jax.train --config metastyle:cpu3 --workdir runs/theta3
+        python -m metastyle_jax.train --config metastyle:cpu3 --workdir runs/theta3 --resume   # same session
+        python -m benchmarks.ship_theta --workdir runs/theta3 --campaign theta3_campaign   # -> --model theta
+
+    A later session continues from the committed theta with `--set init_from=theta --set outer_warmup=50`.
+    Deviations: those of `cpu2`.
+    """
+    return cpu2(c)

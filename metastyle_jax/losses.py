@@ -74,9 +74,25 @@ def total_variation(images):
     return dx + dy
 
 
+def block_average(images, factor):
+    """(B, H, W, C) images averaged over `factor` x `factor` blocks: (B, H // factor, W // factor, C) (the
+    last H % factor rows and W % factor columns dropped)."""
+    if factor == 1:
+        return images
+    b, h, w, c = images.shape
+    h, w = h // factor * factor, w // factor * factor
+    return images[:, :h, :w].reshape(b, h // factor, factor, w // factor, factor, c).mean((2, 4))
+
+
+def style_features(vgg, images, dtype=jnp.float32):
+    """The features the style term sees: `vgg16.features` of (B, H, W, 3) images averaged over the source's
+    `style_block` x `style_block` blocks (`vgg16.InputSpec.style_block`; 1, full resolution, for ImageNet VGG16)."""
+    return vgg16.features(vgg, block_average(images, vgg.spec.style_block), dtype)
+
+
 def style_grams(vgg, style_images, layers=STYLE_LAYERS):
     """Gram targets by `vgg` (a `vgg16.VGG`) of style images: (S, H, W, 3) in [0, 1] -> layer -> (S, C, C)."""
-    feats = vgg16.features(vgg, style_images)
+    feats = style_features(vgg, style_images)
     return {k: gram(feats[k]) for k in layers}
 
 
@@ -93,7 +109,8 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
     features come from the same VGG16 pass as the outputs' (one pass over [outputs, contents], the targets held
     constant).
 
-    The style terms are weighted by the VGG source's `layer_weights`; weights.tv adds total variation of the
+    The style terms are weighted by the VGG source's `layer_weights` and see `style_features` (with a
+    `style_block` above 1, a second, coarser VGG16 pass over the outputs); weights.tv adds total variation of the
     outputs. weights.alpha, beta and tv may be traced values. Returns (scalar loss, {"content", "style"}
     unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
     if (content_feat is None) == (contents is None):
@@ -105,6 +122,8 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
         content_feat = jax.lax.stop_gradient(feats[weights.content_layer][b:])
         feats = {k: v[:b] for k, v in feats.items()}
     lc = content_loss(feats[weights.content_layer], content_feat)
+    if vgg.spec.style_block > 1:  # the full-resolution pass then serves the content layer only
+        feats = style_features(vgg, outputs, dtype)
     ls = style_loss(feats, grams, weights.style_layers, layer_factors(vgg, weights.style_layers))
     total = weights.alpha * lc + weights.beta * ls
     if not isinstance(weights.tv, (int, float)) or weights.tv:  # a static 0 leaves the program as it was

@@ -28,7 +28,9 @@ class InputSpec:
     losses comparable to torchvision's ImageNet VGG16, on which the paper's alpha and beta were tuned.
     `layer_weights` multiply the four style terms (eq. 2, in LAYERS order): the calibration of a source
     whose layers are out of balance (all 1 for ImageNet VGG16, as the paper). `pool` is the 2x2 pooling between
-    blocks: "max" (VGG16, the paper) or "avg" (Gatys et al. 2016's choice for synthesis).
+    blocks: "max" (VGG16, the paper) or "avg" (Gatys et al. 2016's choice for synthesis). The style term sees
+    images averaged over `style_block` x `style_block` pixel blocks (1: full resolution, the paper), so that no
+    pattern finer than a block can lower it (`losses.style_features`).
     """
 
     order: str  # "RGB" or "BGR"
@@ -38,6 +40,7 @@ class InputSpec:
     feature_scale: float = 1.0
     layer_weights: tuple = (1.0, 1.0, 1.0, 1.0)
     pool: str = "max"
+    style_block: int = 1
 
 
 # torchvision's ImageNet normalization, the input of the paper's VGG16

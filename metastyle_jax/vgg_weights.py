@@ -37,17 +37,22 @@ KERAS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # larger than torchvision's, so their features are divided by that; benchmarks/calibrate_vgg.py checks the balance.
 FEATURE_SCALE = {"hed": 57.6, "keras": 57.6, "torchvision": 1.0}
 # Deviation (issue 22, docs/model.md "The layer balance"): HED's deep features are small, so with one scale relu1_2
-# carries 97-99% of its style term and relu3_3, relu4_3 nothing. Each factor below is the equal-share factor of
-# `python -m benchmarks.calibrate_vgg --layers` (each layer a quarter of the style term, on average over the 51
-# training paintings x the embedded training photos: 0.250299, 211.143, 23344.4, 1.13497e7) divided by 30, the
-# content/style balance the picture judge chose (`python -m benchmarks.objective_study`, its alpha=30 run).
-# ImageNet weights (torchvision, keras) keep the paper's balance: all 1.
+# carries 97-99% of its style term and relu3_3, relu4_3 nothing. And at the finest scale its Gram matrices cannot
+# tell a painting's brushwork from a 2-pixel checkerboard, which the loss then rewards. So the style term sees 2 x 2
+# block averages of the outputs and the paintings (HED_STYLE_BLOCK), and each factor below is the equal-share factor
+# at that scale of `python -m benchmarks.calibrate_vgg --layers` (each layer a quarter of the style term, on average
+# over the 51 training paintings x the embedded training photos, the total that of full resolution: 0.261814,
+# 156.341, 19891.7, 6.41976e6) divided by 30, the content/style balance the picture judge chose
+# (`python -m benchmarks.objective_study`, its alpha=30 runs). ImageNet weights (torchvision, keras) keep the paper's
+# full-resolution style term and balance: all 1.
 HED_CONTENT_BALANCE = 30.0
-HED_LAYER_WEIGHTS = tuple(f / HED_CONTENT_BALANCE for f in (0.250299, 211.143, 23344.4, 1.13497e7))
+HED_STYLE_BLOCK = 2
+HED_LAYER_WEIGHTS = tuple(f / HED_CONTENT_BALANCE for f in (0.261814, 156.341, 19891.7, 6.41976e6))
 
 SOURCES = {
     "hed": vgg16.InputSpec("BGR", 255.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0),
-                           feature_scale=FEATURE_SCALE["hed"], layer_weights=HED_LAYER_WEIGHTS),
+                           feature_scale=FEATURE_SCALE["hed"], layer_weights=HED_LAYER_WEIGHTS,
+                           style_block=HED_STYLE_BLOCK),
     "torchvision": vgg16.IMAGENET_SPEC,
     "keras": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
                              feature_scale=FEATURE_SCALE["keras"]),

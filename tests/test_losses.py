@@ -84,6 +84,35 @@ def test_layer_weights_of_the_vgg_scale_each_style_term(random_vgg):
                                rtol=1e-5)
 
 
+def test_block_average_averages_each_block():
+    x = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6, 1)
+    got = np.asarray(losses.block_average(x, 2))
+    assert got.shape == (2, 2, 3, 1) and got[0, 0, 0, 0] == np.mean([0, 1, 6, 7]) and got[1, 1, 2, 0] == x[1, 2:4, 4:].mean()
+    assert losses.block_average(x, 1) is x
+
+
+def test_a_style_block_makes_the_style_term_blind_to_the_two_pixel_checkerboard(random_vgg):
+    """With style_block 2 the style term sees 2 x 2 block averages (Grams of the painting's too): adding a
+    2-pixel checkerboard to the outputs leaves it unchanged, while content (full resolution) moves; at
+    style_block 1 the style term moves too."""
+    import dataclasses
+    out = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=0.2, maxval=0.8)
+    painting = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
+    board = 0.1 * (-1.0) ** (np.arange(32)[:, None] + np.arange(32)[None, :])[None, :, :, None]
+    coarse = random_vgg.replace(spec=dataclasses.replace(random_vgg.spec, style_block=2))
+    for vgg, style_moves in ((coarse, False), (random_vgg, True)):
+        grams = losses.style_grams(vgg, painting)
+        _, clean = losses.perceptual_loss(vgg, out, grams, contents=out)
+        _, boarded = losses.perceptual_loss(vgg, out + board, grams, contents=out)
+        moved = abs(float(boarded["style"]) / float(clean["style"]) - 1)
+        assert (moved > 1e-3) if style_moves else (moved < 1e-5)
+        assert float(boarded["content"]) > 0 == float(clean["content"])
+    coarse_grams = losses.style_grams(coarse, painting)
+    manual = losses.style_grams(random_vgg, losses.block_average(painting, 2))
+    for k in vgg16.LAYERS:
+        np.testing.assert_allclose(np.asarray(coarse_grams[k]), np.asarray(manual[k]), rtol=1e-6)
+
+
 def test_style_loss_weights_each_term(rng):
     fx = {"a": jnp.asarray(rng.normal(size=(2, 4, 4, 8)), jnp.float32),
           "b": jnp.asarray(rng.normal(size=(2, 2, 2, 16)), jnp.float32)}

@@ -17,12 +17,7 @@ def test_variant_names_spell_their_settings():
     assert objective_study.parse_variant("equal_avgpool").pool == "avg"
     assert objective_study.parse_variant("equal_bf16_tv1").dtype == "bfloat16"
     assert objective_study.parse_variant("equal_sdown2").style_down == 2
-
-
-def test_block_average_averages_each_block():
-    x = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6, 1)
-    got = np.asarray(objective_study.block_average(x, 2))
-    assert got.shape == (2, 2, 3, 1) and got[0, 0, 0, 0] == np.mean([0, 1, 6, 7]) and got[1, 1, 2, 0] == x[1, 2:, 4:].mean()
+    assert objective_study.parse_variant("equal_sdown2_rcal").recalibrate
     for bad in ("flat", "paper_x3", "paper_linear"):
         with pytest.raises(ValueError):
             objective_study.parse_variant(bad)
