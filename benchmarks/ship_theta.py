@@ -126,6 +126,8 @@ def main(argv=None):
                    "the campaign's phases and metrics (default theta_campaign; metastyle:cpu2 uses theta2_campaign)")
     p.add_argument("--phase-start", type=int, help="the iteration this phase began at, where the run folder also "
                    "made the shipped theta (a run kept across sessions): its metrics and launches after that only")
+    p.add_argument("--export-only", action="store_true", help="write the model to --out and nothing else (no card, "
+                   "no campaign record): to judge a running campaign's checkpoint")
     args = p.parse_args(argv)
 
     workdir = Path(args.workdir)
@@ -141,6 +143,10 @@ def main(argv=None):
     ckpt.close()
     params = parallel.host_tree(state.params)
     change = float16_change(params)
+    if args.export_only:
+        meta = checkpoints.model_meta("theta", vgg=saved["vgg"], config=cfg.to_dict(), iterations=int(step))
+        print(f"theta of iteration {step} -> {checkpoints.save_model(args.out, compact(params), meta, force=True)}")
+        return
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
     since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \
         if shipped and args.phase_start is not None else 0.0

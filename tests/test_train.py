@@ -97,6 +97,19 @@ def test_short_run_lowers_the_outer_validation_loss(runs):
     assert evals[1]["eval_outer_loss"] < evals[0]["eval_outer_loss"]
 
 
+def test_ship_theta_export_only_writes_the_checkpoint_and_nothing_else(runs, tmp_path, monkeypatch):
+    """`ship_theta --export-only`: a running campaign's checkpoint as a model, with no card or campaign record."""
+    import jax
+    from benchmarks import ship_theta
+    monkeypatch.setattr(ship_theta, "DOCS", tmp_path / "docs")
+    monkeypatch.setattr(ship_theta, "CAMPAIGN", tmp_path / "campaign" / "theta_campaign")
+    ship_theta.main(["--workdir", str(runs["a"]), "--step", "12", "--out", str(tmp_path / "m"), "--export-only"])
+    params, meta_json = checkpoints.load_model(tmp_path / "m", kinds=("theta",))
+    assert meta_json["settings"]["iterations"] == 12 and not (tmp_path / "docs").exists() and not (tmp_path / "campaign").exists()
+    want = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), checkpoint_params(runs["a"], 12))
+    assert np.abs(leaves(params) - leaves(want)).max() < 1e-3 * np.abs(leaves(want)).max()
+
+
 def test_run_writes_curves_samples_events_and_theta(runs):
     a = runs["a"]
     assert (a / "loss_curves.png").stat().st_size > 1000
