@@ -3,6 +3,7 @@
 # batches of 2; stylize the nine embedded photos at 512 px) under variants of the adaptation, each scored by the
 # judge: benchmarks/results/picture_quality_first_command_variant_NAME.{md,json,jpg}. Outputs go to runs/variants/.
 #   bash benchmarks/first_command_variants.sh [NAME ...]      (default: all of them, about 4 minutes each)
+#   SUFFIX=_s26 bash benchmarks/first_command_variants.sh random   (results ..._variant_random_s26: a later objective)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A FLAGS=(
@@ -19,10 +20,10 @@ names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(theta theta_tv100 theta_tv1000 theta_lr3e-4 theta_lr1e-4 theta_only_in theta_style512 random)
 for name in "${names[@]}"; do
   [ -n "${FLAGS[$name]+x}" ] || { echo "unknown variant: $name (one of: ${!FLAGS[*]})" >&2; exit 2; }
-  out=runs/variants/$name
+  out=runs/variants/$name${SUFFIX:-}
   # shellcheck disable=SC2086
   python -m metastyle_jax.adapt --style embedded:starry_night --size 128 --style-size 256 --batch-size 2 \
       --steps 100 ${FLAGS[$name]} --out "$out/model" --force
   python -m metastyle_jax.stylize --model "$out/model" --content embedded --size 512 --out "$out/stylized" --force
-  python -m benchmarks.picture_quality --first-command "$out/stylized" --name "first_command_variant_$name"
+  python -m benchmarks.picture_quality --first-command "$out/stylized" --name "first_command_variant_$name${SUFFIX:-}"
 done

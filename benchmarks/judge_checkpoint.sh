@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The README's first command (adapt to The Starry Night: 100 steps at 128 px, style 256 px, batches of 2; stylize
 # the nine embedded photos at 512 px) from one checkpoint of a running meta-training campaign, scored by the judge:
-# benchmarks/results/picture_quality_first_command_NAME.{md,json,jpg}. Models and pictures go to WORKDIR/judge/STEP/.
+# benchmarks/results/picture_quality_first_command_NAME.{md,json,jpg}. Models and pictures go to runs/judge/NAME/.
 #   bash benchmarks/judge_checkpoint.sh WORKDIR STEP NAME      (about 4 minutes on 2 cores)
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: bash benchmarks/judge_checkpoint.sh WORKDIR STEP NAME" >&2; exit 2; }
 cd "$(dirname "$0")/.."
-workdir=$1 step=$2 name=$3 out=$1/judge/$2
+workdir=$1 step=$2 name=$3 out=runs/judge/$3
 python -m benchmarks.ship_theta --workdir "$workdir" --step "$step" --out "$out/theta" --export-only
 python -m metastyle_jax.stylize --model "$out/theta" --content embedded --size 512 --out "$out/neutral" --force
 python -m metastyle_jax.adapt --model "$out/theta" --style embedded:starry_night --size 128 --style-size 256 \
