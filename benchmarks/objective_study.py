@@ -45,6 +45,8 @@ class Variant:
     dtype: str = "float32"
     style_down: int = 1
     recalibrate: bool = False   # layer weights calibrated at the style term's scale (style_down), same total
+    style_window: int = 0       # the style term's averaging window (0: the style_down block; 2 x style_down:
+    #                             overlapping windows that also hide the 2-block period)
 
 
 VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_a5_tv100",
@@ -54,7 +56,8 @@ VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_
 def parse_variant(name):
     """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
     avgpool (VGG's pooling averages instead of taking the maximum), bf16 (bfloat16 convolutions), sdownN (the
-    style term on N x N block averages) and rcal (the equal shares calibrated at that scale, their total kept),
+    style term on N x N block averages), winM (averaged over M x M windows at that stride instead) and rcal (the
+    equal shares calibrated at that scale, their total kept),
     joined by "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
     if layers not in ("paper", "equal", "energy"):
@@ -65,6 +68,8 @@ def parse_variant(name):
             fields["pool"] = "avg"
         elif word == "bf16":
             fields["dtype"] = "bfloat16"
+        elif word.startswith("win"):
+            fields["style_window"] = int(word[3:])
         elif word == "rcal":
             fields["recalibrate"] = True
         elif word.startswith("sdown"):
@@ -107,7 +112,7 @@ def calibration(vgg, photos, styles, total=None):
 
 def calibration_key(variant):
     """(pool, block side) of the calibration a variant's layer weights come from."""
-    return variant.pool, variant.style_down if variant.recalibrate else 1
+    return (variant.pool, variant.style_down, variant.style_window) if variant.recalibrate else (variant.pool, 1, 0)
 
 
 def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, seed, init=None):
@@ -115,7 +120,7 @@ def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, se
     history)."""
     params = transformer.init_params(jax.random.key(seed), 64) if init is None else init
     opt_state = adapt.optimizer(lr).init(params)
-    vgg = with_spec(vgg, layer_weights=weights, style_block=variant.style_down)
+    vgg = with_spec(vgg, layer_weights=weights)
     grams = losses.style_grams(vgg, jnp.asarray(style)[None])
     lw = losses.LossWeights(alpha=variant.alpha, tv=variant.tv)
     hist, seconds = [], []
@@ -157,24 +162,26 @@ def main(argv=None):
     calib_styles = [jnp.asarray(load(f, args.style_size)) for f in sorted(styles_dir.glob("*.jpg"))[::5]]
     calibrations = {}
     for key in sorted({calibration_key(parse_variant(n)) for n in args.variants} |
-                      {(parse_variant(n).pool, 1) for n in args.variants}, key=lambda k: k[1]):
-        total = calibrations[(key[0], 1)][1]["total"] if key[1] > 1 else None
-        calibrations[key] = calibration(with_spec(base, pool=key[0], style_block=key[1]), train_photos,
-                                        calib_styles, total)
-        print(f"equal-share layer weights ({key[0]} pooling, {key[1]} px blocks):", calibrations[key][0], flush=True)
+                      {(parse_variant(n).pool, 1, 0) for n in args.variants}, key=lambda k: k[1:]):
+        total = calibrations[(key[0], 1, 0)][1]["total"] if key[1] > 1 else None
+        calibrations[key] = calibration(with_spec(base, pool=key[0], style_block=key[1], style_window=key[2]),
+                                        train_photos, calib_styles, total)
+        print(f"equal-share layer weights ({key[0]} pooling, {key[1]} px stride, {key[2]} px window):",
+              calibrations[key][0], flush=True)
     photos = [data.load_image_spec(f"embedded:{n}", max_side=args.eval_size) for n in PHOTOS]
     content = data.ContentData("embedded", "train", args.size, seed=args.seed)
     out_root = Path(args.out)
     init = checkpoints.load_model(args.init)[0] if args.init else None
     (out_root / "calibration.json").parent.mkdir(parents=True, exist_ok=True)
-    (out_root / "calibration.json").write_text(json.dumps({f"{pool}" + (f"_down{d}" if d > 1 else ""):
-                                                           {"equal": e, **r} for (pool, d), (e, r)
-                                                           in calibrations.items()}, indent=1))
+    (out_root / "calibration.json").write_text(json.dumps({f"{pool}" + (f"_down{d}" if d > 1 else "") +
+                                                           (f"_win{win}" if win else ""): {"equal": e, **r}
+                                                           for (pool, d, win), (e, r) in calibrations.items()},
+                                                          indent=1))
     for painting in args.paintings:
         style = load(styles_dir / painting, args.style_size)
         for name in args.variants:
             variant = parse_variant(name)
-            vgg = with_spec(base, pool=variant.pool, style_block=variant.style_down)
+            vgg = with_spec(base, pool=variant.pool, style_block=variant.style_down, style_window=variant.style_window)
             equal, reference = calibrations[calibration_key(variant)]
             folder = out_root / (f"{name}@init" if args.init else name) / Path(painting).stem
             if (folder / "history.json").exists():

@@ -74,20 +74,26 @@ def total_variation(images):
     return dx + dy
 
 
-def block_average(images, factor):
-    """(B, H, W, C) images averaged over `factor` x `factor` blocks: (B, H // factor, W // factor, C) (the
-    last H % factor rows and W % factor columns dropped)."""
-    if factor == 1:
+def block_average(images, factor, window=0):
+    """(B, H, W, C) images averaged over `window` x `window` pixel windows at a stride of `factor` (window 0: the
+    `factor` x `factor` blocks themselves): (B, (H - window) // factor + 1, (W - window) // factor + 1, C), which is
+    (B, H // factor, W // factor, C) for blocks (the last H % factor rows and W % factor columns dropped)."""
+    window = window or factor
+    if window == factor == 1:
         return images
-    b, h, w, c = images.shape
-    h, w = h // factor * factor, w // factor * factor
-    return images[:, :h, :w].reshape(b, h // factor, factor, w // factor, factor, c).mean((2, 4))
+    if window == factor:
+        b, h, w, c = images.shape
+        h, w = h // factor * factor, w // factor * factor
+        return images[:, :h, :w].reshape(b, h // factor, factor, w // factor, factor, c).mean((2, 4))
+    dims, strides = (1, window, window, 1), (1, factor, factor, 1)
+    return jax.lax.reduce_window(images, 0.0, jax.lax.add, dims, strides, "VALID") / (window * window)
 
 
 def style_features(vgg, images, dtype=jnp.float32):
     """The features the style term sees: `vgg16.features` of (B, H, W, 3) images averaged over the source's
-    `style_block` x `style_block` blocks (`vgg16.InputSpec.style_block`; 1, full resolution, for ImageNet VGG16)."""
-    return vgg16.features(vgg, block_average(images, vgg.spec.style_block), dtype)
+    `style_window` x `style_window` windows at a stride of `style_block` (`vgg16.InputSpec`; 1, full resolution,
+    for ImageNet VGG16)."""
+    return vgg16.features(vgg, block_average(images, vgg.spec.style_block, vgg.spec.style_window), dtype)
 
 
 def style_grams(vgg, style_images, layers=STYLE_LAYERS):

@@ -30,7 +30,8 @@ class InputSpec:
     whose layers are out of balance (all 1 for ImageNet VGG16, as the paper). `pool` is the 2x2 pooling between
     blocks: "max" (VGG16, the paper) or "avg" (Gatys et al. 2016's choice for synthesis). The style term sees
     images averaged over `style_block` x `style_block` pixel blocks (1: full resolution, the paper), so that no
-    pattern finer than a block can lower it (`losses.style_features`).
+    pattern finer than a block can lower it (`losses.style_features`); `style_window` (0: the block) widens the
+    averaging window at the same stride: a window of 2 x style_block also hides the period of 2 blocks.
     """
 
     order: str  # "RGB" or "BGR"
@@ -41,6 +42,7 @@ class InputSpec:
     layer_weights: tuple = (1.0, 1.0, 1.0, 1.0)
     pool: str = "max"
     style_block: int = 1
+    style_window: int = 0
 
 
 # torchvision's ImageNet normalization, the input of the paper's VGG16

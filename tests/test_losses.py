@@ -89,6 +89,11 @@ def test_block_average_averages_each_block():
     got = np.asarray(losses.block_average(x, 2))
     assert got.shape == (2, 2, 3, 1) and got[0, 0, 0, 0] == np.mean([0, 1, 6, 7]) and got[1, 1, 2, 0] == x[1, 2:4, 4:].mean()
     assert losses.block_average(x, 1) is x
+    windows = np.asarray(losses.block_average(x, 2, 4))  # 4 x 4 windows at a stride of 2
+    assert windows.shape == (2, 1, 2, 1) and windows[1, 0, 1, 0] == x[1, :4, 2:6].mean()
+    stripes = np.tile(np.array([1.0, 1.0, -1.0, -1.0], np.float32), 4)[None, None, :, None] * np.ones((1, 8, 1, 1))
+    assert np.abs(np.asarray(losses.block_average(stripes, 2, 4))).max() < 1e-7   # the 4-pixel period hidden
+    assert np.abs(np.asarray(losses.block_average(stripes, 2))).max() == 1.0      # but not by 2 x 2 blocks
 
 
 def test_a_style_block_makes_the_style_term_blind_to_the_two_pixel_checkerboard(random_vgg):
