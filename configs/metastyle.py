@@ -47,6 +47,8 @@ def get_config(arg=None):
         "tv": 10.0,            # total-variation weight. Deviation: not in the paper or the official code (0
         #                        restores them); with the HED stand-in it removes the 2- and 4-pixel
         #                        checkerboard (issue 22, docs/model.md "The layer balance")
+        "saturation": 0.0,     # weight of losses.saturation, the output logits' excess over +-4 (0: none, as the
+        #                        paper; issue 22's study of theta's dark blobs, which are saturated sigmoid outputs)
     })
     c.vgg = ml_collections.ConfigDict({
         "source": "hed",       # hed | torchvision | keras. Deviation: the paper and the official code use

@@ -16,6 +16,7 @@ from metastyle_jax import vgg16
 
 STYLE_LAYERS = vgg16.LAYERS
 CONTENT_LAYER = "relu2_2"
+SATURATION_LIMIT = 4.0  # |logit| of the sigmoid output beyond which `saturation` counts: outputs 0.018-0.982
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,12 +28,13 @@ class LossWeights:
     content_layer: str = CONTENT_LAYER
     style_layers: tuple = STYLE_LAYERS
     tv: float = 0.0             # total-variation weight (0: none, as the paper's eq. 4)
+    saturation: float = 0.0     # weight of `saturation` (0: none, as the paper's eq. 4)
 
 
 def weights_of(cfg):
     """LossWeights from a flat adapt/gatys config (alpha, beta, tv) or a meta-training one (loss.alpha, ...)."""
     c = cfg.loss if "loss" in cfg else cfg
-    return LossWeights(alpha=c.alpha, beta=c.beta, tv=c.get("tv", 0.0))
+    return LossWeights(alpha=c.alpha, beta=c.beta, tv=c.get("tv", 0.0), saturation=c.get("saturation", 0.0))
 
 
 def gram(feat):
@@ -96,6 +98,13 @@ def style_features(vgg, images, dtype=jnp.float32):
     return vgg16.features(vgg, block_average(images, vgg.spec.style_block, vgg.spec.style_window), dtype)
 
 
+def saturation(images, limit=SATURATION_LIMIT):
+    """Mean squared excess of |logit| over `limit` of sigmoid outputs (B, H, W, C) in (0, 1): a scalar whose
+    gradient reaches saturated pixels at full strength (the sigmoid's own slope there is near 0)."""
+    y = jnp.clip(images.astype(jnp.float32), 1e-6, 1 - 1e-6)
+    return jnp.mean(jnp.square(jax.nn.relu(jnp.abs(jnp.log(y) - jnp.log1p(-y)) - limit)))
+
+
 def style_grams(vgg, style_images, layers=STYLE_LAYERS):
     """Gram targets by `vgg` (a `vgg16.VGG`) of style images: (S, H, W, 3) in [0, 1] -> layer -> (S, C, C)."""
     feats = style_features(vgg, style_images)
@@ -117,7 +126,7 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
 
     The style terms are weighted by the VGG source's `layer_weights` and see `style_features` (with a
     `style_block` above 1, a second, coarser VGG16 pass over the outputs); weights.tv adds total variation of the
-    outputs. weights.alpha, beta and tv may be traced values. Returns (scalar loss, {"content", "style"}
+    outputs and weights.saturation `saturation`. weights.alpha, beta, tv and saturation may be traced values. Returns (scalar loss, {"content", "style"}
     unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
     if (content_feat is None) == (contents is None):
         raise ValueError("perceptual_loss: give exactly one of content_feat and contents")
@@ -134,4 +143,6 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
     total = weights.alpha * lc + weights.beta * ls
     if not isinstance(weights.tv, (int, float)) or weights.tv:  # a static 0 leaves the program as it was
         total = total + weights.tv * total_variation(outputs.astype(jnp.float32))
+    if not isinstance(weights.saturation, (int, float)) or weights.saturation:
+        total = total + weights.saturation * saturation(outputs)
     return total, {"content": lc, "style": ls}

@@ -56,7 +56,8 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float
 class Hyper(NamedTuple):
     """The numeric hyper-parameters (float32 scalars, traced): inner SGD lr delta_0, outer Adam lr eta_0,
     decay k of lr0 / (1 + k t), alpha, beta of eq. 4, outer_warmup W: the outer lr is scaled by
-    min(1, (n + 1) / W) at Adam's n-th update (0: no warm-up), and tv, the total-variation weight."""
+    min(1, (n + 1) / W) at Adam's n-th update (0: no warm-up), tv, the total-variation weight, and saturation,
+    the weight of `losses.saturation`."""
 
     inner_lr: Any
     outer_lr: Any
@@ -65,6 +66,7 @@ class Hyper(NamedTuple):
     beta: Any
     outer_warmup: Any = np.float32(0)
     tv: Any = np.float32(0)
+    saturation: Any = np.float32(0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +108,8 @@ def hyper_from_config(config, dtype=np.float32):
     c = lambda v: np.asarray(v, dtype)
     return Hyper(inner_lr=c(config.inner_lr), outer_lr=c(config.outer_lr), lr_decay=c(config.lr_decay),
                  alpha=c(config.loss.alpha), beta=c(config.loss.beta),
-                 outer_warmup=c(config.get("outer_warmup", 0)), tv=c(config.loss.get("tv", 0.0)))
+                 outer_warmup=c(config.get("outer_warmup", 0)), tv=c(config.loss.get("tv", 0.0)),
+                 saturation=c(config.loss.get("saturation", 0.0)))
 
 
 def decayed(lr0, k, t):
@@ -204,7 +207,8 @@ class Bilevel(flax.struct.PyTreeNode):
         dtype = DTYPES[self.settings.dtype]
         return losses.perceptual_loss(self.vgg, transformer.apply(params, contents, dtype),
                                       {k: g[None] for k, g in grams.items()}, content_feat=content_feat,
-                                      weights=losses.LossWeights(alpha=hyper.alpha, beta=hyper.beta, tv=hyper.tv),
+                                      weights=losses.LossWeights(alpha=hyper.alpha, beta=hyper.beta, tv=hyper.tv,
+                                                                 saturation=hyper.saturation),
                                       dtype=dtype)
 
     def inner_trajectory(self, theta, task, t, hyper):

@@ -1,5 +1,6 @@
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -142,3 +143,17 @@ def test_perceptual_loss_adds_weighted_total_variation(random_vgg):
     plain, _ = losses.perceptual_loss(random_vgg, img, grams, contents=img)
     with_tv, _ = losses.perceptual_loss(random_vgg, img, grams, contents=img, weights=losses.LossWeights(tv=7.0))
     np.testing.assert_allclose(float(with_tv - plain), 7.0 * float(losses.total_variation(img)), rtol=1e-4)
+
+
+def test_saturation_counts_logits_beyond_the_limit_with_full_strength_gradient(random_vgg):
+    z = jnp.asarray([-6.0, -3.0, 0.0, 5.0]).reshape(1, 1, 4, 1)
+    assert float(losses.saturation(jax.nn.sigmoid(z))) == pytest.approx((4.0 + 0 + 0 + 1.0) / 4, rel=1e-4)
+    grad = np.asarray(jax.grad(lambda v: losses.saturation(jax.nn.sigmoid(v)))(z)).ravel()
+    np.testing.assert_allclose(grad, [-1.0, 0.0, 0.0, 0.5], rtol=1e-3, atol=1e-6)  # d/dz of (|z| - 4)^2 / 4
+    out = jax.random.uniform(jax.random.key(0), (1, 16, 16, 3), minval=0.001, maxval=0.999)
+    grams = losses.style_grams(random_vgg, out)
+    plain, _ = losses.perceptual_loss(random_vgg, out, grams, contents=out)
+    weighted, _ = losses.perceptual_loss(random_vgg, out, grams, contents=out, weights=losses.LossWeights(saturation=3.0))
+    np.testing.assert_allclose(float(weighted) - float(plain), 3.0 * float(losses.saturation(out)), rtol=1e-4)
+    assert float(losses.saturation(out)) > 0
+    assert losses.weights_of(ml_collections.ConfigDict({"alpha": 1.0, "beta": 1.0, "saturation": 2.0})).saturation == 2.0
