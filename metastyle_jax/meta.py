@@ -80,6 +80,7 @@ class MetaSettings:
     styles_in_parallel: int = 0
     dtype: str = "float32"
     meta_grad: str = "autodiff"
+    saturation: bool = False  # the loss has a `losses.saturation` term (its weight is Hyper.saturation)
 
     def __post_init__(self):
         for name, value, allowed in (("mode", self.mode, MODES), ("inner_params", self.inner_params, PARAM_SETS),
@@ -100,7 +101,7 @@ def settings_from_config(config):
                         inner_params=config.inner_params, outer_params=config.outer_params,
                         styles_in_parallel=int(config.styles_in_parallel),
                         dtype=onednn.resolve_dtype(config.dtype)[0],
-                        meta_grad=config.meta_grad)
+                        meta_grad=config.meta_grad, saturation=bool(config.loss.get("saturation", 0.0)))
 
 
 def hyper_from_config(config, dtype=np.float32):
@@ -207,8 +208,9 @@ class Bilevel(flax.struct.PyTreeNode):
         dtype = DTYPES[self.settings.dtype]
         return losses.perceptual_loss(self.vgg, transformer.apply(params, contents, dtype),
                                       {k: g[None] for k, g in grams.items()}, content_feat=content_feat,
-                                      weights=losses.LossWeights(alpha=hyper.alpha, beta=hyper.beta, tv=hyper.tv,
-                                                                 saturation=hyper.saturation),
+                                      weights=losses.LossWeights(
+                                          alpha=hyper.alpha, beta=hyper.beta, tv=hyper.tv,
+                                          saturation=hyper.saturation if self.settings.saturation else 0.0),
                                       dtype=dtype)
 
     def inner_trajectory(self, theta, task, t, hyper):

@@ -1,6 +1,6 @@
 import pytest
 
-from metastyle_jax import config
+from metastyle_jax import config, meta
 from metastyle_jax.errors import UserError
 
 
@@ -54,6 +54,9 @@ def test_variants_come_from_get_config_arg():
     assert {k: v for k, v in cpu3.to_dict().items() if k != "dtype"} == \
         {k: v for k, v in cpu2.to_dict().items() if k != "dtype"} and cpu3.dtype == "float32"
     assert paper.loss.tv == 10.0  # the deviation of issue 22 (docs/deviations.md)
+    assert paper.loss.saturation == 0.0 and not meta.settings_from_config(paper).saturation  # off: not computed
+    paper.loss.saturation = 1.0
+    assert meta.settings_from_config(paper).saturation and float(meta.hyper_from_config(paper).saturation) == 1.0
     with pytest.raises(UserError, match="unknown variant 'huge'"):
         config.load("metastyle:huge")
 
