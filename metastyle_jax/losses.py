@@ -126,8 +126,8 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
 
     The style terms are weighted by the VGG source's `layer_weights` and see `style_features` (with a
     `style_block` above 1, a second, coarser VGG16 pass over the outputs); weights.tv adds total variation of the
-    outputs and weights.saturation `saturation`. weights.alpha, beta, tv and saturation may be traced values. Returns (scalar loss, {"content", "style"}
-    unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
+    outputs and weights.saturation `saturation`. weights.alpha, beta, tv and saturation may be traced values.
+    Returns (scalar loss, {"content", "style"} unweighted). The one perceptual loss of meta-training, adaptation, Gatys et al. and the benchmarks."""
     if (content_feat is None) == (contents is None):
         raise ValueError("perceptual_loss: give exactly one of content_feat and contents")
     b = outputs.shape[0]
