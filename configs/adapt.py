@@ -15,6 +15,7 @@ def get_config():
         "alpha": 1.0,        # eq. 4, paper section 5.1
         "beta": 1e5,         # eq. 4, paper section 5.1
         "tv": 10.0,          # total variation. Deviation: not in the paper (0 restores it); see configs/metastyle.py
+        "saturation": 0.0,   # weight of losses.saturation (0: none, as the paper); see configs/metastyle.py
     })
     c.data = ml_collections.ConfigDict({
         # Deviation: the paper and the official code adapt on MS-COCO; by default we use the scikit-image photos

@@ -221,9 +221,9 @@ def _flat(cfg):
 
 def resolve_config(cfg, workdir, resume, defaults=None):
     """The run's config: `cfg` (a loaded config, overrides applied) for a new run; with `resume`, the one saved
-    in `workdir` with the changes of `cfg` that RESUMABLE_KEYS allows (a UserError for any other). A top-level
-    key the configs gained since the run began takes its value in `defaults` (the same config file without
-    overrides; by default configs/metastyle.py)."""
+    in `workdir` with the changes of `cfg` that RESUMABLE_KEYS allows (a UserError for any other). A key (at
+    any depth, e.g. loss.saturation) the configs gained since the run began takes its value in `defaults` (the
+    same config file without overrides; by default configs/metastyle.py)."""
     cfg.vgg.path = cfg.vgg.path or ""
     if not resume:
         return cfg
@@ -237,8 +237,12 @@ def resolve_config(cfg, workdir, resume, defaults=None):
     new, old = _flat(cfg), _flat(saved)
     defaults = _flat(config_lib.load("metastyle") if defaults is None else defaults)
     for key in new.keys() - old.keys():  # a key added to the configs since the run began: its default
-        if key in defaults and "." not in key:
-            saved[key] = old[key] = defaults[key]
+        if key in defaults:
+            *parents, leaf = key.split(".")
+            node = saved
+            for p in parents:
+                node = node[p] if p in node else node.setdefault(p, ml_collections.ConfigDict())
+            node[leaf] = old[key] = defaults[key]
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
     if changed:
         raise UserError(f"--resume: {', '.join(changed)} differ from the run in {workdir} "

@@ -15,7 +15,7 @@ import pytest
 
 from metastyle_jax import checkpoints, outer, outputs, parallel, train
 from metastyle_jax.commands import cli
-from metastyle_jax.errors import WriteError
+from metastyle_jax.errors import UserError, WriteError
 from metastyle_jax.commands import train as train_cmd
 
 TINY = ["--config", "tiny", "--set", "outer_lr=1e-4", "--set", "eval_every=12", "--set", "sample_every=12",
@@ -286,3 +286,16 @@ def test_resume_gives_a_key_added_since_the_run_began_the_run_configs_default(tm
     resumed = train.resolve_config(config.load("tiny", ["outer_warmup=7"]), tmp_path, True, defaults=defaults)
     assert resumed.outer_warmup == 7
     assert train.resolve_config(config.load("tiny"), tmp_path, True).outer_warmup == 0
+
+
+def test_resume_gives_a_nested_key_added_since_the_run_began_its_default(tmp_path):
+    """A run saved before the configs gained loss.saturation resumes with its default (0); asking for another
+    value is refused, as for any key that changes the objective."""
+    from metastyle_jax import config
+
+    saved = config.load("tiny").to_dict()
+    del saved["loss"]["saturation"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert train.resolve_config(config.load("tiny"), tmp_path, True).loss.saturation == 0.0
+    with pytest.raises(UserError, match="loss.saturation"):
+        train.resolve_config(config.load("tiny", ["loss.saturation=1.0"]), tmp_path, True)
