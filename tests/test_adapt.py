@@ -150,7 +150,7 @@ def test_module_entry_point_prints_one_line_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory, theta):
-    """Two tiny CLI runs with the default (HED) VGG: from a theta checkpoint, and from random initialization."""
+    """Two tiny CLI runs with the default (ImageNet) VGG: from a theta checkpoint, and from random initialization."""
     root = tmp_path_factory.mktemp("adapt")
     style = _style_file(root / "painting.png", (90, 70))
     model = _theta_ckpt(root / "theta", theta)
@@ -181,7 +181,7 @@ def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
     assert s["style_sha256"] == hashlib.sha256((root / "painting.png").read_bytes()).hexdigest()
     assert s["from_theta"] == str(root / "theta") and s["steps"] == 3 and s["lr"] == 1e-3 and s["only_in"] is False
     assert s["batch_size"] == 4 and s["size"] == 32 and s["style_size"] == 64 and np.isfinite(s["final_loss"])
-    assert meta["vgg"]["source"] == "hed" and len(meta["vgg"]["sha256"]) == 64
+    assert meta["vgg"]["source"] == "imagenet" and len(meta["vgg"]["sha256"]) == 64
     assert checkpoints.load_model(root / "johnson")[1]["settings"]["from_theta"] is None
     preview = images.load_image(root / "adapted_preview.png")
     assert preview.shape[0] == 2 * SIZE + 2  # contents over stylized

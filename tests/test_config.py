@@ -53,7 +53,12 @@ def test_variants_come_from_get_config_arg():
     cpu3 = config.load("metastyle:cpu3")  # its objective is the VGG source's
     assert {k: v for k, v in cpu3.to_dict().items() if k != "dtype"} == \
         {k: v for k, v in cpu2.to_dict().items() if k != "dtype"} and cpu3.dtype == "float32"
-    assert paper.loss.tv == 10.0  # the deviation of issue 22 (docs/deviations.md)
+    assert paper.loss.tv == 2.0 and paper.vgg.source == "imagenet"  # the deviations of issue 22 (docs/deviations.md)
+    assert (cpu.vgg.source, cpu.loss.tv) == ("hed", 10.0)  # the HED campaigns keep their loss network and TV
+    cpu4 = config.load("metastyle:cpu4")
+    assert {k: v for k, v in cpu4.to_dict().items() if k not in ("vgg", "loss")} == \
+        {k: v for k, v in cpu3.to_dict().items() if k not in ("vgg", "loss")}
+    assert (cpu4.vgg.source, cpu4.loss.tv) == ("imagenet", 2.0)
     assert paper.loss.saturation == 0.0 and not meta.settings_from_config(paper).saturation  # off: not computed
     paper.loss.saturation = 1.0
     assert meta.settings_from_config(paper).saturation and float(meta.hyper_from_config(paper).saturation) == 1.0

