@@ -2,7 +2,7 @@
 
     bash benchmarks/get_photos.sh                       # content photos into runs/photos (never committed)
     python -m benchmarks.ship_styles [--names starry_night wave] [--content runs/photos] [--steps 200] \
-        [--batch-size 2] [--dtype bfloat16]
+        [--batch-size 2] [--size 256] [--style-size 512] [--dtype bfloat16]
 
 Each painting goes through the `adapt` command's own function (`adapt.adapt_to_painting`, configs/adapt.py:
 Adam lr 1e-3, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but batches of 2 content
@@ -74,13 +74,19 @@ def write_card(path, names, cfg, models_dir):
                     f"{found[name]['theta']:.3g} | {found[name]['shipped']:.3g} | "
                     f"{1 - found[name]['shipped'] / found[name]['theta']:.0%} | {s['seconds'] / 60:.0f} min | "
                     f"{c['float16_max_output_change'] * 255:.3f}/255 |")
-    first = checkpoints.read_meta(Path(models_dir) / names[0])["settings"]
+    first_meta = checkpoints.read_meta(Path(models_dir) / names[0])
+    first = first_meta["settings"]
     lines = [
         "# The shipped styles", "",
         "`metastyle_jax/models/NAME`, used by `python -m metastyle_jax.stylize --style NAME`: the shipped theta "
         f"(iteration {first['card']['theta_iterations']:,}) adapted to each shipped painting by the `adapt` "
-        "command's own code (Adam lr 1e-3 on every parameter, 256 px content crops, 512 px style: the paper's "
-        "section 5.2). Deviation, for the build machine's time: batches of 2 content crops, where the paper has 4. "
+        f"command's own code (Adam lr 1e-3 on every parameter, {first['size']} px content crops, "
+        f"{first['style_size']} px style; the paper's section 5.2: 256 and 512), with the "
+        f"{(first_meta.get('vgg') or {}).get('source', 'hed')} VGG16 (docs/model.md). Deviation, for the build machine's time: batches "
+        "of 2 content crops, where the paper has 4. "
+        + ("" if (first['size'], first['style_size']) == (256, 512) else
+           "Deviation, for the pictures: the smaller sizes (at 256 and 512 px ImageNet VGG16's style term draws a "
+           "heavy 4-pixel hatching; benchmarks/results/objective_study.md). ") +
         f"Convolutions: {first.get('dtype', 'float32')} (`--dtype`; bfloat16 runs them through oneDNN with float32 "
         "accumulation). "
         f"Content photos: `{first['content']}`. Machine: {first['card']['machine']}; jax {first['card']['jax']}. "
@@ -105,6 +111,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=200, help="Adam steps (default 200, the paper's)")
     p.add_argument("--batch-size", type=int, default=2, help="content crops per step (default 2: the paper's 4 "
                    "takes about 10 s a step at 256 px on a 2-core CPU, 2.7 h for the five; deviation)")
+    p.add_argument("--size", type=int, default=256, help="content crop side, px (default 256, the paper's)")
+    p.add_argument("--style-size", type=int, default=512, help="painting side, px (default 512, the paper's)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="the adaptation's convolutions (configs/adapt.py's dtype; bfloat16: oneDNN, mixed precision)")
     p.add_argument("--workdir", default="runs/styles", help="where the float32 adapted models go")
@@ -112,8 +120,9 @@ def main(argv=None):
     p.add_argument("--stored-runs", action="store_true", help="no adaptation: store the adapted models already in "
                    "--workdir and write the card")
     args = p.parse_args(argv)
-    cfg = config.load("adapt", [f"content={args.content}", f"steps={args.steps}",
-                                f"batch_size={args.batch_size}", f"dtype={args.dtype}"])
+    cfg = config.load("adapt", [f"content={args.content}", f"steps={args.steps}", f"size={args.size}",
+                                f"style_size={args.style_size}", f"batch_size={args.batch_size}",
+                                f"dtype={args.dtype}"])
     for name in args.names:
         run = Path(args.workdir) / name
         if not args.stored_runs:

@@ -69,7 +69,9 @@ def test_each_shipped_style_is_theta_adapted_to_its_painting(name):
     params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
     s = meta["settings"]
     assert all(x.dtype == np.float32 and np.isfinite(x).all() for x in jax.tree_util.tree_leaves(params))
-    assert s["from_theta"] == "theta" and s["style"] == f"{name}.jpg" and s["size"] == 256
+    assert s["from_theta"] == "theta" and s["style"] == f"{name}.jpg"
+    assert (s["size"], s["style_size"]) == (128, 256)  # the first command's sizes (docs/training.md)
+    assert meta["vgg"]["source"] == "imagenet"
     assert s["style_sha256"] == hashlib.sha256(data.painting_path(name).read_bytes()).hexdigest()
     assert s["card"]["float16_max_output_change"] <= 1 / 255
     stored = checkpoints.ocp.StandardCheckpointer().restore(stylize.shipped_style(name).resolve() / "params")
