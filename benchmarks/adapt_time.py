@@ -2,7 +2,7 @@
 
     python -m benchmarks.adapt_time [--steps 200] [--model THETA] [--style embedded:the_scream]
 
-Runs `adapt.adapt` (the loop the CLI runs, held-out evaluation off) with the default (HED) VGG16 and times
+Runs `adapt.adapt` (the loop the CLI runs, held-out evaluation off) with the HED VGG16 and times
 every step; the first includes compilation. Where `--steps` is under 200, the 200-step figures are
 extrapolated from the median step time and say so. Writes benchmarks/results/adapt_<platform>.json.
 """

@@ -1,4 +1,5 @@
-"""Calibration of the default (HED) VGG16 features against the paper's alpha=1, beta=1e5, and of its layers.
+"""Calibration of the Caffe-style VGG16 features (HED by default, or --vgg imagenet) against the paper's
+alpha=1, beta=1e5, and of its layers.
 
     python -m benchmarks.calibrate_vgg [--size 128] [--steps 150]
     python -m benchmarks.calibrate_vgg --layers [--styles ../shared/styles/train] [--model theta]

@@ -2,8 +2,9 @@
 
     python -m benchmarks.meta_step [--iterations 1] [--set styles_in_parallel=1] [--set KEY=VALUE ...]
 
-configs/metastyle.py (256 px, 4 styles x 4 contents, T=1, exact second order) with the default (HED)
-VGG16 and random images (the step's cost does not depend on pixel values). Compilation is timed apart
+configs/metastyle.py (256 px, 4 styles x 4 contents, T=1, exact second order) with the config's
+VGG16 (ImageNet by default since issue 22, HED before) and random images (the step's cost does not
+depend on pixel values). Compilation is timed apart
 (ahead of time, `lower().compile()`); then `--iterations` iterations of the compiled step are timed one
 by one (0: compilation only). Writes benchmarks/results/meta_step_<platform>.json.
 """

@@ -2,8 +2,8 @@
 
     python -m benchmarks.profile_meta [--sizes 64 128] [--repeats 3] [--pieces NAME ...] [--label LABEL] [--out FILE]
 
-One style's task (batch_size contents, the default (HED) VGG16, random images) at each content size,
-pieces compiled ahead of time and timed over `--repeats` calls (median):
+One style's task (batch_size contents, the config's VGG16, ImageNet by default since issue 22, random images) at
+each content size, pieces compiled ahead of time and timed over `--repeats` calls (median):
   adapt_step       value and gradient of the perceptual loss w.r.t. all of theta (one adaptation step)
   inner_step       the inner SGD step alone (gradient w.r.t. the instance-norm parameters)
   outer_loss       E_s(theta): inner step then the validation loss (forward only)

@@ -121,8 +121,8 @@ def add_vgg_args(parser):
 
 
 def load_vgg_from_args(args, cfg=None):
-    """The VGGWeights chosen by --vgg/--vgg-path, falling back to cfg.vgg.source/path, then 'hed'
-    (`vgg_weights.select`)."""
+    """The VGGWeights chosen by --vgg/--vgg-path, falling back to cfg.vgg.source/path, then
+    vgg_weights.DEFAULT_SOURCE (`vgg_weights.select`)."""
     from metastyle_jax import vgg_weights
 
     return vgg_weights.load_vgg(*vgg_weights.select(args.vgg, args.vgg_path, cfg))
