@@ -137,7 +137,7 @@ def perceptual_loss(vgg, outputs, grams, *, content_feat=None, contents=None, we
         content_feat = jax.lax.stop_gradient(feats[weights.content_layer][b:])
         feats = {k: v[:b] for k, v in feats.items()}
     lc = content_loss(feats[weights.content_layer], content_feat)
-    if vgg.spec.style_block > 1:  # the full-resolution pass then serves the content layer only
+    if vgg.spec.style_block > 1 or vgg.spec.style_window > 1:  # the full-resolution pass: content layer only
         feats = style_features(vgg, outputs, dtype)
     ls = style_loss(feats, grams, weights.style_layers, layer_factors(vgg, weights.style_layers))
     total = weights.alpha * lc + weights.beta * ls

@@ -4,7 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from metastyle_jax import losses, vgg16
+from metastyle_jax import losses, vgg16, vgg_weights
 
 
 def test_gram_matches_eq3_computed_independently(rng):
@@ -117,6 +117,25 @@ def test_a_style_block_makes_the_style_term_blind_to_the_two_pixel_checkerboard(
     manual = losses.style_grams(random_vgg, losses.block_average(painting, 2))
     for k in vgg16.LAYERS:
         np.testing.assert_allclose(np.asarray(coarse_grams[k]), np.asarray(manual[k]), rtol=1e-6)
+
+
+def test_the_imagenet_view_makes_the_style_term_blind_to_any_lattice_of_period_4(random_vgg):
+    """ImageNet VGG16's style view (4 x 4 windows at a stride of 2) hides every pattern locked to the pixel grid
+    at periods of 2 and 4 pixels (the transformer's upsampling lattice), not only the 2-pixel checkerboard; a
+    window without a coarser stride is honoured too (the style features then come from their own pass)."""
+    import dataclasses
+    out = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=0.2, maxval=0.8)
+    painting = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
+    cell = jax.random.normal(jax.random.key(2), (4, 4, 3)) * 0.05
+    lattice = jnp.tile(cell - cell.mean((0, 1)), (8, 8, 1))[None]
+    spec = vgg_weights.SOURCES["imagenet"]
+    for block, window, style_moves in ((spec.style_block, spec.style_window, False), (1, 4, False), (1, 0, True)):
+        vgg = random_vgg.replace(spec=dataclasses.replace(random_vgg.spec, style_block=block, style_window=window))
+        grams = losses.style_grams(vgg, painting)
+        _, clean = losses.perceptual_loss(vgg, out, grams, contents=out)
+        _, latticed = losses.perceptual_loss(vgg, out + lattice, grams, contents=out)
+        moved = abs(float(latticed["style"]) / float(clean["style"]) - 1)
+        assert (moved > 1e-3) if style_moves else (moved < 1e-5), (block, window, moved)
 
 
 def test_style_loss_weights_each_term(rng):

@@ -106,9 +106,27 @@ def test_checkerboard_loss_adds_each_pattern_and_scores_every_term(real_vgg, mon
     images.save_image(str(outputs / "coffee.png"),
                       np.clip(photo + 0.1 * checkerboard_loss.checkerboard(photo.shape, 2), 0, 1))
     checkerboard_loss.main(["--outputs", str(outputs), "--style", "embedded:wave", "--style-size", "32", "--name", "o"])
-    checkered, smooth = json.loads((tmp_path / "o.json").read_text())["rows"]
-    assert (checkered["photo"], checkered["image"], smooth["image"]) == ("coffee", "output", "2x2 block average")
+    checkered, smooth, clean_row, doubled = json.loads((tmp_path / "o.json").read_text())["rows"]
+    assert [r["image"] for r in (checkered, smooth, clean_row, doubled)] == [
+        "output", "2x2 block average", "lattice removed", "lattice doubled"] and checkered["photo"] == "coffee"
     assert smooth["tv"] < 0.2 * checkered["tv"] and set(smooth) == set(checkered)  # the 2-pixel period is gone
+    assert clean_row["tv"] < 0.5 * checkered["tv"] < doubled["tv"]  # the checkerboard is locked to the grid
+    assert clean_row["checkerboard"] < checkered["checkerboard"]
     pattern = checkerboard_loss.checkerboard((4, 8), 4)[..., 0]
     assert (pattern == [[1, 1, -1, -1, 1, 1, -1, -1], [1, 1, -1, -1, 1, 1, -1, -1],
                         [-1, -1, 1, 1, -1, -1, 1, 1], [-1, -1, 1, 1, -1, -1, 1, 1]]).all()
+
+
+def test_without_lattice_removes_exactly_the_grid_locked_part():
+    from benchmarks import checkerboard_loss
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.repeat(rng.random((3, 4, 3)), 4, axis=0), 4, axis=1)  # constant over each 4 x 4 cell
+    smooth = smooth - smooth.mean() + 0.5
+    lattice = np.tile(rng.normal(0, 0.05, (4, 4, 3)), (3, 4, 1))
+    lattice -= lattice.mean((0, 1))
+    np.testing.assert_allclose(checkerboard_loss.without_lattice(lattice + 0.5), 0.5, atol=1e-12)
+    np.testing.assert_allclose(checkerboard_loss.without_lattice(smooth + lattice), smooth, atol=1e-12)
+    noise = rng.normal(0, 0.05, (13, 18, 3))  # cropped to 12 x 16
+    out = checkerboard_loss.without_lattice(smooth[:12, :16] + lattice + noise[:12, :16])
+    assert out.shape == (12, 16, 3)
+    np.testing.assert_allclose(checkerboard_loss.without_lattice(out), out, atol=1e-12)  # idempotent

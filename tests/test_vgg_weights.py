@@ -492,6 +492,10 @@ def test_sources():
     assert vgg_weights.SOURCES["keras"].layer_weights == vgg_weights.SOURCES["imagenet"].layer_weights == (
         (1 / vgg_weights.IMAGENET_CONTENT_BALANCE,) * 4)
     assert dataclasses.replace(vgg_weights.SOURCES["keras"]) == vgg_weights.SOURCES["imagenet"]
+    # the style term's view: HED's 2 x 2 blocks; ImageNet's 4 x 4 windows at a stride of 2; torchvision the paper's
+    assert (vgg_weights.SOURCES["hed"].style_block, vgg_weights.SOURCES["hed"].style_window) == (2, 0)
+    assert (vgg_weights.SOURCES["imagenet"].style_block, vgg_weights.SOURCES["imagenet"].style_window) == (2, 4)
+    assert (vgg_weights.SOURCES["torchvision"].style_block, vgg_weights.SOURCES["torchvision"].style_window) == (1, 0)
     assert vgg_weights.DEFAULT_SOURCE == "imagenet"
     assert len(vgg_weights.HED_LAYER_WEIGHTS) == 4 and vgg_weights.SOURCES["hed"].layer_weights == vgg_weights.HED_LAYER_WEIGHTS
 
