@@ -107,9 +107,12 @@ class VGGWeights(vgg16.VGG):
 
 
 def describe(weights):
-    """Provenance of `weights` for recording in checkpoints: {source, sha256, path}."""
+    """Provenance of `weights` for recording in checkpoints: {source, sha256, path, layer_weights, style_block,
+    style_window} (the last two: the style term's view, `vgg16.InputSpec`; absent from checkpoints written before
+    issue 22's lattice study, whose view was the source's then: full resolution but for HED's 2 x 2 blocks)."""
     return {"source": weights.source, "sha256": weights.sha256, "path": weights.path,
-            "layer_weights": list(weights.spec.layer_weights)}
+            "layer_weights": list(weights.spec.layer_weights), "style_block": weights.spec.style_block,
+            "style_window": weights.spec.style_window}
 
 
 def _block_index(name):

