@@ -145,7 +145,10 @@ def load_model(path, kinds=KINDS):
     try:
         params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")
     except Exception as e:  # Orbax raises many types for missing, corrupt or mismatched arrays
-        raise UserError(f"cannot read the parameters in {path}: {str(e).splitlines()[0][:200]}") from None
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        for folder in {str(Path(path).resolve()), str(Path(path).absolute())}:  # its files named from the model
+            detail = detail.replace(folder + os.sep, "")
+        raise UserError(f"cannot read the parameters in {path}: {detail[:200]}") from None
     # float16 storage (shipped models) is widened back: every computation runs in float32
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
     if not same_shapes(params, transformer.abstract_params()):
