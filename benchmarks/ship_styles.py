@@ -63,17 +63,6 @@ def held_out_losses(names, cfg, models_dir):
     return out
 
 
-def style_view(meta):
-    """How a model's style term saw the images, from its meta.json's VGG record (`vgg_weights.describe`); models
-    written before the view was recorded used their source's view then (full resolution, HED: 2 x 2 blocks)."""
-    vgg = meta.get("vgg") or {}
-    block = vgg.get("style_block", 2 if vgg.get("source", "hed") == "hed" else 1)
-    window = vgg.get("style_window", 0) or block
-    if block == window == 1:
-        return "the style term at full resolution"
-    return f"the style term on {window} x {window} averages at a stride of {block}"
-
-
 def write_card(path, names, cfg, models_dir):
     """docs/styles_card.md: the shipped styles' settings and held-out losses (`held_out_losses`)."""
     found = held_out_losses(names, cfg, models_dir)
@@ -93,7 +82,8 @@ def write_card(path, names, cfg, models_dir):
         f"(iteration {first['card']['theta_iterations']:,}) adapted to each shipped painting by the `adapt` "
         f"command's own code (Adam lr 1e-3 on every parameter, {first['size']} px content crops, "
         f"{first['style_size']} px style; the paper's section 5.2: 256 and 512), with the "
-        f"{(first_meta.get('vgg') or {}).get('source', 'hed')} VGG16 (docs/model.md), {style_view(first_meta)}. "
+        f"{(first_meta.get('vgg') or {}).get('source', 'hed')} VGG16 (docs/model.md), "
+        f"{vgg_weights.style_view(first_meta.get('vgg') or {})}. "
         "Deviation, for the build machine's time: batches "
         "of 2 content crops, where the paper has 4. "
         + ("" if (first['size'], first['style_size']) == (256, 512) else

@@ -115,6 +115,16 @@ def describe(weights):
             "style_window": weights.spec.style_window}
 
 
+def style_view(record):
+    """How the style term saw the images, in words, from a checkpoint's VGG record (`describe`); records written
+    before the view was kept had their source's view then (full resolution; HED: 2 x 2 blocks)."""
+    block = record.get("style_block", HED_STYLE_BLOCK if record.get("source", "hed") == "hed" else 1)
+    window = record.get("style_window", 0) or block
+    if block == window == 1:
+        return "the style term at full resolution"
+    return f"the style term on {window} x {window} averages at a stride of {block}"
+
+
 def _block_index(name):
     """'conv3_2' -> (3, 2)."""
     b, i = name[len("conv"):].split("_")

@@ -161,6 +161,18 @@ def cli_runs(tmp_path_factory, theta):
     return root
 
 
+def test_cli_warns_when_theta_s_style_view_differs(tmp_path, theta, real_vgg, capsys):
+    """Same weights, another view of the style term (a theta meta-trained before the lattice-blind view)."""
+    from metastyle_jax import vgg_weights
+    record = dict(vgg_weights.describe(real_vgg), style_block=1, style_window=0)
+    model = tmp_path / "theta"
+    checkpoints.save_model(model, theta, checkpoints.model_meta("theta", vgg=record))
+    adapt_cmd.main(["--model", str(model), "--style", str(_style_file(tmp_path / "p.png")), "--size", "32",
+                    "--style-size", "32", "--steps", "1", "--eval-every", "0", "--out", str(tmp_path / "a")])
+    assert ("warning: theta was trained with the style term at full resolution, this adaptation uses the style "
+            "term on 4 x 4 averages at a stride of 2") in capsys.readouterr().err
+
+
 def test_cli_starts_from_the_shipped_theta_by_default(cli_runs):
     assert checkpoints.load_model(cli_runs / "default")[1]["settings"]["from_theta"] == "theta"
     shipped, _ = checkpoints.load_model("theta")

@@ -141,11 +141,10 @@ def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypa
 
 def test_the_styles_card_names_each_model_s_style_view():
     """Checkpoints record the style term's view (`vgg_weights.describe`); older ones had their source's view."""
-    from benchmarks import ship_styles
     from metastyle_jax import vgg_weights
-    view = ship_styles.style_view
-    assert view({"vgg": {"source": "imagenet", "layer_weights": [0.2] * 4}}) == "the style term at full resolution"
-    assert view({"vgg": {"source": "hed"}}) == "the style term on 2 x 2 averages at a stride of 2"
-    current = {"vgg": vgg_weights.describe(vgg_weights.VGGWeights(
-        params=None, spec=vgg_weights.SOURCES["imagenet"], source="imagenet", sha256="0" * 64, path="x"))}
+    view = vgg_weights.style_view
+    assert view({"source": "imagenet", "layer_weights": [0.2] * 4}) == "the style term at full resolution"
+    assert view({"source": "hed"}) == "the style term on 2 x 2 averages at a stride of 2"
+    current = vgg_weights.describe(vgg_weights.VGGWeights(
+        params=None, spec=vgg_weights.SOURCES["imagenet"], source="imagenet", sha256="0" * 64, path="x"))
     assert view(current) == "the style term on 4 x 4 averages at a stride of 2"
