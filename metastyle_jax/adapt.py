@@ -363,10 +363,10 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
         print(f"warning: theta was trained with {theta_vgg.get('source')} VGG weights, this adaptation uses "
               f"{vgg.source}", file=sys.stderr)
-    elif theta_vgg.get("sha256") and vgg_weights.style_view(theta_vgg) != vgg_weights.style_view(
-            vgg_weights.describe(vgg)):
-        print(f"warning: theta was trained with {vgg_weights.style_view(theta_vgg)}, this adaptation uses "
-              f"{vgg_weights.style_view(vgg_weights.describe(vgg))}", file=sys.stderr)
+    elif theta_vgg.get("sha256"):
+        views = vgg_weights.style_view(theta_vgg), vgg_weights.style_view(vgg_weights.describe(vgg))
+        if views[0] != views[1]:
+            print(f"warning: theta was trained with {views[0]}, this adaptation uses {views[1]}", file=sys.stderr)
     note = onednn.resolve_dtype(cfg.get("dtype", "float32"))[1]
     if note:
         print(note, file=sys.stderr)
