@@ -96,9 +96,9 @@ def step0_shares(w, model, size, style_size, factors):
     `model` to each shipped painting: M(I_c; theta) of the held-out embedded photos against the painting;
     `factors`: {name: four layer factors}."""
     from metastyle_jax import checkpoints, data, stylize
-    theta, _ = checkpoints.load_model(model)
+    theta, meta = checkpoints.load_model(model)
     held_out = [_square(f"embedded:{n}", size) for n in data.EMBEDDED_VAL_PHOTOS]
-    outputs = np.stack(stylize.stylize(theta, held_out, len(held_out)))
+    outputs = np.stack(stylize.stylize(theta, held_out, len(held_out), resampling=checkpoints.resampling(meta)))
     step0 = {}
     for name in data.PAINTINGS:
         terms = layer_terms(w, outputs, _square(data.painting_path(name), style_size))

@@ -22,11 +22,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = []
     for model in args.models:
-        params, _ = checkpoints.load_model(model)
+        params, meta = checkpoints.load_model(model)
         for name in args.photos:
             for size in args.sizes:
                 photo = data.load_image_spec(f"embedded:{name}", max_side=size)
-                out = np.asarray(stylize.stylize(params, [photo])[0])
+                out = np.asarray(stylize.stylize(params, [photo], resampling=checkpoints.resampling(meta))[0])
                 rows.append({"model": model, "photo": name, "size": size,
                              "checkerboard": picture_quality.checkerboard_ratio(out),
                              "blob_share": picture_quality.blob_share(photo, out)})

@@ -27,24 +27,26 @@ ARMS = {"johnson": "Johnson et al. (random init)", "metastyle": "MetaStyle (from
 
 
 def adapt_with_snapshots(params, vgg, style, content, held_out, steps, *, lr, batch_size, only_in=False,
-                         weights=DEFAULT_WEIGHTS, eval_every=10, snapshots=(), progress=None):
+                         weights=DEFAULT_WEIGHTS, eval_every=10, snapshots=(), progress=None,
+                         resampling="nearest"):
     """`adapt.adapt` from `params` (eq. 8: `steps` updates on content.batch_at(step, batch_size), the held-out
     loss at step 0, every `eval_every` steps and after the last), keeping M(held_out[:1]) after each step in
     `snapshots`.
 
     vgg: a VGGWeights; style: (S, S, 3); held_out: (E, S, S, 3). Returns {"eval_step" (K,),
     "eval_loss"|"eval_content"|"eval_style" (K,), "train_loss" (steps,), "snapshots" {step: (S, S, 3)},
-    "seconds"}. `progress(step, loss)` is called after every step.
+    "seconds"}. `progress(step, loss)` is called after every step; `resampling`: the network's (theta's).
     """
     shots = {}
 
     def keep(done, p):
         if done in snapshots:
-            shots[done] = np.asarray(transformer.stylize_batch(p, held_out[:1]))[0]
+            shots[done] = np.asarray(transformer.stylize_batch(p, held_out[:1], resampling=resampling))[0]
 
     t0 = time.perf_counter()
     _, h = adapt.adapt(params, vgg, style, content, steps, lr=lr, batch_size=batch_size, only_in=only_in,
-                       weights=weights, eval_contents=held_out, eval_every=eval_every, progress=progress, hook=keep)
+                       weights=weights, eval_contents=held_out, eval_every=eval_every, progress=progress, hook=keep,
+                       resampling=resampling)
     return {"eval_step": h["eval_step"].tolist(), "eval_loss": h["eval_loss"].tolist(),
             "eval_content": h["eval_content"].tolist(), "eval_style": h["eval_style"].tolist(),
             "train_loss": h["loss"].tolist(), "snapshots": shots, "seconds": time.perf_counter() - t0}
@@ -109,7 +111,8 @@ def main(argv=None):
             runs[arm] = adapt_with_snapshots(
                 start, vgg, style, content, held_out, cfg.num_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                 only_in=cfg.only_in, weights=weights, eval_every=cfg.eval_every, snapshots=snapshots,
-                progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+                progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")),
+                resampling=label["resampling"])
 
     final = {arm: run["eval_loss"][-1] for arm, run in runs.items()}
     judged = judge_arms(runs, held_out[0], style, max(snapshots)) if args.judge else None

@@ -90,7 +90,8 @@ def main(argv=None):
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)
     _, grams = gatys.targets(vgg, content, style, weights)
-    starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None]))[0]}
+    starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None],
+                                                                    resampling=label["resampling"]))[0]}
 
     from tqdm import tqdm
     runs = {}

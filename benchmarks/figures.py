@@ -51,7 +51,7 @@ def write_json(path, figures):
 
 def load_theta(path):
     """A theta checkpoint: (params, label), label = {path, iterations, content_size, style_size, styles,
-    mode, vgg, vgg_sha256, created} from its meta.json (None where it does not say). UserError if `path` is
+    mode, vgg, vgg_sha256, created, resampling} from its meta.json (None where it does not say). UserError if `path` is
     not a theta checkpoint."""
     params, meta = checkpoints.load_model(path, kinds=("theta",))
     settings = meta.get("settings") or {}
@@ -61,7 +61,8 @@ def load_theta(path):
     label = {"path": str(path), "iterations": settings.get("iterations"),
              "content_size": data_cfg.get("content_size"), "style_size": data_cfg.get("style_size"),
              "styles": data_cfg.get("styles"), "mode": config.get("mode"),
-             "vgg": theta_vgg.get("source"), "vgg_sha256": theta_vgg.get("sha256"), "created": meta.get("created")}
+             "vgg": theta_vgg.get("source"), "vgg_sha256": theta_vgg.get("sha256"), "created": meta.get("created"),
+             "resampling": checkpoints.resampling(meta)}
     return params, label
 
 

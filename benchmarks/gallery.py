@@ -35,9 +35,10 @@ def gallery(names, photos, max_side, width):
     pictures = [data.load_image_spec(f"{data.EMBEDDED_PREFIX}{p}", max_side=max_side) for p in photos]
     cells = [cell(np.ones((1, 1, 3), np.float32), width)] + [cell(p, width, n) for p, n in zip(pictures, photos)]
     for name in names:
-        params, _ = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
+        params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
         painting = images.load_image(data.painting_path(name))
-        cells += [cell(painting, width, name)] + [cell(o, width) for o in stylize.stylize(params, pictures, 1)]
+        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
+        cells += [cell(painting, width, name)] + [cell(o, width) for o in outs]
     return images.grid(cells, nrow=len(photos) + 1)
 
 

@@ -177,7 +177,7 @@ def main():
                 "(os.wait4 ru_maxrss) and wall time of the whole command (start-up, checkpoint and image loading, "
                 "compilation, stylization, PNG saving)",
         "model": args.model, "content": f"scikit-image astronaut 512x512 upscaled (Lanczos) to {top} px, PNG",
-        "receptive_radius_px": tiling.RECEPTIVE_RADIUS, "figure": args.figure, "runs": runs,
+        "receptive_radius_px": tiling.receptive_radius(), "figure": args.figure, "runs": runs,
         "note": "tiled_vs_whole compares the saved 8-bit PNGs (values in [0, 1]); tiles share the instance-norm "
                 f"statistics of the image at {tiling.DEFAULT_STATS_SIDE} px, so at {tiling.DEFAULT_STATS_SIDE} px "
                 "and below the difference is rounding only",

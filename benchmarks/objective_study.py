@@ -49,6 +49,7 @@ class Variant:
     recalibrate: bool = False   # layer weights calibrated at the style term's scale (style_down), same total
     style_window: int = 0       # the style term's averaging window (0: the style_down block; 2 x style_down:
     #                             overlapping windows that also hide the 2-block period)
+    resampling: str = "nearest"  # the transformer's (transformer.RESAMPLING)
 
 
 VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_a5_tv100",
@@ -59,7 +60,7 @@ def parse_variant(name):
     """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
     avgpool (VGG's pooling averages instead of taking the maximum), bf16 (bfloat16 convolutions), sdownN (the
     style term on N x N block averages), winM (averaged over M x M windows at that stride instead) and rcal (the
-    equal shares calibrated at that scale, their total kept),
+    equal shares calibrated at that scale, their total kept) and aa (the transformer's antialiased resampling),
     joined by "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
     if layers not in ("paper", "equal", "energy"):
@@ -68,6 +69,8 @@ def parse_variant(name):
     for word in rest:
         if word == "avgpool":
             fields["pool"] = "avg"
+        elif word == "aa":
+            fields["resampling"] = "antialiased"
         elif word == "bf16":
             fields["dtype"] = "bfloat16"
         elif word.startswith("win"):
@@ -130,13 +133,14 @@ def run(variant, vgg, style, weights, content, photos, steps, batch_size, lr, se
         t0 = time.perf_counter()
         batch = jnp.asarray(content.batch_at(step, batch_size))
         params, opt_state, m = adapt.adapt_step(params, opt_state, vgg, grams, batch, weights=lw, lr=lr,
-                                                   dtype=variant.dtype)
+                                                   dtype=variant.dtype, resampling=variant.resampling)
         m = jax.device_get(m)
         seconds.append(time.perf_counter() - t0)
         hist.append({k: float(v) for k, v in m.items()})
         if step % 50 == 0 or step == steps - 1:
             print(f"  step {step + 1}/{steps} loss {hist[-1]['loss']:.4g}", flush=True)
-    outs = [np.asarray(transformer.stylize_batch(params, jnp.asarray(p)[None])[0]) for p in photos]
+    outs = [np.asarray(transformer.stylize_batch(params, jnp.asarray(p)[None], resampling=variant.resampling)[0])
+            for p in photos]
     return outs, {"loss": hist, "step_seconds": seconds, "layer_weights": list(weights)}
 
 

@@ -220,9 +220,10 @@ def gallery_triples(size, photos=STUDY_PHOTOS):
     pictures = [embedded(p, max_side=size) for p in photos]
     triples = []
     for name in data.PAINTINGS:
-        params, _ = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
+        params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
         painting = load(data.painting_path(name))
-        for p, pic, out in zip(photos, pictures, stylize.stylize(params, pictures, 1)):
+        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
+        for p, pic, out in zip(photos, pictures, outs):
             triples.append((name, f"{name}/{p}", pic, painting, np.asarray(out)))
     return triples
 

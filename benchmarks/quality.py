@@ -13,6 +13,7 @@ All three are scored by one function against the same Gram targets (the style sq
 as adaptation sees it). Writes <out-dir>/quality_<platform>.json and .md (a Markdown table; lower is better).
 """
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -73,9 +74,10 @@ def parse_args(argv):
     return args, cfg, styles
 
 
-def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
+def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar, resampling="nearest"):
     """The three methods on one style (S, S, 3): {method: {"initial", "final": {"loss", "content", "style"},
-    "seconds"}}, all scored by `figures.stylized_loss` on `held_out` (E, H, W, 3)."""
+    "seconds"}}, all scored by `figures.stylized_loss` on `held_out` (E, H, W, 3); both networks resample as
+    theta does (`resampling`)."""
     grams = adapt.style_targets(vgg, style, weights)
 
     def score(outputs):
@@ -92,9 +94,9 @@ def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar):
         t0 = time.perf_counter()
         params, _ = adapt.adapt(start, vgg, style, content, cfg.num_steps, lr=cfg.lr,
                                 batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_every=0,
-                                progress=lambda n, loss: tick(1, loss))
-        out[method] = {"initial": score(transformer.stylize_batch(start, held_out)),
-                       "final": score(transformer.stylize_batch(params, held_out)),
+                                progress=lambda n, loss: tick(1, loss), resampling=resampling)
+        run = functools.partial(transformer.stylize_batch, resampling=resampling)
+        out[method] = {"initial": score(run(start, held_out)), "final": score(run(params, held_out)),
                        "seconds": time.perf_counter() - t0}
     bar.set_description("quality gatys")
     t0 = time.perf_counter()
@@ -152,7 +154,8 @@ def main(argv=None):
     with tqdm(total=total, desc="quality", unit="step", file=sys.stderr) as bar:
         for (style, name, sha), arg in zip(loaded, styles):
             per_style[Path(name).stem.removeprefix(data.EMBEDDED_PREFIX)] = {"style": arg, "style_sha256": sha,
-                                          **evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar)}
+                                          **evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar,
+                                                          label["resampling"])}
     result = {
         "what": "final perceptual loss (eq. 4) on fixed held-out content per style: MetaStyle adapted from "
                 "theta, Johnson et al. from random init with the same updates (not fully trained), Gatys et al.",

@@ -38,7 +38,8 @@ def store(run, cfg, out):
         "theta_iterations": theta_meta["settings"]["iterations"],
         "content": ship_theta.content_sources(cfg.data.content) if cfg.data.content != "embedded" else ["embedded"],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
-        "jax": jax.__version__, "float16_max_output_change": ship_theta.float16_change(params),
+        "jax": jax.__version__,
+        "float16_max_output_change": ship_theta.float16_change(params, checkpoints.resampling(meta)),
         "shipped": datetime.date.today().isoformat(),
     }
     checkpoints.save_model(out, ship_theta.compact(params), meta, force=True)
@@ -52,14 +53,15 @@ def held_out_losses(names, cfg, models_dir):
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     held_out = adapt.held_out_batch(cfg)
     weights = losses.weights_of(cfg)
-    theta, _ = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
+    theta, theta_meta = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
     out = {}
     for name in names:
         style = adapt.load_style(f"{data.EMBEDDED_PREFIX}{name}", cfg.data.style_size)[0]
         grams = adapt.style_targets(vgg, style, weights)
-        shipped, _ = checkpoints.load_model(Path(models_dir) / name, kinds=("adapted",))
-        out[name] = {k: float(adapt.evaluate(p, vgg, grams, held_out, weights=weights)["loss"])
-                     for k, p in (("theta", theta), ("shipped", shipped))}
+        shipped, meta = checkpoints.load_model(Path(models_dir) / name, kinds=("adapted",))
+        out[name] = {k: float(adapt.evaluate(p, vgg, grams, held_out, weights=weights,
+                                             resampling=checkpoints.resampling(m))["loss"])
+                     for k, p, m in (("theta", theta, theta_meta), ("shipped", shipped, meta))}
     return out
 
 

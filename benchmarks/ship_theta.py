@@ -15,6 +15,7 @@ docs/theta_loss_curves.png cover the whole campaign. Writes docs/theta_card.md.
 """
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -63,12 +64,13 @@ def compact(params):
         lambda path, x: np.asarray(x, np.float16 if path[-1].key == "kernel" else np.float32), params)
 
 
-def float16_change(params):
-    """Largest |M(x; params) - M(x; compact(params))| over the embedded photos at 256 px, in [0, 1] units."""
+def float16_change(params, resampling="nearest"):
+    """Largest |M(x; params) - M(x; compact(params))| over the embedded photos at 256 px, in [0, 1] units
+    (`resampling`: the network's)."""
     half = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), compact(params))
     photos = np.stack([images.resize(images.as_float_rgb(data.skimage_image(n)), (256, 256))
                        for n in data.EMBEDDED_PHOTOS]).astype(np.float32)
-    run = transformer.stylize_batch
+    run = functools.partial(transformer.stylize_batch, resampling=resampling)
     return float(np.abs(np.asarray(run(params, photos)) - np.asarray(run(half, photos))).max())
 
 
@@ -142,9 +144,11 @@ def main(argv=None):
     state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
     ckpt.close()
     params = parallel.host_tree(state.params)
-    change = float16_change(params)
+    resampling = cfg.get("resampling", "nearest")
+    change = float16_change(params, resampling)
     if args.export_only:
-        meta = checkpoints.model_meta("theta", vgg=saved["vgg"], config=cfg.to_dict(), iterations=int(step))
+        meta = checkpoints.model_meta("theta", vgg=saved["vgg"], resampling=resampling, config=cfg.to_dict(),
+                                      iterations=int(step))
         print(f"theta of iteration {step} -> {checkpoints.save_model(args.out, compact(params), meta, force=True)}")
         return
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
@@ -160,8 +164,8 @@ def main(argv=None):
         "content": content_sources(cfg.data.content), "float16_max_output_change": change,
         "shipped": datetime.date.today().isoformat(), "campaign": campaign.name,
     }
-    model_meta = checkpoints.model_meta("theta", vgg=saved["vgg"], config=cfg.to_dict(), iterations=int(step),
-                                        card=card)
+    model_meta = checkpoints.model_meta("theta", vgg=saved["vgg"], resampling=resampling, config=cfg.to_dict(),
+                                        iterations=int(step), card=card)
     out = checkpoints.save_model(args.out, compact(params), model_meta, force=True)
     campaign_curves(phases, DOCS / "theta_loss_curves.png", campaign)
     write_card(DOCS / "theta_card.md", cfg, saved["vgg"], card)

@@ -35,5 +35,6 @@ def get_config():
     c.eval_every = 20        # ours: perceptual loss on held-out (val split) content every N steps (Fig. 6, right)
     c.eval_batch = 4         # ours: held-out images per evaluation (fixed for the whole run)
     c.seed = 0               # content order and crops; the random initialization when no theta is given
+    c.resampling = "antialiased"  # the transformer's, with no theta (from theta: theta's); see configs/metastyle.py
     c.vgg = ml_collections.ConfigDict({"source": "imagenet", "path": ""})  # see configs/metastyle.py
     return c

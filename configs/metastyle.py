@@ -40,6 +40,10 @@ def get_config(arg=None):
     c.init_from = ""           # a theta model (path or shipped name) to start from instead of a random theta, at
     #                            its recorded iteration, with a fresh Adam state (not in the paper: continuing
     #                            a campaign from a committed theta, whose optimizer state is not kept)
+    c.resampling = "antialiased"  # the transformer's resampling (transformer.RESAMPLING). Deviation: the official
+    #                            network upsamples by nearest neighbour ("nearest" restores it); "antialiased"
+    #                            blurs after each upsampling and before each stride-2 convolution, which keeps it
+    #                            from drawing a lattice locked to the pixel grid (docs/deviations.md)
     c.outer_warmup = 0         # outer lr ramps linearly over this many updates (0: none; not in the paper:
     #                            the warm-up of a fresh Adam state after init_from)
     c.loss = ml_collections.ConfigDict({

@@ -75,31 +75,34 @@ def optimizer(lr, only_in=False, input_scale=1.0):
     return optax.chain(scale_leaves(scales), optax.adam(lr), scale_leaves(scales))
 
 
-def _loss(params, vgg, grams, contents, weights, dtype="float32"):
+def _loss(params, vgg, grams, contents, weights, dtype="float32", resampling="nearest"):
     """Eq. 4 of M(contents; params) against `contents` and the style Grams: (scalar, {content, style}), with
-    the convolutions of both networks in `dtype` (bfloat16: mixed precision, `onednn`)."""
+    the convolutions of both networks in `dtype` (bfloat16: mixed precision, `onednn`) and the transformer's
+    `resampling`."""
     dtype = jnp.dtype(dtype)
-    return losses.perceptual_loss(vgg, transformer.apply(params, contents, dtype), grams, contents=contents,
-                                  weights=weights, dtype=dtype)
+    return losses.perceptual_loss(vgg, transformer.apply(params, contents, dtype, resampling=resampling), grams,
+                                  contents=contents, weights=weights, dtype=dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale", "dtype"))
+@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale", "dtype", "resampling"))
 def adapt_step(params, opt_state, vgg, grams, contents, *, weights=losses.LossWeights(), lr=1e-3,
-               only_in=False, input_scale=1.0, dtype="float32"):
+               only_in=False, input_scale=1.0, dtype="float32", resampling="nearest"):
     """One Adam step on eq. 8 through `vgg` (a `vgg16.VGG`): contents (B, H, W, 3) in [0, 1], grams layer ->
-    (1, C, C); `optimizer` says what only_in and input_scale do; `dtype` is the convolutions' compute dtype.
+    (1, C, C); `optimizer` says what only_in and input_scale do; `dtype` is the convolutions' compute dtype,
+    `resampling` the transformer's.
 
     Returns (params, opt_state, {"loss", "content", "style"}), the losses of this batch before the update.
     """
-    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg, grams, contents, weights, dtype)
+    (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg, grams, contents, weights, dtype,
+                                                                resampling)
     updates, opt_state = optimizer(lr, only_in, input_scale).update(g, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "dtype"))
-def evaluate(params, vgg, grams, contents, *, weights=losses.LossWeights(), dtype="float32"):
+@functools.partial(jax.jit, static_argnames=("weights", "dtype", "resampling"))
+def evaluate(params, vgg, grams, contents, *, weights=losses.LossWeights(), dtype="float32", resampling="nearest"):
     """The perceptual loss of M(contents; params) without updating: {"loss", "content", "style"} scalars."""
-    total, parts = _loss(params, vgg, grams, contents, weights, dtype)
+    total, parts = _loss(params, vgg, grams, contents, weights, dtype, resampling)
     return {"loss": total, **parts}
 
 
@@ -124,7 +127,7 @@ def compile_step(params, opt_state, vgg, grams, batch, **settings):
 
 def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
           input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None,
-          dtype="float32", hook=None):
+          dtype="float32", hook=None, resampling="nearest"):
     """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`, through
     `vgg` (a `vgg16.VGG`).
 
@@ -133,7 +136,8 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     the last (none if None or eval_every is 0). `progress(step, loss)` is called after every step, and
     `hook(done, params)` before the first (done=0) and after each, with the parameters after `done` updates
     (e.g. to keep snapshots). `dtype`:
-    the convolutions' compute dtype, "float32" or "bfloat16" (`onednn.resolve_dtype` chooses it).
+    the convolutions' compute dtype, "float32" or "bfloat16" (`onednn.resolve_dtype` chooses it); `resampling`:
+    the transformer's (`checkpoints.resampling` of theta's meta).
     Returns (params, history): history["loss"|"content"|"style"] are (steps,) arrays, each the loss of that
     step's batch before its update; history["eval_step"] (K,) counts the updates before each evaluation and
     history["eval_loss"|"eval_content"|"eval_style"] are its (K,) losses; history["step_seconds"] (steps,)
@@ -148,7 +152,8 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     evals = []
 
     def record_eval(done):
-        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), weights=weights, dtype=dtype)
+        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), weights=weights, dtype=dtype,
+                     resampling=resampling)
         evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
 
     if do_eval:
@@ -162,7 +167,8 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
             batch = jnp.asarray(batch)
             if step_fn is None:
                 step_fn = compile_step(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
-                                       only_in=only_in, input_scale=input_scale, dtype=dtype)
+                                       only_in=only_in, input_scale=input_scale, dtype=dtype,
+                                       resampling=resampling)
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
@@ -192,11 +198,11 @@ def _history(losses_per_step, evals, seconds):
 
 
 def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=None, from_theta=None,
-                input_scale=1.0, held_out=None, progress=None):
+                input_scale=1.0, held_out=None, progress=None, resampling="nearest"):
     """The adaptation that `adapt` (the command) and the web page run: `adapt` from `start` (theta or a random
     init) with the settings of `cfg` (configs/adapt.py: steps, lr, batch_size, size, style_size, alpha, beta,
     only_in, content, crop, seed, eval_every) and VGG `vgg` (a `vgg_weights.VGGWeights`), to the (S, S, 3)
-    `style`. Returns (params, meta of the adapted model, history of `adapt`); meta records every setting,
+    `style`, the transformer resampling as `resampling` (theta's). Returns (params, meta of the adapted model, history of `adapt`); meta records every setting,
     the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
@@ -204,9 +210,9 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress,
-                         dtype=dtype)
+                         dtype=dtype, resampling=resampling)
     meta = checkpoints.model_meta(
-        "adapted", vgg=vgg_weights.describe(vgg), style=style_name, style_sha256=style_sha256,
+        "adapted", vgg=vgg_weights.describe(vgg), resampling=resampling, style=style_name, style_sha256=style_sha256,
         from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
         tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0), only_in=bool(cfg.only_in), dtype=dtype,
@@ -255,9 +261,9 @@ def load_style(spec, size, allow_gray=False):
     return images.resize(picture, (size, size)), Path(spec).name, digest
 
 
-def preview(params, style, contents):
+def preview(params, style, contents, resampling="nearest"):
     """The style beside a grid of the content images (top) over their stylizations (bottom): (H, W, 3)."""
-    outputs = stylize.stylize(params, list(contents), batch_size=len(contents))
+    outputs = stylize.stylize(params, list(contents), batch_size=len(contents), resampling=resampling)
     pictures = images.grid(list(contents) + outputs, nrow=len(contents))
     return images.hstack([style, pictures], height=pictures.shape[0])
 
@@ -343,6 +349,8 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     checks.check_memory(cfg.batch_size * cfg.data.content_size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} "
                         f"content crops of {cfg.data.content_size} px", "use a smaller --size or --batch-size")
     checks.check_lr("--lr", cfg.lr)
+    if cfg.resampling not in transformer.RESAMPLING:
+        raise UserError(f"resampling must be one of {', '.join(transformer.RESAMPLING)}, not {cfg.resampling!r}")
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
     paths = _outputs(out)
@@ -358,6 +366,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     else:
         params, theta_meta = transformer.init_params(jax.random.key(cfg.seed), 16), None
         print("--random-init: training from random initialization (Johnson et al.)", file=sys.stderr)
+    resampling = checkpoints.resampling(theta_meta) if theta_meta else cfg.resampling
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     theta_vgg = (theta_meta or {}).get("vgg") or {}
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
@@ -376,11 +385,12 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
         params, meta, hist = adapt_model(
             cfg, params, vgg, style, content, style_name=style_name, style_sha256=style_sha,
             from_theta=str(model) if model else None, input_scale=input_scale_of(theta_meta),
-            held_out=held_out, progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")))
+            held_out=held_out, progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")),
+            resampling=resampling)
     finally:
         bar.close()
     shown = held_out if held_out is not None else content.batch_at(0, cfg.batch_size)
-    write_outputs(paths, params, meta, hist, preview(params, style, shown), style_name)
+    write_outputs(paths, params, meta, hist, preview(params, style, shown, resampling), style_name)
     return {**dict(zip(("out", "curve", "preview", "metrics", "tensorboard"), paths)), "meta": meta, "history": hist}
 
 

@@ -24,7 +24,7 @@ from metastyle_jax.errors import UserError
 # per shipped painting where present.
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 FORMAT = "metastyle-jax"
-ARCH = "TransformerNet(table1)"
+ARCH = "TransformerNet(table1)"  # the official network; an antialiased one is ARCH + ", antialiased" (`arch`)
 KINDS = ("theta", "adapted")
 
 
@@ -61,11 +61,26 @@ def _abstract(tree):
     return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), tree)
 
 
-def model_meta(kind, vgg=None, **settings):
-    """The metadata recorded with a model: kind ('theta' or 'adapted'), architecture, VGG source/hash."""
+def arch(resampling="nearest"):
+    """The architecture name a model records for a network with that resampling (`transformer.RESAMPLING`)."""
+    return ARCH if resampling == "nearest" else ARCH[:-1] + f", {resampling})"
+
+
+ARCHS = {arch(r): r for r in transformer.RESAMPLING}
+
+
+def resampling(meta):
+    """The resampling (`transformer.RESAMPLING`) of the network a model's meta names; "nearest" for an untrained
+    one (no arch)."""
+    return ARCHS.get(meta.get("arch", ARCH), "nearest")
+
+
+def model_meta(kind, vgg=None, resampling="nearest", **settings):
+    """The metadata recorded with a model: kind ('theta' or 'adapted'), architecture (with its resampling),
+    VGG source/hash."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    return {"format": FORMAT, "version": 1, "kind": kind, "arch": ARCH,
+    return {"format": FORMAT, "version": 1, "kind": kind, "arch": arch(resampling),
             "num_params": transformer.count_params(transformer.abstract_params()),
             "vgg": vgg, "settings": settings,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -139,8 +154,8 @@ def load_model(path, kinds=KINDS):
     path = resolve_model(path)
     if meta.get("kind") not in kinds:
         raise UserError(f"{path} holds a {meta.get('kind')!r} model; this command needs {' or '.join(kinds)}")
-    if meta.get("arch") != ARCH:
-        raise UserError(f"{path} is a {meta.get('arch')!r} network, not {ARCH}")
+    if meta.get("arch") not in ARCHS:
+        raise UserError(f"{path} is a {meta.get('arch')!r} network, not {' or '.join(ARCHS)}")
     quiet.drop(_orbax_teardown_noise)  # before the read: its threads report while the failure reaches this frame
     try:
         params = ocp.StandardCheckpointer().restore(Path(path).resolve() / "params")

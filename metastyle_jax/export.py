@@ -11,6 +11,7 @@ DIR receives the artefact (`model.stablehlo`, `saved_model/` or `model.onnx`) an
 """
 
 import datetime
+import functools
 import importlib
 import importlib.util
 import json
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metastyle_jax import __version__, outputs, transformer
+from metastyle_jax import __version__, checkpoints, outputs, transformer
 from metastyle_jax.errors import UserError
 
 FORMATS = ("stablehlo", "savedmodel", "onnx")
@@ -34,8 +35,9 @@ ONNX_OPSET = 23
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
 
 
-def forward(params):
-    """The network with `params` closed over: (B, H, W, 3) float32 in [0, 1] -> same shape in [0, 1].
+def forward(params, resampling="nearest"):
+    """The network with `params` (and its `resampling`) closed over: (B, H, W, 3) float32 in [0, 1] -> same
+    shape in [0, 1].
 
     Equal to `transformer.apply(params, .)`, but written so it also traces with symbolic H and W: the
     network's own padding of H, W up to multiples of 4 branches on H % 4, which is unknown for a symbolic
@@ -47,15 +49,15 @@ def forward(params):
         hp, wp = 4 * ((h + 3) // 4), 4 * ((w + 3) // 4)
         padded = jnp.pad(images, ((0, 0), (0, 3), (0, 3), (0, 0)), mode="reflect")
         padded = jax.lax.slice(padded, (0, 0, 0, 0), (b, hp, wp, c))
-        return jax.lax.slice(transformer.apply(params, padded), (0, 0, 0, 0), (b, h, w, c))
+        return jax.lax.slice(transformer.apply(params, padded, resampling=resampling), (0, 0, 0, 0), (b, h, w, c))
 
     return stylize
 
 
-@jax.jit
-def reference(params, images):
+@functools.partial(jax.jit, static_argnames="resampling")
+def reference(params, images, resampling="nearest"):
     """transformer.apply under jit, the JAX result artefacts are checked against: (B, H, W, 3) -> same."""
-    return transformer.apply(params, images)
+    return transformer.apply(params, images, resampling=resampling)
 
 
 def input_spec(size=None):
@@ -67,15 +69,15 @@ def input_spec(size=None):
     return jax.ShapeDtypeStruct(export.symbolic_shape(dims, constraints=constraints), jnp.float32)
 
 
-def export_stablehlo(params, size=None, platforms=("cpu",)):
+def export_stablehlo(params, size=None, platforms=("cpu",), resampling="nearest"):
     """Serialized jax.export.Exported bytes of `forward(params)` for `platforms`."""
     from jax import export
 
-    exported = export.export(jax.jit(forward(params)), platforms=tuple(platforms))(input_spec(size))
+    exported = export.export(jax.jit(forward(params, resampling)), platforms=tuple(platforms))(input_spec(size))
     return bytes(exported.serialize())
 
 
-def write_savedmodel(params, directory, size=None, platforms=("cpu",)):
+def write_savedmodel(params, directory, size=None, platforms=("cpu",), resampling="nearest"):
     """A TF SavedModel in `directory` (jax2tf, StableHLO inside an XlaCallModule op); signature
     'serving_default' maps {'image': (B, H, W, 3)} to {'stylized': (B, H, W, 3)}."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,8 +86,8 @@ def write_savedmodel(params, directory, size=None, platforms=("cpu",)):
 
     constraints = [f"h >= {MIN_SIDE}", f"w >= {MIN_SIDE}"] if size is None else []
     dims = "(b, h, w, 3)" if size is None else f"(b, {size[0]}, {size[1]}, 3)"
-    converted = jax2tf.convert(forward(params), polymorphic_shapes=[dims], polymorphic_constraints=constraints,
-                               native_serialization_platforms=tuple(platforms), with_gradient=False)
+    converted = jax2tf.convert(forward(params, resampling), polymorphic_shapes=[dims],
+                               polymorphic_constraints=constraints, native_serialization_platforms=tuple(platforms), with_gradient=False)
     shape = [None, None, None, 3] if size is None else [None, size[0], size[1], 3]
     module = tf.Module()
     module.stylize = tf.function(lambda image: {OUTPUT_NAME: converted(image)}, autograph=False,
@@ -93,14 +95,14 @@ def write_savedmodel(params, directory, size=None, platforms=("cpu",)):
     tf.saved_model.save(module, str(directory), signatures={"serving_default": module.stylize})
 
 
-def export_onnx(params, size=None):
+def export_onnx(params, size=None, resampling="nearest"):
     """Serialized ONNX model bytes of `forward(params)` (jax2onnx); input 'image', output 'stylized'."""
     for name in ("jax2onnx", "onnx_ir"):  # it logs every optional plugin it cannot import
         logging.getLogger(name).setLevel(logging.ERROR)
     from jax2onnx import to_onnx
 
-    model = to_onnx(forward(params), [input_spec(size)], model_name="metastyle_transformer", opset=ONNX_OPSET,
-                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    model = to_onnx(forward(params, resampling), [input_spec(size)], model_name="metastyle_transformer",
+                    opset=ONNX_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
     return model.SerializeToString()
 
 
@@ -154,15 +156,15 @@ def model_card(fmt, size, platforms, source, meta, check):
     }
 
 
-def write_artefact(fmt, params, directory, size=None, platforms=("cpu",)):
-    """Write the artefact of format `fmt` into the existing `directory`."""
+def write_artefact(fmt, params, directory, size=None, platforms=("cpu",), resampling="nearest"):
+    """Write the artefact of format `fmt` of the network (`params`, `resampling`) into the existing `directory`."""
     path = Path(directory) / ARTEFACTS[fmt]
     if fmt == "stablehlo":
-        path.write_bytes(export_stablehlo(params, size, platforms))
+        path.write_bytes(export_stablehlo(params, size, platforms, resampling))
     elif fmt == "savedmodel":
-        write_savedmodel(params, path, size, platforms)
+        write_savedmodel(params, path, size, platforms, resampling)
     else:
-        path.write_bytes(export_onnx(params, size))
+        path.write_bytes(export_onnx(params, size, resampling))
 
 
 def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=None, force=False, check=True):
@@ -171,15 +173,15 @@ def export_model(params, meta, fmt, out, size=None, platforms=("cpu",), source=N
     With `check`, the artefact is run on a test image and compared with `reference`; a difference
     over CHECK_TOLERANCE aborts the export.
     """
-    out = Path(out).absolute()
+    out, resampling = Path(out).absolute(), checkpoints.resampling(meta)
     outputs.check([out], force=force, nbytes=sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(params)))
     with outputs.staging_dir(out) as tmp:
         t0 = time.perf_counter()
-        write_artefact(fmt, params, tmp, size, platforms)
+        write_artefact(fmt, params, tmp, size, platforms, resampling)
         result = {"export_seconds": round(time.perf_counter() - t0, 2)}
         if check:
             image = check_image(size)
-            diff = float(np.abs(run_artefact(fmt, tmp, image) - np.asarray(reference(params, image))).max())
+            diff = float(np.abs(run_artefact(fmt, tmp, image) - np.asarray(reference(params, image, resampling))).max())
             if not diff <= CHECK_TOLERANCE:
                 raise UserError(f"the exported {fmt} artefact differs from the JAX network by {diff:.3g} "
                                 f"(> {CHECK_TOLERANCE:g}) on a {image.shape} image; nothing written")

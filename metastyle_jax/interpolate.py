@@ -74,10 +74,10 @@ def sweep(n_models, per_segment=4):
     return vectors
 
 
-def strip(models, weight_vectors, content):
+def strip(models, weight_vectors, content, resampling="nearest"):
     """The stylization of `content` (H, W, 3) by each combination: a list of (H, W, 3) images (one compiled
-    network, the parameters are arguments)."""
-    return [stylize.stylize(combine(models, w), [content])[0] for w in weight_vectors]
+    network, the parameters are arguments; `resampling` the models' own)."""
+    return [stylize.stylize(combine(models, w), [content], resampling=resampling)[0] for w in weight_vectors]
 
 
 def write_strip(model_paths, weights, content_arg, out, size=None, save_model=None, force=False):
@@ -100,11 +100,16 @@ def write_strip(model_paths, weights, content_arg, out, size=None, save_model=No
     if len(origins) > 1:
         print("warning: these models were adapted from different starting points; their parameters may not "
               "interpolate smoothly", file=sys.stderr)
+    kinds = {checkpoints.resampling(meta) for _, meta in loaded}
+    if len(kinds) > 1:
+        raise UserError(f"these models' networks resample differently ({', '.join(sorted(kinds))}): they cannot "
+                        "be mixed")
+    resampling = kinds.pop()
     models = [params for params, _ in loaded]
     styles = [(meta.get("settings") or {}).get("style") or Path(m).name for m, (_, meta) in zip(model_paths, loaded)]
-    images.save_image(out, images.hstack([content] + strip(models, vectors, content)))
+    images.save_image(out, images.hstack([content] + strip(models, vectors, content, resampling)))
     if save_model:
-        meta = checkpoints.model_meta("adapted", vgg=loaded[0][1].get("vgg"), styles=styles,
+        meta = checkpoints.model_meta("adapted", vgg=loaded[0][1].get("vgg"), resampling=resampling, styles=styles,
                                       interpolation_of=[str(m) for m in model_paths], weights=list(vectors[0]))
         checkpoints.save_model(Path(save_model).absolute(), combine(models, vectors[0]), meta,
                                force=force)  # Orbax needs an absolute path

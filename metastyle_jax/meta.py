@@ -81,12 +81,14 @@ class MetaSettings:
     dtype: str = "float32"
     meta_grad: str = "autodiff"
     saturation: bool = False  # the loss has a `losses.saturation` term (its weight is Hyper.saturation)
+    resampling: str = "nearest"  # the transformer's (transformer.RESAMPLING)
 
     def __post_init__(self):
         for name, value, allowed in (("mode", self.mode, MODES), ("inner_params", self.inner_params, PARAM_SETS),
                                      ("outer_params", self.outer_params, PARAM_SETS),
                                      ("dtype", self.dtype, tuple(DTYPES)),
-                                     ("meta_grad", self.meta_grad, META_GRADS)):
+                                     ("meta_grad", self.meta_grad, META_GRADS),
+                                     ("resampling", self.resampling, transformer.RESAMPLING)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         if self.inner_steps < 1:
@@ -101,7 +103,8 @@ def settings_from_config(config):
                         inner_params=config.inner_params, outer_params=config.outer_params,
                         styles_in_parallel=int(config.styles_in_parallel),
                         dtype=onednn.resolve_dtype(config.dtype)[0],
-                        meta_grad=config.meta_grad, saturation=bool(config.loss.get("saturation", 0.0)))
+                        meta_grad=config.meta_grad, saturation=bool(config.loss.get("saturation", 0.0)),
+                        resampling=config.get("resampling", "nearest"))
 
 
 def hyper_from_config(config, dtype=np.float32):
@@ -206,7 +209,8 @@ class Bilevel(flax.struct.PyTreeNode):
         content_feat their relu2_2 features, grams {layer: (C, C)} -> (scalar, {"content", "style"}
         unweighted), alpha and beta from `hyper` (traced)."""
         dtype = DTYPES[self.settings.dtype]
-        return losses.perceptual_loss(self.vgg, transformer.apply(params, contents, dtype),
+        return losses.perceptual_loss(self.vgg, transformer.apply(params, contents, dtype,
+                                                                  resampling=self.settings.resampling),
                                       {k: g[None] for k, g in grams.items()}, content_feat=content_feat,
                                       weights=losses.LossWeights(
                                           alpha=hyper.alpha, beta=hyper.beta, tv=hyper.tv,

@@ -67,13 +67,15 @@ class Adaptation:
     """How the page adapts to an uploaded painting: `cfg` the adapt config (configs/adapt.py: steps, lr,
     batch_size, size, style_size, alpha, beta, only_in, content, crop, seed), `theta` the params to start from
     (None: random initialization, Johnson et al.) and `theta_path`, `load_vgg()` -> VGGWeights (called once,
-    on the first adaptation), and theta's `input_scale` (`adapt.input_scale_of`)."""
+    on the first adaptation), theta's `input_scale` (`adapt.input_scale_of`) and the network's `resampling`
+    (theta's, else the config's)."""
 
     cfg: object
     theta: dict | None
     theta_path: str | None
     load_vgg: object
     input_scale: float = 1.0
+    resampling: str = "nearest"
 
 
 def style_label(meta, path=None):
@@ -114,9 +116,9 @@ def find_models(models=(), models_dir=None, log=None):
         except UserError as e:
             log(f"note: skipping {path}: {e}")
             continue
-        if meta.get("kind") != "adapted" or meta.get("arch") != checkpoints.ARCH:
+        if meta.get("kind") != "adapted" or meta.get("arch") not in checkpoints.ARCHS:
             log(f"note: skipping {path}: a {meta.get('kind')!r} {meta.get('arch')} model, not an adapted "
-                f"{checkpoints.ARCH}" + (" (give theta as --theta)" if meta.get("kind") == "theta" else ""))
+                f"metastyle-jax network" + (" (give theta as --theta)" if meta.get("kind") == "theta" else ""))
             continue
         styles.append(Style(f"m{len(styles)}", style_label(meta, path), "checkpoint", str(path), meta))
     if len(styles) == len(models):
@@ -194,7 +196,7 @@ class Studio:
                 photo_path, max_side=self.limits.max_side, max_pixels=self.limits.max_pixels))
             first = image.shape not in self._shapes
             t0 = time.perf_counter()
-            result = stylize.stylize(style.params, [image])[0]
+            result = stylize.stylize(style.params, [image], resampling=checkpoints.resampling(style.meta))[0]
             seconds = time.perf_counter() - t0
             self._shapes.add(image.shape)
         rid = uuid.uuid4().hex
@@ -307,7 +309,7 @@ class Studio:
         start = a.theta if a.theta is not None else transformer.init_params(jax.random.key(cfg.seed), 16)
         params, meta, _ = adapt.adapt_model(cfg, start, self._vgg, style, self._content, style_name=display_name,
                                             style_sha256=digest, from_theta=a.theta_path,
-                                            input_scale=a.input_scale, progress=progress)
+                                            input_scale=a.input_scale, progress=progress, resampling=a.resampling)
         return params, meta
 
     def _save(self, params, meta, display_name, jid):

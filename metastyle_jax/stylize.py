@@ -29,11 +29,12 @@ MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
-def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32"):
+def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest"):
     """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
 
     preserve_color: keep each picture's colours, take only the stylized luminance (`color.preserve_color`).
     dtype: the convolutions' compute dtype ("float32", or "bfloat16": `onednn.resolve_dtype` chooses).
+    resampling: the model's (`checkpoints.resampling`).
     """
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
@@ -43,7 +44,7 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
             batch = jnp.stack([pictures[i] for i in chunk])
-            result = transformer.stylize_batch(params, batch, dtype)
+            result = transformer.stylize_batch(params, batch, dtype, resampling)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)
             for i, r in zip(chunk, result):
                 out[i] = r
@@ -63,12 +64,13 @@ def tile_size(shape, tile="auto"):
     return tile if max(shape[:2]) > tile else None
 
 
-def check_tiling(tile, overlap, stats_side):
-    """One-line errors for a tile (px, "auto" or "off") or overlap too small, a bad statistics side."""
-    min_overlap = 2 * tiling.RECEPTIVE_RADIUS
-    if overlap < min_overlap:
+def check_tiling(tile, overlap, stats_side, resampling="nearest"):
+    """One-line errors for a tile (px, "auto" or "off") or overlap too small for the model's resampling, a bad
+    statistics side."""
+    radius = tiling.receptive_radius(resampling)
+    if overlap < 2 * radius:
         raise UserError(f"--overlap {overlap} is under twice the network's receptive radius "
-                        f"({tiling.RECEPTIVE_RADIUS} px): tiles would show seams; use at least {min_overlap}")
+                        f"({radius} px): tiles would show seams; use at least {2 * radius}")
     if isinstance(tile, int) and (tile < 2 * overlap or tile % tiling.ALIGN):
         raise UserError(f"--tile {tile} must be a multiple of {tiling.ALIGN} and at least twice the "
                         f"overlap ({2 * overlap} px)")
@@ -133,12 +135,12 @@ def plan_outputs(content, out):
 
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
                   stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False, dtype="float32",
-                  on_start=None):
+                  on_start=None, resampling="nearest"):
     """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
 
     Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
     `tiling.stylize_tiled` (float32), the rest through `stylize` in batches, in `dtype`; `on_start()` is called
-    once the sources are read, before stylization. An unreadable source is skipped unless it is
+    once the sources are read, before stylization; `resampling` is the model's. An unreadable source is skipped unless it is
     the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
     number stylized in tiles, seconds of stylization, compilation included)."""
     loaded, skipped = [], []
@@ -157,10 +159,12 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     pictures = [img for img, _ in loaded]
     tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]
-    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color, dtype)))
+    results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color, dtype,
+                                      resampling)))
     for i, side in enumerate(tiles):
         if side is not None:
-            styled = tiling.stylize_tiled(params, pictures[i], side, overlap, stats_side, progress=True)
+            styled = tiling.stylize_tiled(params, pictures[i], side, overlap, stats_side, progress=True,
+                                          resampling=resampling)
             results[i] = color.preserve_color(styled, pictures[i]) if preserve_color else styled
     seconds = time.perf_counter() - t0
     for i, (_, dst) in enumerate(loaded):

@@ -14,7 +14,7 @@ Tiles start on multiples of 4 (the network's two stride-2 convolutions), so thei
 with the whole image's; the image is first reflection-padded to multiples of 4, as the network itself does,
 and the last tile of a row or column is shifted back to end at the image's edge (no invented pixels).
 Neighbouring tiles overlap by at least `overlap` pixels. At a tile's inner edge its weight is 0 over a
-margin of up to the receptive radius (57 px, `receptive_radius`), where its reflection padding reaches,
+margin of up to the receptive radius (`receptive_radius`: 57 px, 63 antialiased), where its padding reaches,
 then rises as a raised cosine; the weighted sum is divided by the summed weights. With the default overlap
 (128 px = 2 margins of 56 px + a 16 px ramp) the result equals the whole image run with the same statistics
 to float rounding (measured: max 1.8e-6; the outermost, 57th pixel of the receptive field weighs nothing
@@ -23,27 +23,39 @@ through one compiled function of the tile shape; only the image-sized input, out
 grow with the image.
 """
 
+import functools
+
 import jax
 import numpy as np
 
 from metastyle_jax import images, transformer
 
-# The network's layers, input to output: ("up", factor) (nearest upsampling) or ("conv", kernel, stride),
-# from the network itself (`transformer.conv_layers`)
-LAYERS = tuple(layer for kernel, stride, up in transformer.conv_layers()
-               for layer in ((("up", up),) if up > 1 else ()) + (("conv", kernel, stride),))
-ALIGN = int(np.prod([layer[2] for layer in LAYERS if layer[0] == "conv"]))  # tiles start on multiples of it
+ALIGN = 4  # tiles start on multiples of it: the network's two stride-2 convolutions (checked by `layers`)
 DEFAULT_TILE = 512
 DEFAULT_STATS_SIDE = 1024
 
 
-def receptive_radius(layers=LAYERS):
+@functools.cache
+def layers(resampling="nearest"):
+    """The network's layers, input to output: ("up", factor) (nearest upsampling) or ("conv", kernel, stride)
+    (a binomial blur is a ("conv", 3, 1)), read off the network itself (`transformer.conv_layers`)."""
+    found = []
+    for kernel, stride, up, blurred in transformer.conv_layers(resampling):
+        found += [("up", up)] if up > 1 else []
+        found += [("conv", 3, 1)] if blurred else []
+        found += [("conv", kernel, stride)]
+    assert int(np.prod([layer[2] for layer in found if layer[0] == "conv"])) == ALIGN
+    return tuple(found)
+
+
+@functools.cache
+def receptive_radius(resampling="nearest"):
     """The most input pixels, to one side, that can influence an output pixel (along one axis), over all
     output positions (the strided and upsampling layers make it depend on the position modulo 4)."""
     radius = 0
     for u in range(64, 64 + 4 * ALIGN):
         lo, hi = u, u
-        for layer in reversed(layers):
+        for layer in reversed(layers(resampling)):
             if layer[0] == "up":
                 lo, hi = lo // layer[1], hi // layer[1]
             else:
@@ -53,7 +65,6 @@ def receptive_radius(layers=LAYERS):
     return radius
 
 
-RECEPTIVE_RADIUS = receptive_radius()
 DEFAULT_OVERLAP = 128
 
 
@@ -88,11 +99,11 @@ def window_1d(size, overlap, rise, fall, margin=0):
     return w
 
 
-def default_margin(overlap):
+def default_margin(overlap, resampling="nearest"):
     """Zero-weight pixels at each inner tile edge: up to the receptive radius, leaving at least an eighth of
     the overlap to the ramp (56 px for the default 128). Pixels that count are then computed (almost) only
     from real neighbours, not from a tile's reflection padding, so tiles agree with one another."""
-    return min(RECEPTIVE_RADIUS, (overlap - overlap // 8) // 2)
+    return min(receptive_radius(resampling), (overlap - overlap // 8) // 2)
 
 
 def pad_to_multiple(image, multiple=ALIGN):
@@ -101,21 +112,21 @@ def pad_to_multiple(image, multiple=ALIGN):
     return np.pad(image, ((0, (-h) % multiple), (0, (-w) % multiple), (0, 0)), mode="reflect")
 
 
-_stats = jax.jit(transformer.instance_norm_stats)
+_stats = jax.jit(transformer.instance_norm_stats, static_argnames=("dtype", "resampling"))
 
 
-def shared_stats(params, image, stats_side=DEFAULT_STATS_SIDE):
+def shared_stats(params, image, stats_side=DEFAULT_STATS_SIDE, resampling="nearest"):
     """The instance-norm statistics (see `transformer.instance_norm_stats`, leaves (1, 1, 1, C)) of an
     (H, W, 3) image, downscaled first so its longer side is at most `stats_side` (None: full resolution)."""
     if stats_side is not None and max(image.shape[:2]) > stats_side:
         image = images.resize(image, max_side=stats_side)
-    return _stats(params, np.asarray(image, np.float32)[None])
+    return _stats(params, np.asarray(image, np.float32)[None], resampling=resampling)
 
 
-@jax.jit
-def stylize_tiles(params, tiles, stats):
+@functools.partial(jax.jit, static_argnames="resampling")
+def stylize_tiles(params, tiles, stats, resampling="nearest"):
     """The network on a batch of tiles (B, t, t', 3) with fixed instance-norm statistics -> (B, t, t', 3)."""
-    return transformer.apply(params, tiles, stats=stats)
+    return transformer.apply(params, tiles, stats=stats, resampling=resampling)
 
 
 def plan(shape, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP):
@@ -133,18 +144,18 @@ def plan(shape, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP):
 
 
 def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, stats_side=DEFAULT_STATS_SIDE,
-                  stats=None, batch=1, progress=False, margin=None):
+                  stats=None, batch=1, progress=False, margin=None, resampling="nearest"):
     """Stylize one (H, W, 3) float image in [0, 1] tile by tile -> float32 (H, W, 3) in [0, 1].
 
     stats: instance-norm statistics to share (default: `shared_stats(params, image, stats_side)`);
     batch: tiles per compiled call; progress: show a tqdm bar over the tiles; margin: zero-weight pixels at
-    a tile's inner edges (default `default_margin(overlap)`).
+    a tile's inner edges (default `default_margin(overlap, resampling)`); resampling: the model's.
     """
     image = np.asarray(image, np.float32)
     th, tw, origins = plan(image.shape, tile, overlap)
-    margin = default_margin(overlap) if margin is None else margin
+    margin = default_margin(overlap, resampling) if margin is None else margin
     if stats is None:
-        stats = shared_stats(params, image, stats_side)
+        stats = shared_stats(params, image, stats_side, resampling)
     padded = pad_to_multiple(image)
     hp, wp = padded.shape[:2]
     out = np.zeros(padded.shape, np.float32)
@@ -157,7 +168,7 @@ def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, sta
             chunk = origins[first:first + batch]
             tiles = [padded[y:y + th, x:x + tw] for y, x in chunk]
             tiles += [tiles[-1]] * (batch - len(tiles))
-            result = np.asarray(stylize_tiles(params, np.stack(tiles), stats))
+            result = np.asarray(stylize_tiles(params, np.stack(tiles), stats, resampling))
             for (y, x), styled in zip(chunk, result):
                 wy = window_1d(th, overlap, y > 0, y + th < hp, margin)
                 wx = window_1d(tw, overlap, x > 0, x + tw < wp, margin)
@@ -171,7 +182,7 @@ def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, sta
     return np.clip(out[:image.shape[0], :image.shape[1]], 0.0, 1.0)
 
 
-def own_stats_tiles(params, image, tile=DEFAULT_TILE):
+def own_stats_tiles(params, image, tile=DEFAULT_TILE, resampling="nearest"):
     """For comparison only: side-by-side (non-overlapping) tiles of `tile` px, each normalized by its own
     instance-norm statistics, as naive tiling would do -> float32 (H, W, 3). Shows tone steps at the seams."""
     image = np.asarray(image, np.float32)
@@ -179,5 +190,5 @@ def own_stats_tiles(params, image, tile=DEFAULT_TILE):
     for y in range(0, image.shape[0], tile):
         for x in range(0, image.shape[1], tile):
             tile_in = image[None, y:y + tile, x:x + tile]
-            out[y:y + tile, x:x + tile] = np.asarray(transformer.stylize_batch(params, tile_in))[0]
+            out[y:y + tile, x:x + tile] = np.asarray(transformer.stylize_batch(params, tile_in, resampling=resampling))[0]
     return out

@@ -38,6 +38,9 @@ RUN_FILES = ("config.json", "checkpoints", "tb", "metrics.jsonl", "loss_curves.p
 # NaN); never what it computes.
 RESUMABLE_KEYS = ("num_steps", "inner_lr", "outer_lr", "log_every", "plot_every", "sample_every", "num_samples",
                   "eval_every", "checkpoint_every", "keep_checkpoints", "data.prefetch", "dtype")
+# Keys added to the configs with a default that changes what a run computes: a run saved before one existed
+# computed with this value, whatever the configs say now.
+BEFORE_KEY = {"resampling": "nearest"}
 CURVES = {"inner_loss": "inner (training contents, before adaptation)",
           "outer_loss": "outer (validation contents, after adaptation)",
           "eval_outer_loss": "outer on the fixed evaluation batch"}
@@ -223,7 +226,7 @@ def resolve_config(cfg, workdir, resume, defaults=None):
     """The run's config: `cfg` (a loaded config, overrides applied) for a new run; with `resume`, the one saved
     in `workdir` with the changes of `cfg` that RESUMABLE_KEYS allows (a UserError for any other). A key (at
     any depth, e.g. loss.saturation) the configs gained since the run began takes its value in `defaults` (the
-    same config file without overrides; by default configs/metastyle.py)."""
+    same config file without overrides; by default configs/metastyle.py), or in BEFORE_KEY."""
     cfg.vgg.path = cfg.vgg.path or ""
     if not resume:
         return cfg
@@ -237,12 +240,12 @@ def resolve_config(cfg, workdir, resume, defaults=None):
     new, old = _flat(cfg), _flat(saved)
     defaults = _flat(config_lib.load("metastyle") if defaults is None else defaults)
     for key in new.keys() - old.keys():  # a key added to the configs since the run began: its default
-        if key in defaults:
+        if key in defaults or key in BEFORE_KEY:
             *parents, leaf = key.split(".")
             node = saved
             for p in parents:
                 node = node[p] if p in node else node.setdefault(p, ml_collections.ConfigDict())
-            node[leaf] = old[key] = defaults[key]
+            node[leaf] = old[key] = BEFORE_KEY.get(key, defaults.get(key))
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k) and k not in RESUMABLE_KEYS)
     if changed:
         raise UserError(f"--resume: {', '.join(changed)} differ from the run in {workdir} "
@@ -325,17 +328,21 @@ class Reporter:
             self.writer.close()
 
 
-def write_samples(path, params, contents):
+def write_samples(path, params, contents, resampling="nearest"):
     """A PNG grid: the fixed contents (top row) above their style-neutral outputs M(I_c; theta)."""
-    outputs = np.asarray(transformer.stylize_batch(params, contents))
+    outputs = np.asarray(transformer.stylize_batch(params, contents, resampling=resampling))
     images.save_image(path, images.grid(list(contents) + list(outputs), nrow=len(contents)))
 
 
-def start_from_theta(state, spec, vgg_info):
-    """`state` with theta and the iteration of model `spec` (config.init_from) and its fresh Adam state."""
+def start_from_theta(state, spec, vgg_info, resampling="nearest"):
+    """`state` with theta and the iteration of model `spec` (config.init_from) and its fresh Adam state; a
+    UserError if theta used other VGG weights or another `resampling` (config.resampling)."""
     params, model = checkpoints.load_model(spec, kinds=("theta",))
     if (model.get("vgg") or {}).get("sha256") != vgg_info["sha256"]:
         raise UserError(f"init_from {spec}: it was trained with VGG weights {model.get('vgg')}, not {vgg_info}")
+    if checkpoints.resampling(model) != resampling:
+        raise UserError(f"init_from {spec}: its network resamples {checkpoints.resampling(model)!r}, the config "
+                        f"{resampling!r}: add --set resampling={checkpoints.resampling(model)}")
     step = int((model.get("settings") or {}).get("iterations") or 0)
     return state.replace(step=jnp.asarray(step, jnp.int32), params=jax.tree_util.tree_map(jnp.asarray, params))
 
@@ -418,7 +425,7 @@ def initial_state(cfg, workdir, resume, ckpt, vgg_info):
     if resume and not resumed:
         print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
     if not resumed:
-        state = start_from_theta(state, cfg.init_from, vgg_info) if cfg.init_from else state
+        state = start_from_theta(state, cfg.init_from, vgg_info, cfg.resampling) if cfg.init_from else state
         return state, int(state.step), False
     restored, saved_meta, set_aside = ckpt.restore_intact(parallel.host_tree(state), workdir / "damaged_checkpoints")
     for step, reason in set_aside:
@@ -466,7 +473,8 @@ def periodic_work(cfg, workdir, report, ckpt, evaluate, contents, vgg_info):
         if cfg.eval_every and (it % cfg.eval_every == 0 or last):
             evaluate(it, state.params)
         if cfg.sample_every and (it % cfg.sample_every == 0 or last) and lead:
-            write_samples(workdir / "samples" / f"step_{it:07d}.png", parallel.host_tree(state.params), contents)
+            write_samples(workdir / "samples" / f"step_{it:07d}.png", parallel.host_tree(state.params), contents,
+                          cfg.resampling)
         if cfg.plot_every and (it % cfg.plot_every == 0 or last):
             report.plot()
         if it % cfg.checkpoint_every == 0 or last:
@@ -532,7 +540,7 @@ def finish(cfg, workdir, state, vgg_info, start, seconds):
     params, done = parallel.host_tree(state.params), int(parallel.host_tree(state.step))
     if jax.process_index() == 0:
         checkpoints.save_model(workdir / "theta", params, checkpoints.model_meta(
-            "theta", vgg=vgg_info, config=cfg.to_dict(), iterations=done), force=True)
+            "theta", vgg=vgg_info, resampling=cfg.resampling, config=cfg.to_dict(), iterations=done), force=True)
     print(f"meta-trained {done - start} iterations in {seconds:.1f} s (compilation included); theta in "
           f"{workdir / 'theta'}, curves in {workdir / 'loss_curves.png'}", file=sys.stderr)
     return params

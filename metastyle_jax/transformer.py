@@ -14,6 +14,11 @@ import jax.numpy as jnp
 from metastyle_jax import conv as convolution
 
 IN_NAME = re.compile(r"^in\d+$")
+# How the network changes resolution. "nearest": the official code's nearest-neighbour x2 upsampling and plain
+# stride-2 convolutions. "antialiased" (deviation, docs/deviations.md): a [1, 2, 1] binomial blur after each
+# nearest upsampling (together: bilinear upsampling) and before each stride-2 convolution (Zhang, ICML 2019).
+# It adds no parameters; it keeps the network from drawing a lattice locked to the pixel grid (issue 22).
+RESAMPLING = ("nearest", "antialiased")
 
 
 def reflect_pad(x, pad):
@@ -26,19 +31,30 @@ def upsample_nearest(x, factor=2):
     return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
+def binomial_blur(x):
+    """The separable [1, 2, 1] / 4 blur of an NHWC batch along H and W, reflection-padded: same shape."""
+    x = reflect_pad(x, 1)
+    x = 0.25 * x[:, :-2] + 0.5 * x[:, 1:-1] + 0.25 * x[:, 2:]
+    return 0.25 * x[:, :, :-2] + 0.5 * x[:, :, 1:-1] + 0.25 * x[:, :, 2:]
+
+
 class ConvLayer(nn.Module):
-    """Reflection padding then a convolution (stride `stride`, kernel `kernel`), optionally upsampled first."""
+    """Reflection padding then a convolution (stride `stride`, kernel `kernel`), optionally upsampled first;
+    with `resampling` "antialiased", a binomial blur follows the upsampling or precedes a strided convolution."""
 
     features: int
     kernel: int
     stride: int = 1
     upsample: int = 1
     dtype: jnp.dtype = jnp.float32
+    resampling: str = "nearest"
 
     @nn.compact
     def __call__(self, x):
         if self.upsample > 1:
             x = upsample_nearest(x, self.upsample)
+        if self.resampling == "antialiased" and (self.upsample > 1 or self.stride > 1):
+            x = binomial_blur(x)
         x = reflect_pad(x, self.kernel // 2)
         return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
                        padding="VALID", dtype=self.dtype, conv_general_dilated=convolution.for_backend(dtype=self.dtype),
@@ -87,20 +103,23 @@ class TransformerNet(nn.Module):
 
     H and W may be any size >= 4; sizes that are not multiples of 4 are handled by reflection-padding
     the input up to one and cropping the output back. `stats` (see `instance_norm_stats`) fixes every
-    instance norm's statistics instead of taking them from `x`.
+    instance norm's statistics instead of taking them from `x`. `resampling`: one of RESAMPLING.
     """
 
     dtype: jnp.dtype = jnp.float32
+    resampling: str = "nearest"
 
     @nn.compact
     def __call__(self, x, stats=None):
+        if self.resampling not in RESAMPLING:
+            raise ValueError(f"resampling must be one of {RESAMPLING}, not {self.resampling!r}")
         h, w = x.shape[1], x.shape[2]
         ph, pw = (-h) % 4, (-w) % 4
         if ph or pw:
             x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
         x = x.astype(self.dtype)
         stats = stats or {}
-        conv = lambda f, k, s=1, u=1, name=None: ConvLayer(f, k, s, u, dtype=self.dtype, name=name)
+        conv = lambda f, k, s=1, u=1, name=None: ConvLayer(f, k, s, u, self.dtype, self.resampling, name=name)
         norm = lambda y, name: InstanceNorm(name=name)(y, stats.get(name))
         y = nn.relu(norm(conv(32, 9, name="conv1")(x), "in1"))
         y = nn.relu(norm(conv(64, 3, 2, name="conv2")(y), "in2"))
@@ -125,25 +144,27 @@ def abstract_params():
     return jax.eval_shape(lambda: init_params(jax.random.key(0), 16))
 
 
-def apply(params, images, dtype=jnp.float32, stats=None):
+def apply(params, images, dtype=jnp.float32, stats=None, resampling="nearest"):
     """Run the network: params pytree, images (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1].
 
-    `stats` (from `instance_norm_stats`) replaces the instance norms' own per-image statistics.
+    `stats` (from `instance_norm_stats`) replaces the instance norms' own per-image statistics; `resampling`
+    is the model's (`checkpoints.resampling(meta)`).
     """
-    return TransformerNet(dtype=dtype).apply({"params": params}, images, stats)
+    return TransformerNet(dtype=dtype, resampling=resampling).apply({"params": params}, images, stats)
 
 
-@functools.partial(jax.jit, static_argnames="dtype")
-def stylize_batch(params, images, dtype="float32"):
+@functools.partial(jax.jit, static_argnames=("dtype", "resampling"))
+def stylize_batch(params, images, dtype="float32", resampling="nearest"):
     """`apply` compiled (once per shape): M(images; params), (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1],
     the convolutions in `dtype` ("float32", or "bfloat16": `onednn` on the CPU)."""
-    return apply(params, images, jnp.dtype(dtype))
+    return apply(params, images, jnp.dtype(dtype), resampling=resampling)
 
 
-def instance_norm_stats(params, images, dtype=jnp.float32):
+def instance_norm_stats(params, images, dtype=jnp.float32, resampling="nearest"):
     """Every instance norm's statistics on `images` (B, H, W, 3): a pytree named like the modules,
     {"in1": {"mean", "var"}, ..., "res1": {"in1": ..., "in2": ...}, ...}, leaves (B, 1, 1, C) float32."""
-    _, state = TransformerNet(dtype=dtype).apply({"params": params}, images, mutable=["intermediates"])
+    _, state = TransformerNet(dtype=dtype, resampling=resampling).apply({"params": params}, images,
+                                                                         mutable=["intermediates"])
 
     def unwrap(tree):  # sow stores {"stats": (value,)} under each instance norm
         return tree["stats"][0] if "stats" in tree else {k: unwrap(v) for k, v in tree.items()}
@@ -157,20 +178,24 @@ def instance_norm_mask(params):
         lambda path, _: any(IN_NAME.match(getattr(k, "key", "")) for k in path), params)
 
 
-def conv_layers():
-    """The network's convolutions, input to output, as (kernel, stride, upsample) tuples, read off a trace of
-    TransformerNet (`nn.intercept_methods` over `jax.eval_shape`), so that what is derived from the
-    architecture (tiling's receptive radius) follows any change to it."""
+def conv_layers(resampling="nearest"):
+    """The network's convolutions, input to output, as (kernel, stride, upsample, blurred) tuples (blurred: a
+    binomial blur after the upsampling or before the strided convolution), read off a trace of TransformerNet
+    (`nn.intercept_methods` over `jax.eval_shape`), so that what is derived from the architecture (tiling's
+    receptive radius) follows any change to it."""
     found = []
 
     def record(call, args, kwargs, context):
-        if isinstance(context.module, ConvLayer) and context.method_name == "__call__":
-            found.append((context.module.kernel, context.module.stride, context.module.upsample))
+        m = context.module
+        if isinstance(m, ConvLayer) and context.method_name == "__call__":
+            found.append((m.kernel, m.stride, m.upsample,
+                          m.resampling == "antialiased" and (m.upsample > 1 or m.stride > 1)))
         return call(*args, **kwargs)
 
     params = abstract_params()
     with nn.intercept_methods(record):
-        jax.eval_shape(lambda p: TransformerNet().apply({"params": p}, jnp.zeros((1, 16, 16, 3))), params)
+        jax.eval_shape(lambda p: TransformerNet(resampling=resampling).apply({"params": p},
+                                                                            jnp.zeros((1, 16, 16, 3))), params)
     return tuple(found)
 
 

@@ -122,6 +122,7 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
     (lambda t, th: ["--model", str(_junk(t / "official.pth"))], "convert"),
     (lambda t, th: ["--content", str(t / "no_such_folder")], "does not exist"),
     (lambda t, th: ["--steps", "0"], "--steps"),
+    (lambda t, th: ["--random-init", "--set", "resampling=bicubic"], "resampling must be one of"),
     (lambda t, th: ["--set", "lr=fast"], "bad value"),
 ])
 def test_cli_bad_input_is_one_clear_error(tmp_path, theta, make, match):
@@ -195,6 +196,9 @@ def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
     assert s["batch_size"] == 4 and s["size"] == 32 and s["style_size"] == 64 and np.isfinite(s["final_loss"])
     assert meta["vgg"]["source"] == "imagenet" and len(meta["vgg"]["sha256"]) == 64
     assert checkpoints.load_model(root / "johnson")[1]["settings"]["from_theta"] is None
+    # the network adapted from theta resamples as theta; one from random init as configs/adapt.py says
+    assert checkpoints.resampling(meta) == "nearest"
+    assert checkpoints.resampling(checkpoints.load_model(root / "johnson")[1]) == "antialiased"
     preview = images.load_image(root / "adapted_preview.png")
     assert preview.shape[0] == 2 * SIZE + 2  # contents over stylized
     rows = [json.loads(line) for line in (root / "adapted_metrics.jsonl").read_text().splitlines()]
@@ -209,8 +213,22 @@ def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
 def test_stylize_loads_the_adapted_checkpoint(cli_runs, tmp_path, capsys):
     src = tmp_path / "c.png"
     images.save_image(src, np.random.default_rng(0).random((30, 40, 3)))
-    stylize_cmd.main(["--model", str(cli_runs / "adapted"), "--content", str(src), "--out", str(tmp_path / "o.png")])
+    stylize_cmd.main(["--model", str(cli_runs / "adapted"), "--content", str(src), "--out", str(tmp_path / "o.png"),
+                      "--dtype", "float32"])  # the exact path on any CPU (auto is bfloat16 where there is AMX)
     assert "the adapted network" in capsys.readouterr().out
     params, _ = checkpoints.load_model(cli_runs / "adapted")
     np.testing.assert_allclose(images.load_image(tmp_path / "o.png"),
                                stylize.stylize(params, [images.load_image(src)])[0], atol=0.6 / 255)
+
+
+def test_stylize_runs_an_antialiased_model_as_it_was_trained(cli_runs, tmp_path):
+    """The random-init model resamples antialiased (its meta says so): `stylize` follows it, not the default."""
+    src = tmp_path / "c.png"
+    images.save_image(src, np.random.default_rng(1).random((36, 44, 3)))
+    stylize_cmd.main(["--model", str(cli_runs / "johnson"), "--content", str(src), "--out", str(tmp_path / "o.png"),
+                      "--dtype", "float32"])
+    params, _ = checkpoints.load_model(cli_runs / "johnson")
+    picture = images.load_image(src)
+    out = images.load_image(tmp_path / "o.png")
+    np.testing.assert_allclose(out, stylize.stylize(params, [picture], resampling="antialiased")[0], atol=0.6 / 255)
+    assert np.abs(out - stylize.stylize(params, [picture])[0]).max() > 2 / 255

@@ -25,6 +25,15 @@ def test_roundtrip_records_kind_vgg_and_settings(tmp_path, theta):
     assert got["num_params"] == 1_679_235
 
 
+def test_the_resampling_is_recorded_as_the_architecture(tmp_path, theta):
+    checkpoints.save_model(tmp_path / "aa", theta, checkpoints.model_meta("theta", resampling="antialiased"))
+    _, meta = checkpoints.load_model(tmp_path / "aa")
+    assert meta["arch"] == "TransformerNet(table1, antialiased)" and checkpoints.resampling(meta) == "antialiased"
+    assert checkpoints.resampling(checkpoints.model_meta("theta")) == "nearest"
+    assert checkpoints.model_meta("theta")["arch"] == checkpoints.ARCH == "TransformerNet(table1)"
+    assert checkpoints.resampling({"kind": "untrained"}) == "nearest"
+
+
 def test_refuses_to_overwrite_and_replaces_whole_with_force(tmp_path, theta):
     path = tmp_path / "m"
     checkpoints.save_model(path, theta, checkpoints.model_meta("theta"))

@@ -48,16 +48,26 @@ def tiled_half(theta, photo):
     return tiling.stylize_tiled(theta, photo, 256, 128, stats_side=196)
 
 
-def test_receptive_radius_is_the_measured_support_of_one_output_pixel(theta):
-    assert tiling.RECEPTIVE_RADIUS == 57
-    x = jax.random.uniform(jax.random.key(1), (1, 128, 128, 3))
-    stats = transformer.instance_norm_stats(theta, x)  # fixed statistics: no image-wide coupling
-    grad = jax.jit(jax.grad(lambda im, c, p, s: transformer.apply(p, im, stats=s)[0, c, c, 0]))
+@pytest.mark.parametrize("resampling, radius", [("nearest", 57), ("antialiased", 63)])
+def test_receptive_radius_is_the_measured_support_of_one_output_pixel(theta, resampling, radius):
+    assert tiling.receptive_radius(resampling) == radius
+    x = jax.random.uniform(jax.random.key(1), (1, 160, 160, 3))
+    stats = transformer.instance_norm_stats(theta, x, resampling=resampling)  # fixed: no image-wide coupling
+    grad = jax.jit(jax.grad(lambda im, c, p, s: transformer.apply(p, im, stats=s, resampling=resampling)[0, c, c, 0]))
     reach = 0
-    for c in range(64, 68):  # the four phases of the two stride-2 layers
+    for c in range(80, 84):  # the four phases of the two stride-2 layers
         support = np.argwhere(np.abs(np.asarray(grad(x, c, theta, stats)[0])).sum(-1) > 0)
         reach = max(reach, *(c - support.min(0)), *(support.max(0) - c))
-    assert reach == tiling.RECEPTIVE_RADIUS
+    assert reach == radius
+
+
+def test_antialiased_tiles_match_the_whole_image(theta, photo):
+    """With the antialiased network too, tiles sharing the full-resolution statistics reproduce the whole image
+    run with those statistics (its receptive radius, 63 px, is wider than the default margin of 56 px)."""
+    stats = tiling.shared_stats(theta, photo, None, "antialiased")
+    whole = np.asarray(transformer.apply(theta, photo[None], stats=stats, resampling="antialiased"))[0]
+    tiled = tiling.stylize_tiled(theta, photo, 256, 128, stats_side=None, resampling="antialiased")
+    assert np.abs(tiled - np.clip(whole, 0, 1)).max() < 1e-4
 
 
 def test_fixed_statistics_of_the_image_itself_change_nothing(theta, small, small_whole):
@@ -196,11 +206,14 @@ def test_cli_image_over_the_cap_and_tile_flags_with_video_are_one_line_errors(tm
 
 
 def test_the_layers_are_read_off_the_network():
-    """tiling.LAYERS comes from tracing TransformerNet: one entry per convolution of the parameter tree, with
+    """tiling.layers() comes from tracing TransformerNet: one entry per convolution of the parameter tree, with
     its kernel size, and the strides and upsampling that make tiles align on multiples of 4."""
     layers = transformer.conv_layers()
     kernels = [x.shape[0] for path, x in jax.tree_util.tree_leaves_with_path(transformer.abstract_params())
                if "kernel" in jax.tree_util.keystr(path)]
-    assert len(layers) == len(kernels) == 16 and sorted(k for k, _, _ in layers) == sorted(kernels)
-    assert [s for _, s, _ in layers].count(2) == 2 and [u for _, _, u in layers].count(2) == 2
-    assert tiling.ALIGN == 4 and sum(layer[0] == "up" for layer in tiling.LAYERS) == 2
+    assert len(layers) == len(kernels) == 16 and sorted(k for k, _, _, _ in layers) == sorted(kernels)
+    assert [s for _, s, _, _ in layers].count(2) == 2 and [u for _, _, u, _ in layers].count(2) == 2
+    assert not any(blurred for *_, blurred in layers)
+    assert sum(blurred for *_, blurred in transformer.conv_layers("antialiased")) == 4  # 2 strided, 2 upsampled
+    assert tiling.ALIGN == 4 and sum(layer[0] == "up" for layer in tiling.layers()) == 2
+    assert len(tiling.layers("antialiased")) == len(tiling.layers()) + 4

@@ -299,3 +299,24 @@ def test_resume_gives_a_nested_key_added_since_the_run_began_its_default(tmp_pat
     assert train.resolve_config(config.load("tiny"), tmp_path, True).loss.saturation == 0.0
     with pytest.raises(UserError, match="loss.saturation"):
         train.resolve_config(config.load("tiny", ["loss.saturation=1.0"]), tmp_path, True)
+
+
+def test_a_run_from_before_the_resampling_key_resumes_with_nearest(tmp_path):
+    """The configs now default to the antialiased network; a run saved before the key existed was the nearest
+    one and resumes as such, and asking to resume it antialiased is refused."""
+    from metastyle_jax import config
+
+    saved = config.load("tiny").to_dict()
+    assert saved.pop("resampling") == "antialiased"
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert train.resolve_config(config.load("tiny", ["resampling=nearest"]), tmp_path, True).resampling == "nearest"
+    with pytest.raises(UserError, match="resampling"):
+        train.resolve_config(config.load("tiny"), tmp_path, True)
+
+
+def test_init_from_a_theta_of_the_other_network_is_one_line(runs, tmp_path, capsys):
+    """theta of runs["a"] is antialiased (the configs' default); continuing it as the nearest network is refused."""
+    assert checkpoints.resampling(checkpoints.read_meta(runs["a"] / "theta")) == "antialiased"
+    err = one_line_error([*TINY, "--workdir", str(tmp_path / "w"), "--set", f"init_from={runs['a'] / 'theta'}",
+                          "--set", "resampling=nearest"], capsys)
+    assert "resampling=antialiased" in err

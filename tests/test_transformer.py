@@ -53,6 +53,27 @@ def test_reflection_padding_and_nearest_upsampling():
     np.testing.assert_array_equal(u[5, 4:], [8, 8])
 
 
+def test_antialiased_upsampling_is_bilinear():
+    """A binomial blur after nearest x2 upsampling is bilinear upsampling at half-pixel centres (the edges
+    clamped), which has no response at the 2-pixel period: a constant stays constant."""
+    x = jax.random.uniform(jax.random.key(5), (1, 6, 7, 2))
+    ours = transformer.binomial_blur(transformer.upsample_nearest(x))
+    bilinear = jax.image.resize(x, (1, 12, 14, 2), "bilinear", antialias=False)
+    np.testing.assert_allclose(ours, bilinear, atol=1e-6)
+
+
+def test_antialiased_network_has_the_same_parameters_and_differs(theta):
+    """The antialiased network takes theta as it is (no parameters of its own) and computes something else;
+    on a constant image both give a constant image (no lattice from a flat input)."""
+    x = jax.random.uniform(jax.random.key(6), (1, 32, 32, 3))
+    aa = transformer.apply(theta, x, resampling="antialiased")
+    assert aa.shape == x.shape and float(jnp.abs(aa - transformer.apply(theta, x)).max()) > 1e-3
+    flat = transformer.apply(theta, jnp.full((1, 32, 32, 3), 0.4), resampling="antialiased")
+    assert float(jnp.ptp(flat[:, 8:-8, 8:-8], axis=(1, 2)).max()) < 1e-5
+    with pytest.raises(ValueError, match="resampling"):
+        transformer.apply(theta, x, resampling="bicubic")
+
+
 @pytest.mark.skipif(jax.default_backend() == "cpu" and onednn.status() is not None,
                     reason="bfloat16 convolutions on the CPU need oneDNN, which is not installed here")
 def test_bf16_compute_is_close_to_f32(theta):

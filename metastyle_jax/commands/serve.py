@@ -51,7 +51,8 @@ def adaptation_from_args(args):
     vgg_weights.select(args.vgg, args.vgg_path, cfg)  # a bad choice is an error now, not at the first adaptation
     theta, meta = checkpoints.load_model(args.theta, kinds=("theta",)) if args.theta else (None, None)
     return serve.Adaptation(cfg, theta, str(args.theta) if args.theta else None,
-                            lambda: cli.load_vgg_from_args(args, cfg), adapt.input_scale_of(meta))
+                            lambda: cli.load_vgg_from_args(args, cfg), adapt.input_scale_of(meta),
+                            checkpoints.resampling(meta) if meta else cfg.resampling)
 
 
 def main(argv=None):

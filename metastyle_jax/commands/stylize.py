@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from metastyle_jax import checks, data, onednn, outputs, stylize, tiling
+from metastyle_jax import checkpoints, checks, data, onednn, outputs, stylize, tiling
 from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError
 
@@ -42,7 +42,8 @@ def parse_args(argv):
     p.add_argument("--tile", type=parse_tile, help=f"auto (default: tiles of {tiling.DEFAULT_TILE} px above "
                    f"{stylize.TILE_ABOVE_PIXELS:,} pixels), off (whole images), or N: tiles of N px")
     p.add_argument("--overlap", type=int, help=f"pixels neighbouring tiles share (default {tiling.DEFAULT_OVERLAP}, "
-                   f"at least {2 * tiling.RECEPTIVE_RADIUS})")
+                   f"at least twice the model's receptive radius: {2 * tiling.receptive_radius()}, "
+                   f"{2 * tiling.receptive_radius('antialiased')} antialiased)")
     p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
                    f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE})")
     p.add_argument("--batch-size", type=int, default=8,
@@ -68,17 +69,18 @@ def main(argv=None):
     tile = "auto" if args.tile is None else args.tile
     overlap = tiling.DEFAULT_OVERLAP if args.overlap is None else args.overlap
     stats_side = tiling.DEFAULT_STATS_SIDE if args.stats_side is None else args.stats_side
-    stylize.check_tiling(tile, overlap, stats_side)
+    model = stylize.model_path(args.style, args.model)
+    resampling = checkpoints.resampling(checkpoints.read_meta(model)) if model else "nearest"
+    stylize.check_tiling(tile, overlap, stats_side, resampling)
 
     plan = stylize.plan_outputs(args.content, args.out)
-    model = stylize.model_path(args.style, args.model)
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model], args.force)
     params, meta = stylize.load_params(model)
     dtype, note = onednn.resolve_dtype(args.dtype)
     written, skipped, tiled, seconds = stylize.stylize_files(
         params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
         batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
-        on_start=lambda: note and print(note, file=sys.stderr))
+        on_start=lambda: note and print(note, file=sys.stderr), resampling=checkpoints.resampling(meta))
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = written[0] if len(written) == 1 else args.out
@@ -101,7 +103,7 @@ def _video(args):
     params, meta = stylize.load_params(model)
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
-                                preserve_color=args.preserve_color)
+                                preserve_color=args.preserve_color, resampling=checkpoints.resampling(meta))
     seconds = time.perf_counter() - t0
     print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
           f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "
