@@ -108,10 +108,11 @@ def get_config(arg=None):
 
 
 def tiny(c):
-    """Tests and CPU smoke runs: 32 px, 2 styles x 2 contents, 20 iterations; only size, length and
-    bookkeeping differ from the paper's settings."""
+    """Tests and CPU smoke runs: 32 px, 2 styles x 2 contents, 20 iterations, float32 (the paper's precision,
+    so that runs repeat bit for bit on any CPU); only size, length and bookkeeping differ from the paper's
+    settings."""
     c.update(styles_per_batch=2, batch_size=2, num_steps=20, log_every=1, plot_every=5, sample_every=10,
-             num_samples=2, eval_every=10, checkpoint_every=5, keep_checkpoints=2)
+             num_samples=2, eval_every=10, checkpoint_every=5, keep_checkpoints=2, dtype="float32")
     c.data.update(content_size=32, style_size=32, prefetch=1)
     return c
 

@@ -147,13 +147,12 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     grams = style_targets(vgg, style, weights)
     params = jax.device_put(params)
     opt_state = optimizer(lr, only_in, input_scale).init(params)
-    step_fn = None
+    step_fn, loss_settings = None, {"weights": weights, "dtype": dtype, "resampling": resampling}
     do_eval = eval_contents is not None and eval_every > 0
     evals = []
 
     def record_eval(done):
-        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), weights=weights, dtype=dtype,
-                     resampling=resampling)
+        m = evaluate(params, vgg, grams, jnp.asarray(eval_contents), **loss_settings)
         evals.append((done, *(float(m[k]) for k in ("loss", "content", "style"))))
 
     if do_eval:
@@ -166,9 +165,8 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
             t0 = time.perf_counter()
             batch = jnp.asarray(batch)
             if step_fn is None:
-                step_fn = compile_step(params, opt_state, vgg, grams, batch, weights=weights, lr=lr,
-                                       only_in=only_in, input_scale=input_scale, dtype=dtype,
-                                       resampling=resampling)
+                step_fn = compile_step(params, opt_state, vgg, grams, batch, lr=lr, only_in=only_in,
+                                       input_scale=input_scale, **loss_settings)
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
