@@ -194,12 +194,14 @@ def cpu4(c):
     """The campaign of theta on the ImageNet VGG16 (issue 22: `--vgg imagenet`, the default loss network since
     the objective study), on a 2-core CPU: `cpu3`'s settings (float32, from a random theta) with that network.
 
-        python -m metastyle_jax.train --config metastyle:cpu4 --workdir runs/theta4
-        python -m metastyle_jax.train --config metastyle:cpu4 --workdir runs/theta4 --resume   # same session
-        python -m benchmarks.ship_theta --workdir runs/theta4 --campaign theta4_campaign   # -> --model theta
+        python -m metastyle_jax.train --config metastyle:cpu4 --set dtype=auto --workdir runs/theta6
+        python -m metastyle_jax.train --config metastyle:cpu4 --set dtype=auto --workdir runs/theta6 --resume
+        python -m benchmarks.ship_theta --workdir runs/theta6 --campaign theta6_campaign   # -> --model theta
 
-    A later session continues from the committed theta with `--set init_from=theta --set outer_warmup=50`.
-    Deviations: those of `cpu2`, in float32.
+    runs/theta6 is on the antialiased network (the default `resampling`), with bfloat16 convolutions on a CPU
+    with AMX (`--set dtype=auto`); runs/theta4 and theta5 were on the nearest one, in float32. A later session
+    continues from the committed theta with `--set init_from=theta --set outer_warmup=50`.
+    Deviations: those of `cpu2`, in float32 unless `dtype` says otherwise.
     """
     c = cpu3(c)
     c.vgg.source = "imagenet"
