@@ -25,7 +25,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from metastyle_jax import checkpoints, data, images, outer, parallel, plotting, transformer
+from metastyle_jax import checkpoints, data, images, outer, parallel, plotting, train, transformer
 from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError
 
@@ -144,7 +144,7 @@ def main(argv=None):
     state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
     ckpt.close()
     params = parallel.host_tree(state.params)
-    resampling = cfg.get("resampling", "nearest")
+    resampling = cfg.get("resampling", train.BEFORE_KEY["resampling"])  # a run from before the key: nearest
     change = float16_change(params, resampling)
     if args.export_only:
         meta = checkpoints.model_meta("theta", vgg=saved["vgg"], resampling=resampling, config=cfg.to_dict(),

@@ -58,6 +58,16 @@ def input_scale_of(meta):
     return float(((meta or {}).get("settings") or {}).get("input_scale", 1.0))
 
 
+def resampling_of(theta_meta, cfg):
+    """The transformer resampling an adaptation runs: theta's (its meta), or with no theta (random init) the
+    config's `resampling`, a UserError if that is not one of `transformer.RESAMPLING`."""
+    if theta_meta:
+        return checkpoints.resampling(theta_meta)
+    if cfg.resampling not in transformer.RESAMPLING:
+        raise UserError(f"resampling must be one of {', '.join(transformer.RESAMPLING)}, not {cfg.resampling!r}")
+    return cfg.resampling
+
+
 def optimizer(lr, only_in=False, input_scale=1.0):
     """Adam(lr) on every parameter, or (only_in) on the instance-norm scale/shift only, the rest frozen.
 
@@ -200,8 +210,8 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     """The adaptation that `adapt` (the command) and the web page run: `adapt` from `start` (theta or a random
     init) with the settings of `cfg` (configs/adapt.py: steps, lr, batch_size, size, style_size, alpha, beta,
     only_in, content, crop, seed, eval_every) and VGG `vgg` (a `vgg_weights.VGGWeights`), to the (S, S, 3)
-    `style`, the transformer resampling as `resampling` (theta's). Returns (params, meta of the adapted model, history of `adapt`); meta records every setting,
-    the final losses and the seconds taken."""
+    `style`, with the transformer's `resampling` (`resampling_of`). Returns (params, meta of the adapted model,
+    history of `adapt`); meta records every setting, the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
     params, hist = adapt(start, vgg, style, content, int(cfg.num_steps), lr=cfg.lr,
@@ -347,8 +357,6 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     checks.check_memory(cfg.batch_size * cfg.data.content_size ** 2 * 3 * 4 * 2, f"a batch of {cfg.batch_size} "
                         f"content crops of {cfg.data.content_size} px", "use a smaller --size or --batch-size")
     checks.check_lr("--lr", cfg.lr)
-    if cfg.resampling not in transformer.RESAMPLING:
-        raise UserError(f"resampling must be one of {', '.join(transformer.RESAMPLING)}, not {cfg.resampling!r}")
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
     paths = _outputs(out)
@@ -364,7 +372,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     else:
         params, theta_meta = transformer.init_params(jax.random.key(cfg.seed), 16), None
         print("--random-init: training from random initialization (Johnson et al.)", file=sys.stderr)
-    resampling = checkpoints.resampling(theta_meta) if theta_meta else cfg.resampling
+    resampling = resampling_of(theta_meta, cfg)
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     theta_vgg = (theta_meta or {}).get("vgg") or {}
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:

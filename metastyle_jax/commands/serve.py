@@ -52,7 +52,7 @@ def adaptation_from_args(args):
     theta, meta = checkpoints.load_model(args.theta, kinds=("theta",)) if args.theta else (None, None)
     return serve.Adaptation(cfg, theta, str(args.theta) if args.theta else None,
                             lambda: cli.load_vgg_from_args(args, cfg), adapt.input_scale_of(meta),
-                            checkpoints.resampling(meta) if meta else cfg.resampling)
+                            adapt.resampling_of(meta, cfg))
 
 
 def main(argv=None):

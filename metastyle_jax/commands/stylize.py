@@ -80,7 +80,7 @@ def main(argv=None):
     written, skipped, tiled, seconds = stylize.stylize_files(
         params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
         batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
-        on_start=lambda: note and print(note, file=sys.stderr), resampling=checkpoints.resampling(meta))
+        on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = written[0] if len(written) == 1 else args.out
