@@ -289,7 +289,8 @@ def test_two_devices_equal_one(workers):
     # The meta-gradients agree relative to their norm (the styles' means are summed in another order). Adam's
     # first step, -lr g / (|g| + eps), turns rounding-level entries of g into full +-lr steps, so the
     # parameters are compared where |g| is well above rounding only.
-    assert np.linalg.norm(g2 - g1) < 2e-5 * np.linalg.norm(g1)  # measured: 2.3e-6
+    # measured: 2.3e-6 (AMD EPYC), 2.1e-6 (Xeon with AMX; 1.0e-4 there with XLA's platform-dependent math, xla_flags.py)
+    assert np.linalg.norm(g2 - g1) < 2e-5 * np.linalg.norm(g1)
     clear = np.abs(g1) > 1e-3 * np.abs(g1).max()
     assert clear.mean() > 0.1 and np.all(np.abs(p1 - theta)[clear] > 0.999 * 1e-3)
     np.testing.assert_allclose(p2[clear], p1[clear], rtol=0, atol=1e-6)
