@@ -90,6 +90,25 @@ def test_value_and_derivatives_match_lax(geometry):
 
 
 @needs_onednn
+@pytest.mark.timeout(180)
+def test_concurrent_calls_give_each_its_own_result():
+    """XLA runs independent convolutions at once on its worker threads: each call's result must be the one it
+    gives alone, in a few seconds (with oneDNN's shared scratchpad, 13 of 240 were off by about 100% in a scratch
+    run, and this test hung)."""
+    r = np.random.default_rng(0)
+    cases = [(r.standard_normal((4, 32 + 2 * (k % 3), 32 + 2 * (k % 3), 16 * (1 + k % 2))).astype(np.float32),
+              r.standard_normal((3, 3, 16 * (1 + k % 2), 32)).astype(np.float32), (1 + k % 2,) * 2) for k in range(12)]
+    grad = jax.grad(lambda x, w, s: jnp.sum(jnp.tanh(onednn.conv(x, w, s, ((1, 1), (1, 1))))), (0, 1))
+    alone = [jax.jit(functools.partial(grad, s=s))(x, w) for x, w, s in cases]
+    together = jax.jit(lambda xs, ws: [grad(x, w, s) for x, w, (_, _, s) in zip(xs, ws, cases)])
+    for _ in range(20):
+        out = together([c[0] for c in cases], [c[1] for c in cases])
+        for got, want in zip(out, alone):
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@needs_onednn
 def test_the_meta_gradient_agrees_with_float32(real_vgg):
     """The exact second-order meta-gradient on a real meta-batch (embedded photos, two shipped paintings, the
     shipped theta, HED VGG16) stays as close to float32's as float32's own meta-gradient does when only the

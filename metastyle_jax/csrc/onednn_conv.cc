@@ -4,6 +4,9 @@
 //   backward_weights x (B,H,W,I) bf16, g (B,Ho,Wo,O) bf16          -> dw (Kh,Kw,I,O) f32
 // Attributes: strides sh, sw and non-negative zero padding pt, pb, pl, pr. Accumulation is float32; oneDNN
 // runs the products on AMX or AVX512-BF16 where the CPU has them. Primitives are cached per geometry.
+// XLA runs independent custom calls at once on its worker threads, so every primitive gets its scratchpad from
+// the caller, one per call (scratchpad_mode::user): with oneDNN's own, shared one, concurrent calls wrote
+// over each other's (tests/test_onednn.py, test_concurrent_calls_give_each_its_own_result).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -34,12 +37,21 @@ struct Geometry {
 };
 
 // One cached computation: the convolution primitive, and the reorder between the kernel's HWIO layout and
-// the layout the primitive chose for it (null when they are the same).
+// the layout the primitive chose for it (null when they are the same), with the scratchpads each needs.
 struct Plan {
   dnnl::primitive conv;
+  memory::desc conv_scratchpad;
   memory::desc weights_desc;
   std::unique_ptr<dnnl::reorder> weights_reorder;
+  memory::desc reorder_scratchpad;
 };
+
+// Attributes of every primitive: the caller provides the scratchpad.
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -49,13 +61,15 @@ dnnl::engine& Engine() {
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dt dst_type) {
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, g.src(dt::bf16),
-      g.weights(dt::bf16, tag::any), g.dst(dst_type), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr});
+      g.weights(dt::bf16, tag::any), g.dst(dst_type), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, UserScratchpad());
 }
 
-// The reorder from layout `from` to `to`, or null where they are the same.
-std::unique_ptr<dnnl::reorder> Reorder(const memory::desc& from, const memory::desc& to) {
-  if (from == to) return nullptr;
-  return std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(Engine(), from, Engine(), to));
+// Sets plan's reorder from layout `from` to `to` and its scratchpad, or leaves it null where they are the same.
+void SetReorder(Plan& plan, const memory::desc& from, const memory::desc& to) {
+  if (from == to) return;
+  dnnl::reorder::primitive_desc pd(Engine(), from, Engine(), to, UserScratchpad());
+  plan.weights_reorder = std::make_unique<dnnl::reorder>(pd);
+  plan.reorder_scratchpad = pd.scratchpad_desc();
 }
 
 Plan MakePlan(int op, const Geometry& g) {
@@ -64,25 +78,28 @@ Plan MakePlan(int op, const Geometry& g) {
   if (op == kForward) {
     auto pd = ForwardDesc(g, dt::f32);
     plan.conv = dnnl::convolution_forward(pd);
+    plan.conv_scratchpad = pd.scratchpad_desc();
     plan.weights_desc = pd.weights_desc();
-    plan.weights_reorder = Reorder(hwio_bf16, plan.weights_desc);
+    SetReorder(plan, hwio_bf16, plan.weights_desc);
     return plan;
   }
   auto hint = ForwardDesc(g, dt::bf16);
   if (op == kBackwardData) {
     dnnl::convolution_backward_data::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, g.src(dt::f32), g.weights(dt::bf16, tag::any),
-        g.dst(dt::bf16), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, hint);
+        g.dst(dt::bf16), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, hint, UserScratchpad());
     plan.conv = dnnl::convolution_backward_data(pd);
+    plan.conv_scratchpad = pd.scratchpad_desc();
     plan.weights_desc = pd.weights_desc();
-    plan.weights_reorder = Reorder(hwio_bf16, plan.weights_desc);
+    SetReorder(plan, hwio_bf16, plan.weights_desc);
   } else {
     dnnl::convolution_backward_weights::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, g.src(dt::bf16), g.weights(dt::f32, tag::any),
-        g.dst(dt::bf16), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, hint);
+        g.dst(dt::bf16), {g.sh, g.sw}, {g.pt, g.pl}, {g.pb, g.pr}, hint, UserScratchpad());
     plan.conv = dnnl::convolution_backward_weights(pd);
+    plan.conv_scratchpad = pd.scratchpad_desc();
     plan.weights_desc = pd.diff_weights_desc();
-    plan.weights_reorder = Reorder(plan.weights_desc, g.weights(dt::f32, tag::hwio));
+    SetReorder(plan, plan.weights_desc, g.weights(dt::f32, tag::hwio));
   }
   return plan;
 }
@@ -105,17 +122,22 @@ void Run(int op, const Geometry& g, void* src, void* kernel, void* dst) {
   memory dst_mem(g.dst(op == kForward ? dt::f32 : dt::bf16), Engine(), dst);
   memory user_weights(g.weights(op == kBackwardWeights ? dt::f32 : dt::bf16, tag::hwio), Engine(), kernel);
   memory weights = plan.weights_reorder ? memory(plan.weights_desc, Engine()) : user_weights;
-  if (op != kBackwardWeights && plan.weights_reorder)
-    plan.weights_reorder->execute(stream, user_weights, weights);
+  memory conv_scratchpad(plan.conv_scratchpad, Engine());  // this call's own
+  auto reorder = [&](memory& from, memory& to) {
+    memory scratchpad(plan.reorder_scratchpad, Engine());
+    plan.weights_reorder->execute(stream, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  };
+  if (op != kBackwardWeights && plan.weights_reorder) reorder(user_weights, weights);
   if (op == kForward) {
-    plan.conv.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst_mem}});
+    plan.conv.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst_mem},
+                               {DNNL_ARG_SCRATCHPAD, conv_scratchpad}});
   } else if (op == kBackwardData) {
-    plan.conv.execute(stream,
-                      {{DNNL_ARG_DIFF_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_DST, dst_mem}});
+    plan.conv.execute(stream, {{DNNL_ARG_DIFF_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights},
+                               {DNNL_ARG_DIFF_DST, dst_mem}, {DNNL_ARG_SCRATCHPAD, conv_scratchpad}});
   } else {
-    plan.conv.execute(stream,
-                      {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_DIFF_WEIGHTS, weights}, {DNNL_ARG_DIFF_DST, dst_mem}});
-    if (plan.weights_reorder) plan.weights_reorder->execute(stream, weights, user_weights);
+    plan.conv.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_DIFF_WEIGHTS, weights},
+                               {DNNL_ARG_DIFF_DST, dst_mem}, {DNNL_ARG_SCRATCHPAD, conv_scratchpad}});
+    if (plan.weights_reorder) reorder(weights, user_weights);
   }
   stream.wait();
 }
