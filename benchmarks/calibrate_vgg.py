@@ -18,7 +18,7 @@ mean of each layer's unweighted term over the training paintings x the embedded 
 each layer the factor that makes its mean a quarter of the total (the total kept). It then prints each
 layer's share, with the source's current factors, at step 0 of adapting `--model` (default: the shipped
 theta) to each of the five shipped paintings: M(I_c; theta) of held-out photos against the painting.
-Writes benchmarks/results/vgg_layer_balance_cpu.json.
+Writes benchmarks/results/vgg_layer_balance_cpu.json (HED) or vgg_layer_balance_<source>_cpu.json.
 """
 
 import argparse
@@ -156,7 +156,8 @@ def main():
         return
     if args.layers:
         figures = layer_balance(w, args.styles, args.model, args.size, args.style_size)
-        print(write_result("vgg_layer_balance_cpu", {"source": w.source, "sha256": w.sha256, **figures}))
+        name = "vgg_layer_balance_cpu" if w.source == "hed" else f"vgg_layer_balance_{w.source}_cpu"
+        print(write_result(name, {"source": w.source, "sha256": w.sha256, **figures}))
         print("equal-share factors:", ", ".join(f"{f:.6g}" for f in figures["equal_share_factors"]))
         print_shares(figures["step0_shares"])
         return
