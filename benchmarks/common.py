@@ -30,6 +30,24 @@ def cpu_flags():
     return sorted(w for w in onednn.cpu_flags() if "bf16" in w or w.startswith("amx"))
 
 
+class Float64Numpy:
+    """jax.numpy with float32 read as float64: the perceptual-loss modules pin float32 in places (instance norm
+    statistics, Gram matrices, VGG output); in a float64 reference they must compute in float64."""
+
+    def __getattr__(self, name):
+        import jax.numpy as jnp
+        return jnp.float64 if name == "float32" else getattr(jnp, name)
+
+
+def compute_in_float64():
+    """Switch this process to float64 for good: jax_enable_x64, and `Float64Numpy` in the transformer, VGG16
+    and loss modules. For float64 reference workers only."""
+    from metastyle_jax import losses, transformer, vgg16
+    jax.config.update("jax_enable_x64", True)
+    for module in (transformer, vgg16, losses):
+        module.jnp = Float64Numpy()
+
+
 def write_result(name, figures):
     """Write {environment..., figures} to benchmarks/results/<name>.json and return the path."""
     RESULTS.mkdir(parents=True, exist_ok=True)

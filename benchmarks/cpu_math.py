@@ -31,25 +31,15 @@ ROWS = ("stylize_512_b1", "adapt_256_b4", "meta_64")
 LAYOUTS = {"vmapped": 0, "one_after_another": 1}
 
 
-class _Float64Numpy:
-    """jax.numpy with float32 read as float64, so that the modules that pin float32 compute in float64."""
-
-    def __getattr__(self, name):
-        import jax.numpy as jnp
-        return jnp.float64 if name == "float32" else getattr(jnp, name)
-
-
 def gradient_worker(size, precision, out):
     """Save the meta-gradients (flat, float64) of both layouts to `out` (.npz), in float32 or float64."""
     import jax
-    if precision == "float64":
-        jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from metastyle_jax import checkpoints, config, images, losses, meta, transformer, vgg16, vgg_weights
+    from benchmarks.common import compute_in_float64
+    from metastyle_jax import checkpoints, config, images, meta, vgg_weights
     if precision == "float64":
-        for module in (transformer, vgg16, losses):
-            module.jnp = _Float64Numpy()
+        compute_in_float64()
     dtype = np.float64 if precision == "float64" else np.float32
     cast = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), tree)
     cfg = config.load("metastyle")
@@ -74,16 +64,14 @@ def gradient_worker(size, precision, out):
 
 
 def speed_worker(rounds, out):
-    """Time cpu_speed's JAX rows (torch calls dropped) in this process; save {row: {runtime: [s]}} as JSON."""
+    """Time cpu_speed's JAX rows in this process; save {row: {runtime: [s]}} as JSON."""
     import jax
 
     from benchmarks import cpu_speed
     from metastyle_jax import transformer, vgg_weights
     vgg = vgg_weights.load_vgg("hed")
     theta = jax.device_get(transformer.init_params(jax.random.key(0), 16))
-    rows = cpu_speed.build(list(ROWS), theta, vgg, np.random.default_rng(0))
-    rows = {name: ({rt: call for rt, call in calls.items() if rt.startswith("jax")}, flops)
-            for name, (calls, flops) in rows.items() if not name.startswith("peak")}
+    rows = cpu_speed.build(list(ROWS), theta, vgg, np.random.default_rng(0), jax_only=True)
     Path(out).write_text(json.dumps(cpu_speed.interleaved(rows, rounds)))
 
 

@@ -201,11 +201,12 @@ def onnx_session(theta):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def build(names, theta, vgg, r):
-    """{row: ({runtime: call}, flops)} for the named rows, plus the peak probes."""
+def build(names, theta, vgg, r, jax_only=False):
+    """{row: ({runtime: call}, flops)} for the named rows, plus the peak probes; with `jax_only`, the JAX
+    calls of the named rows alone (no ONNX export, no peak probes)."""
     tvgg = tm.vgg_from_params(vgg)
     net = tm.transformer_from_params(theta)
-    ort = onnx_session(theta) if any(n.startswith("stylize") for n in names) else None
+    ort = onnx_session(theta) if any(n.startswith("stylize") for n in names) and not jax_only else None
     rows = {}
     for name in names:
         kind, *rest = name.split("_")
@@ -217,8 +218,12 @@ def build(names, theta, vgg, r):
             rows[name] = meta_row(theta, vgg, tvgg, int(rest[0]), r)
         else:
             rows[name] = gatys_row(vgg, tvgg, int(rest[0]), r)
-        rows[name][0]["torch_bf16"] = autocast(rows[name][0]["torch"])
-    rows.update(peak_rows(r))
+        if jax_only:
+            rows[name] = ({rt: call for rt, call in rows[name][0].items() if rt.startswith("jax")}, rows[name][1])
+        else:
+            rows[name][0]["torch_bf16"] = autocast(rows[name][0]["torch"])
+    if not jax_only:
+        rows.update(peak_rows(r))
     return rows
 
 

@@ -89,21 +89,13 @@ def flat(tree):
 # ---------------------------------------------------------------- subprocess workers
 
 
-class _Float64Numpy:
-    """jax.numpy with float32 read as float64: the perceptual-loss modules pin float32 in places (instance
-    norm statistics, Gram matrices, VGG output); in the float64 check they must compute in float64."""
-
-    def __getattr__(self, name):
-        return jnp.float64 if name == "float32" else getattr(jnp, name)
-
-
 def fd_worker(inner_steps):
     """Print JSON: directional derivatives of the bilevel objective (central differences, float64) and
     of the meta-gradients (second order by autodiff and by HVPs, first order) along a few directions."""
-    jax.config.update("jax_enable_x64", True)
-    from metastyle_jax import conv, losses
-    for module in (transformer, vgg16, losses):
-        module.jnp = _Float64Numpy()
+    sys.path.insert(0, str(REPO))  # run as a script, from tests/
+    from benchmarks.common import compute_in_float64
+    from metastyle_jax import conv
+    compute_in_float64()
     if inner_steps > 1:  # see start_workers
         conv.for_backend = lambda backend=None, dtype=None: jax.lax.conv_general_dilated
     cfg = tiny_config(inner_steps=inner_steps, inner_lr=0.03, dtype="float64")
