@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from benchmarks import figures
-from metastyle_jax import adapt, config, data, images, losses, plotting, transformer, vgg_weights
+from metastyle_jax import adapt, config, images, losses, plotting, transformer, vgg_weights
 from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError
 
@@ -96,8 +96,8 @@ def main(argv=None):
     paths = figures.output_paths(args, "fig6", (".json", "_loss.png", "_grid.png"))
     theta, label = figures.load_theta(args.theta)
     style, style_name, style_sha = adapt.load_style(args.style, cfg.data.style_size)
-    content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
-    held_val = data.ContentData(cfg.data.content, "val", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
+    content = adapt.content_data(cfg)
+    held_val = adapt.content_data(cfg, "val")
     held_out = held_val.batch_at(0, cfg.eval_batch)  # the batch adapt.held_out_batch takes
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)

@@ -141,8 +141,8 @@ def main(argv=None):
     paths = figures.output_paths(args, "quality", (".json", ".md"))
     theta, label = figures.load_theta(args.theta)
     loaded = [adapt.load_style(s, cfg.data.style_size) for s in styles]
-    content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
-    held_val = data.ContentData(cfg.data.content, "val", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
+    content = adapt.content_data(cfg)
+    held_val = adapt.content_data(cfg, "val")
     held_out = held_val.batch_at(0, cfg.eval_batch)
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)

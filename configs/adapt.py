@@ -27,6 +27,8 @@ def get_config():
         # Deviation: the official code takes the centre crop of each content image; we take a random one
         # (seeded), which matters with the 7 embedded training photos. "center" restores the official behaviour.
         "crop": "random",
+        "zoom": 1.0,          # ours: the largest random zoom of the content crops (data.ContentData; 1: none, as
+        #                       the official code); see configs/metastyle.py
     })
     # Deviation (compute only): "auto" runs the convolutions in bfloat16 with float32 accumulation through oneDNN
     # on CPUs with AMX (metastyle_jax/onednn.py); "float32" is the exact path, "bfloat16" asks for oneDNN anywhere

@@ -224,7 +224,7 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
         from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
         tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0), only_in=bool(cfg.only_in), dtype=dtype,
-        content=str(cfg.data.content), crop=cfg.data.crop, seed=cfg.seed, input_scale=input_scale,
+        content=str(cfg.data.content), crop=cfg.data.crop, zoom=float(cfg.data.get("zoom", 1.0)), seed=cfg.seed, input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
         final_eval_loss=float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None,
         seconds=round(time.perf_counter() - t0, 3))
@@ -276,11 +276,18 @@ def preview(params, style, contents, resampling="nearest"):
     return images.hstack([style, pictures], height=pictures.shape[0])
 
 
+def content_data(cfg, split="train"):
+    """The content of an adaptation with the settings of `cfg` (data.content, content_size, crop, zoom; seed): a
+    `data.ContentData` of `split`; the held-out ("val") split without zoom, so that evaluations compare."""
+    return data.ContentData(cfg.data.content, split, cfg.data.content_size, cfg.seed, crop=cfg.data.crop,
+                            zoom=cfg.data.get("zoom", 1.0) if split == "train" else 1.0)
+
+
 def held_out_batch(cfg):
     """The fixed held-out content batch (cfg.eval_batch images of the val split), or None (with a note) when
     the content source is too small to set any apart."""
     try:
-        val = data.ContentData(cfg.data.content, "val", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
+        val = content_data(cfg, "val")
     except UserError as e:
         print(f"note: no held-out evaluation ({e})", file=sys.stderr)
         return None
@@ -365,7 +372,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
                   nbytes=nbytes)
 
     style, style_name, style_sha = load_style(style_arg, cfg.data.style_size, allow_gray)
-    content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed, crop=cfg.data.crop)
+    content = content_data(cfg)
     held_out = held_out_batch(cfg) if cfg.eval_every else None
     if model:
         params, theta_meta = checkpoints.load_model(model, kinds=("theta",))

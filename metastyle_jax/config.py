@@ -54,7 +54,7 @@ def load(name, overrides=()):
 # settings stay accepted wherever a key is given (--set, --config.KEY, a command's flags).
 ALIASES = {"steps": "num_steps", "size": "data.content_size", "style_size": "data.style_size",
            "content": "data.content", "crop": "data.crop", "alpha": "loss.alpha", "beta": "loss.beta",
-           "tv": "loss.tv"}
+           "tv": "loss.tv", "zoom": "data.zoom"}
 
 
 def _locate(cfg, key):

@@ -4,7 +4,9 @@ Content: batches of random square crops, float32 (B, S, S, 3) in [0, 1], from an
 Datasets dataset (`tfds:NAME[:split]`) or the embedded scikit-image photos. Each image is first resized so
 its shorter side is S, as the official MetaStyle code does (there bilinearly, here with Lanczos), then an
 S x S window is cropped (the official code takes the centre one; `crop="random"`, the default here, takes a
-random one).
+random one). With `zoom` z > 1 each crop comes from the image resized so its shorter side is S x u, u drawn
+log-uniformly from [1, z] per crop: the network also sees the finer pixel scale of a photo stylized larger than
+it trained (z = 1, the default, is the official resize).
 
 Styles: square images, float32 (N, S, S, 3), from a folder (e.g. WikiArt) or the embedded paintings, resized
 to S x S as the official code does (`transforms.Resize((S, S))`), or, with `resize_mode="crop"`, shorter side
@@ -286,8 +288,17 @@ class _Sampler:
         ]
 
 
+def _zoomed(image, size, rng, zoom):
+    """`image` (shorter side at least S x zoom) resized so its shorter side is S x u, u log-uniform in [1, zoom]
+    from `rng`; unchanged for zoom 1."""
+    if zoom <= 1.0:
+        return image
+    side = max(size, int(round(size * float(np.exp(rng.uniform(0.0, np.log(zoom)))))))
+    return image if side == min(image.shape[:2]) else images.resize(image, side)
+
+
 def _crop(image, size, rng, random):
-    """An S x S window of an image whose shorter side is S: random offset along the longer side, or centred."""
+    """An S x S window of an image whose shorter side is at least S: random offset, or centred."""
     h, w = image.shape[:2]
     top = int(rng.integers(0, h - size + 1)) if random else (h - size) // 2
     left = int(rng.integers(0, w - size + 1)) if random else (w - size) // 2
@@ -318,6 +329,7 @@ class ContentData(_Sampled):
     split: "train" or "val", kept apart by a fixed rule (folder: 1 in 10 files by hash of the relative path;
     tfds: the dataset's validation or test split if it has one, else 1 in 10 records by hash; embedded: the
     photos in EMBEDDED_VAL_PHOTOS). size: the crop side S. crop: "random" or "center". seed: an int >= 0.
+    zoom: the largest random zoom (module docstring; 1: none).
     data_dir, download: passed to `tfds.data_source` (with download=True an absent dataset is downloaded and
     prepared as ArrayRecord, which random access needs).
     """
@@ -333,6 +345,7 @@ class ContentData(_Sampled):
         min_side=images.DEFAULT_MIN_SIDE,
         data_dir=None,
         download=True,
+        zoom=1.0,
     ):
         if split not in SPLITS:
             raise UserError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
@@ -342,15 +355,18 @@ class ContentData(_Sampled):
             raise UserError(f"the content size must be a positive number of pixels, not {size}")
         if int(seed) < 0:
             raise UserError(f"the seed must be a non-negative integer, not {seed}")
+        if not 1.0 <= float(zoom) <= 8.0:
+            raise UserError(f"the content zoom must be between 1 and 8, not {zoom}")
         self.source = content_source(spec)
-        self.split, self.size, self.seed, self.crop = split, int(size), int(seed), crop
+        self.split, self.size, self.seed, self.crop, self.zoom = split, int(size), int(seed), crop, float(zoom)
+        side = int(np.ceil(self.size * self.zoom))  # the shorter side images are loaded at
         if self.source.kind == EMBEDDED:
             names = [n for n in EMBEDDED_PHOTOS if (n in EMBEDDED_VAL_PHOTOS) == (split == "val")]
-            pool = _array_pool(names, [images.resize(images.as_float_rgb(skimage_image(n)), self.size) for n in names])
+            pool = _array_pool(names, [images.resize(images.as_float_rgb(skimage_image(n)), side) for n in names])
         elif self.source.kind == "tfds":
-            pool = _tfds_pool(self.source, split, self.size, val_fraction, data_dir, download)
+            pool = _tfds_pool(self.source, split, side, val_fraction, data_dir, download)
         else:
-            pool = _file_pool(_folder_paths(self.source, split, val_fraction), self.size, min_side)
+            pool = _file_pool(_folder_paths(self.source, split, val_fraction), side, min_side)
         self._sampler = _Sampler(pool, self.seed, _STREAMS[("content", split)])
 
 
@@ -362,7 +378,8 @@ class ContentData(_Sampled):
         )
 
     def _crops(self, pictures, rng):
-        return np.stack([_crop(p, self.size, rng, self.crop == "random") for p in pictures]).astype(np.float32)
+        return np.stack([_crop(_zoomed(p, self.size, rng, self.zoom), self.size, rng, self.crop == "random")
+                         for p in pictures]).astype(np.float32)
 
     def batch_at(self, step, batch_size):
         """Batch number `step`: float32 (batch_size, S, S, 3) in [0, 1], a pure function of (seed, step, size).

@@ -297,15 +297,14 @@ class Studio:
         model)."""
         import jax
 
-        from metastyle_jax import data, transformer
+        from metastyle_jax import transformer
 
         a = self.adaptation
         cfg = a.cfg
         if self._vgg is None:
             self._vgg = a.load_vgg()
         if self._content is None:
-            self._content = data.ContentData(cfg.data.content, "train", cfg.data.content_size, cfg.seed,
-                                             crop=cfg.data.crop)
+            self._content = adapt.content_data(cfg)
         start = a.theta if a.theta is not None else transformer.init_params(jax.random.key(cfg.seed), 16)
         params, meta, _ = adapt.adapt_model(cfg, start, self._vgg, style, self._content, style_name=display_name,
                                             style_sha256=digest, from_theta=a.theta_path,

@@ -97,7 +97,7 @@ class MetaData:
         d = cfg.data
         self.cfg = cfg
         common = dict(size=d.content_size, crop=d.crop, val_fraction=d.val_fraction,
-                      data_dir=d.tfds_data_dir or None)
+                      data_dir=d.tfds_data_dir or None, zoom=d.get("zoom", 1.0))
         self.train = data.ContentData(d.content, split="train", seed=cfg.seed, **common)
         if d.split_content:
             self.val = data.ContentData(d.content, split="val", seed=cfg.seed, **common)

@@ -122,6 +122,7 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
     (lambda t, th: ["--model", str(_junk(t / "official.pth"))], "convert"),
     (lambda t, th: ["--content", str(t / "no_such_folder")], "does not exist"),
     (lambda t, th: ["--steps", "0"], "--steps"),
+    (lambda t, th: ["--zoom", "0.5"], "zoom must be between 1 and 8"),
     (lambda t, th: ["--random-init", "--set", "resampling=bicubic"], "resampling must be one of"),
     (lambda t, th: ["--set", "lr=fast"], "bad value"),
 ])
@@ -157,7 +158,7 @@ def cli_runs(tmp_path_factory, theta):
     model = _theta_ckpt(root / "theta", theta)
     common = ["--style", str(style), "--size", "32", "--style-size", "64", "--steps", "3", "--eval-every", "2"]
     adapt_cmd.main(common + ["--model", str(model), "--out", str(root / "adapted")])
-    adapt_cmd.main(common + ["--random-init", "--out", str(root / "johnson"), "--seed", "1"])
+    adapt_cmd.main(common + ["--random-init", "--out", str(root / "johnson"), "--seed", "1", "--zoom", "2"])
     adapt_cmd.main(common + ["--out", str(root / "default")])
     return root
 
@@ -196,6 +197,7 @@ def test_cli_writes_checkpoint_curve_and_preview(cli_runs, capsys):
     assert s["batch_size"] == 4 and s["size"] == 32 and s["style_size"] == 64 and np.isfinite(s["final_loss"])
     assert meta["vgg"]["source"] == "imagenet" and len(meta["vgg"]["sha256"]) == 64
     assert checkpoints.load_model(root / "johnson")[1]["settings"]["from_theta"] is None
+    assert (s["zoom"], checkpoints.load_model(root / "johnson")[1]["settings"]["zoom"]) == (1.0, 2.0)
     # the network adapted from theta resamples as theta; one from random init as configs/adapt.py says
     assert checkpoints.resampling(meta) == "nearest"
     assert checkpoints.resampling(checkpoints.load_model(root / "johnson")[1]) == "antialiased"

@@ -129,6 +129,26 @@ def test_small_images_are_upscaled_and_cropped(tmp_path):
     assert abs(float(center.batch_at(0, 1)[0, :, :, 0].mean()) - 116 / 255) < 0.05
 
 
+def test_zoomed_crops_see_finer_pixel_scales(tmp_path):
+    """zoom z: crops from the image at random scales 1..z (a ramp spans fewer grey levels in a zoomed crop), a
+    pure function of (seed, step); zoom 1 gives the unzoomed batches."""
+    y, x = np.mgrid[0:60, 0:80]
+    Image.fromarray(np.stack([x * 3, y * 4, x * 0], axis=2).astype(np.uint8)).save(tmp_path / "ramp.png")
+    spec = str(tmp_path / "ramp.png")
+    span = lambda batch: [float(b[:, :, 0].max() - b[:, :, 0].min()) for b in batch]
+    plain = data.ContentData(spec, size=16, seed=2)
+    zoomed = data.ContentData(spec, size=16, seed=2, zoom=4.0)
+    plain_spans = [s for step in range(12) for s in span(plain.batch_at(step, 1))]
+    zoomed_spans = [s for step in range(12) for s in span(zoomed.batch_at(step, 1))]
+    assert max(plain_spans) - min(plain_spans) < 0.02
+    assert min(zoomed_spans) < 0.5 * max(plain_spans) and max(zoomed_spans) > 0.8 * max(plain_spans)
+    np.testing.assert_array_equal(zoomed.batch_at(5, 2), data.ContentData(spec, size=16, seed=2, zoom=4.0).batch_at(5, 2))
+    np.testing.assert_array_equal(plain.batch_at(3, 2), data.ContentData(spec, size=16, seed=2, zoom=1.0).batch_at(3, 2))
+    for bad in (0.5, 9.0):
+        with pytest.raises(UserError, match="zoom"):
+            data.ContentData(spec, size=16, zoom=bad)
+
+
 def test_corrupt_files_are_skipped_and_counted(tmp_path, caplog):
     _solid_folder(tmp_path, [20, 60, 100, 140, 180, 220, 240])
     (tmp_path / "text.jpg").write_text("this is not a picture")

@@ -25,12 +25,14 @@ def main(argv=None):
     p.add_argument("--only-in", action="store_true", default=None,
                    help="update only the instance-norm scale and shift (the official --only-in 1)")
     p.add_argument("--eval-every", type=int, help="held-out loss every N steps, 0 for never (default 20)")
+    p.add_argument("--zoom", type=float, help="crop the content at random zooms up to this factor, so that the "
+                   "network also learns the finer pixel scale of photos stylized larger (default 1: none)")
     p.add_argument("--seed", type=int, help="content order and crops; the initialization without --model")
     p.add_argument("--allow-gray", action="store_true", help="accept a grayscale style image")
     cli.add_config_args(p, "adapt")
     args = p.parse_args(argv)
     cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in",
-                                      "eval_every", "seed"))
+                                      "eval_every", "seed", "zoom"))
     model = None if args.random_init else (args.model or adapt.DEFAULT_THETA)
     r = adapt.adapt_to_painting(cfg, args.style, args.out, model, force=args.force, allow_gray=args.allow_gray)
     hist, settings = r["history"], r["meta"]["settings"]
