@@ -126,6 +126,12 @@ def layer_balance(w, styles_dir, model, size, style_size):
             "step0_shares": step0}
 
 
+def balance_record(source):
+    """The path of the `--layers` record of VGG16 weights `source`."""
+    name = "vgg_layer_balance_cpu" if source == "hed" else f"vgg_layer_balance_{source}_cpu"
+    return Path(__file__).resolve().parent / "results" / f"{name}.json"
+
+
 def print_shares(step0):
     for name, s in step0.items():
         print(f"{name}: " + "; ".join(f"{which} " + " ".join(f"{k} {100 * v:.1f}%" for k, v in sh.items())
@@ -156,8 +162,7 @@ def main():
         return
     if args.layers:
         figures = layer_balance(w, args.styles, args.model, args.size, args.style_size)
-        name = "vgg_layer_balance_cpu" if w.source == "hed" else f"vgg_layer_balance_{w.source}_cpu"
-        print(write_result(name, {"source": w.source, "sha256": w.sha256, **figures}))
+        print(write_result(balance_record(w.source).stem, {"source": w.source, "sha256": w.sha256, **figures}))
         print("equal-share factors:", ", ".join(f"{f:.6g}" for f in figures["equal_share_factors"]))
         print_shares(figures["step0_shares"])
         return

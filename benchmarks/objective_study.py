@@ -57,14 +57,15 @@ VARIANTS = ("paper", "equal", "energy", "equal_tv100", "equal_a5_tv100", "paper_
 
 
 def parse_variant(name):
-    """The Variant a name spells: a layer weighting (paper | equal | energy), then any of aALPHA, tvWEIGHT and
+    """The Variant a name spells: a layer weighting (paper | equal | energy | balance: the equal-share factors
+    of `calibrate_vgg --layers` over all training paintings, read from its record), then any of aALPHA, tvWEIGHT and
     avgpool (VGG's pooling averages instead of taking the maximum), bf16 (bfloat16 convolutions), sdownN (the
     style term on N x N block averages), winM (averaged over M x M windows at that stride instead) and rcal (the
     equal shares calibrated at that scale, their total kept) and aa (the transformer's antialiased resampling),
     joined by "_" (e.g. equal_a5_tv100)."""
     layers, *rest = name.split("_")
-    if layers not in ("paper", "equal", "energy"):
-        raise ValueError(f"{name}: the first word must be paper, equal or energy")
+    if layers not in ("paper", "equal", "energy", "balance"):
+        raise ValueError(f"{name}: the first word must be paper, equal, energy or balance")
     fields = {}
     for word in rest:
         if word == "avgpool":
@@ -86,6 +87,13 @@ def parse_variant(name):
         else:
             raise ValueError(f"{name}: unknown word {word!r}")
     return Variant(layers, **fields)
+
+
+def balance_factors(source):
+    """The equal-share factors that `python -m benchmarks.calibrate_vgg --layers --vgg SOURCE` recorded (over all
+    training paintings, at the source's view of the style term), in the study's units (the paper's factors 1)."""
+    record = json.loads(calibrate_vgg.balance_record(source).read_text())
+    return tuple(record["equal_share_factors"])
 
 
 def energy_weights(vgg, style, reference):
@@ -195,6 +203,7 @@ def main(argv=None):
             if (folder / "history.json").exists():
                 continue
             weights = ((1.0,) * 4 if variant.layers == "paper" else equal if variant.layers == "equal"
+                       else balance_factors(args.vgg) if variant.layers == "balance"
                        else energy_weights(vgg, jnp.asarray(style), reference))
             print(f"{name} on {painting}: layer weights {weights}", flush=True)
             outs, hist = run(variant, vgg, style, weights, content, photos, args.steps, args.batch_size, args.lr,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import objective_study, picture_quality
-from metastyle_jax import data, images
+from metastyle_jax import data, images, vgg_weights
 
 
 def test_variant_names_spell_their_settings():
@@ -18,6 +18,10 @@ def test_variant_names_spell_their_settings():
     assert objective_study.parse_variant("equal_bf16_tv1").dtype == "bfloat16"
     assert objective_study.parse_variant("equal_sdown2").style_down == 2
     assert objective_study.parse_variant("equal_sdown2_rcal").recalibrate
+    assert objective_study.parse_variant("balance_a5").layers == "balance"
+    # balance: the factors calibrate_vgg recorded over all training paintings, which the ImageNet default divides by 5
+    assert objective_study.balance_factors("imagenet") == pytest.approx(
+        [f * vgg_weights.IMAGENET_CONTENT_BALANCE for f in vgg_weights.IMAGENET_LAYER_WEIGHTS], rel=1e-5)
     for bad in ("flat", "paper_x3", "paper_linear"):
         with pytest.raises(ValueError):
             objective_study.parse_variant(bad)

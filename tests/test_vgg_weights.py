@@ -480,6 +480,16 @@ def test_reference_catches_mistakes(hed_files, hed_native, image, mistake):
     assert rel_err(ours(vgg_weights.load_vgg("hed", hed_files[1]), image), numpy_vgg(native, x)) > 1e-3
 
 
+def test_imagenet_layer_balance_is_the_calibration_on_record():
+    """The ImageNet layer factors are those `calibrate_vgg --layers --vgg imagenet` recorded."""
+    import json
+
+    from metastyle_jax import vgg_weights
+    record = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
+                         "vgg_layer_balance_imagenet_cpu.json").read_text())
+    np.testing.assert_allclose(vgg_weights.IMAGENET_LAYER_BALANCE, record["equal_share_factors"], rtol=1e-5)
+
+
 def test_sources():
     assert set(vgg_weights.SOURCES) == {"hed", "imagenet", "torchvision", "keras"} == set(vgg_weights.FEATURE_SCALE)
     assert vgg_weights.FEATURE_SCALE["torchvision"] == 1.0
@@ -490,8 +500,8 @@ def test_sources():
     # torchvision's weights keep the paper's balance; the Caffe-style ImageNet weights (one network, two files)
     # the paper's equal layer factors with the style term IMAGENET_CONTENT_BALANCE times weaker; HED re-balanced
     assert vgg_weights.SOURCES["torchvision"].layer_weights == (1.0,) * 4
-    assert vgg_weights.SOURCES["keras"].layer_weights == vgg_weights.SOURCES["imagenet"].layer_weights == (
-        (1 / vgg_weights.IMAGENET_CONTENT_BALANCE,) * 4)
+    assert vgg_weights.SOURCES["keras"].layer_weights == vgg_weights.SOURCES["imagenet"].layer_weights == tuple(
+        f / vgg_weights.IMAGENET_CONTENT_BALANCE for f in vgg_weights.IMAGENET_LAYER_BALANCE)
     assert dataclasses.replace(vgg_weights.SOURCES["keras"]) == vgg_weights.SOURCES["imagenet"]
     # the style term's view: HED's 2 x 2 blocks; ImageNet's 4 x 4 windows at a stride of 2; torchvision the paper's
     assert (vgg_weights.SOURCES["hed"].style_block, vgg_weights.SOURCES["hed"].style_window) == (2, 0)
