@@ -14,8 +14,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-    """The paper's settings; `arg` "tiny", "cpu", "cpu2", "cpu3" or "cpu4" shrinks them (see those functions
-    below)."""
+    """The paper's settings; `arg` "tiny", "cpu", "cpu2" ... "cpu5" shrinks them (see those functions below)."""
     c = ml_collections.ConfigDict()
 
     # --- the bilevel problem (eq. 7, Algorithm 1)
@@ -78,6 +77,9 @@ def get_config(arg=None):
         "share_content": True,  # one B_tr and one B_val per meta-iteration, shared by all its styles and
         #                         all T inner steps (supp. section 2; official code). False: a fresh B_tr
         #                         and B_val per style (and B_tr per inner step), Algorithm 1 as printed
+        "zoom": 1.0,            # the largest random zoom of the content crops: each is cut from the image resized
+        #                         to a shorter side of content_size x u, u log-uniform in [1, zoom]
+        #                         (data.ContentData). 1: none, as the paper and the official code
         "val_fraction": 0.1,    # share of a folder (or a tfds dataset without a validation split) held out
         "prefetch": 2,          # batches prepared ahead in a background thread
         "tfds_data_dir": "",    # TensorFlow Datasets data_dir ("" = its default)
@@ -100,10 +102,9 @@ def get_config(arg=None):
     c.eval_every = 1000        # iterations per evaluation of E(theta) on a fixed held-out batch (0: never)
     c.checkpoint_every = 2000  # iterations per Orbax checkpoint (official: --checkpoint-interval 2000)
     c.keep_checkpoints = 3     # the last K checkpoints kept
-    variants = {"tiny": tiny, "cpu": cpu, "cpu2": cpu2, "cpu3": cpu3, "cpu4": cpu4}
+    variants = {"tiny": tiny, "cpu": cpu, "cpu2": cpu2, "cpu3": cpu3, "cpu4": cpu4, "cpu5": cpu5}
     if arg is not None and arg not in variants:
-        raise ValueError(f"unknown variant {arg!r} (metastyle:tiny, metastyle:cpu, metastyle:cpu2, metastyle:cpu3 "
-                         "or metastyle:cpu4)")
+        raise ValueError(f"unknown variant {arg!r} (metastyle:" + ", metastyle:".join(variants) + ")")
     return variants[arg](c) if arg else c
 
 
@@ -206,4 +207,25 @@ def cpu4(c):
     c = cpu3(c)
     c.vgg.source = "imagenet"
     c.loss.tv = 2.0  # the paper settings' value for this network (above)
+    return c
+
+
+def cpu5(c):
+    """The campaign of theta on the balanced ImageNet style term (issue 22: each style layer a quarter of the
+    windowed style term, `vgg_weights.IMAGENET_LAYER_BALANCE`) with zoomed content crops, on a 2-core CPU:
+    `cpu4`'s settings, continued from cpu4's theta6 at its iteration 550.
+
+        python -m metastyle_jax.train --config metastyle:cpu5 --workdir runs/theta8
+        python -m metastyle_jax.train --config metastyle:cpu5 --workdir runs/theta8 --resume
+        python -m benchmarks.ship_theta --workdir runs/theta8 --campaign theta8_campaign   # -> --model theta
+
+    Deviations: those of `cpu4` (bfloat16 convolutions where the CPU has AMX), and content crops zoomed up to 4 times (`data.zoom`): theta trained on 128 px
+    crops of whole photos drew a lattice at 512 px that it did not draw at 128 px (checkerboard 8.8 at 128 px,
+    46 at 512 on the embedded photos; benchmarks/results/objective_study.md, "The pixel scale").
+    """
+    c = cpu4(c)
+    c.init_from = "benchmarks/campaign/theta6"  # cpu4's iteration 550, the last committed before the change
+    c.outer_warmup = 50                          # a fresh Adam state (see init_from above)
+    c.data.zoom = 4.0
+    c.dtype = "auto"  # bfloat16 convolutions on a CPU with AMX, as theta6 ran (`--set dtype=auto`)
     return c

@@ -59,6 +59,13 @@ def test_variants_come_from_get_config_arg():
     assert {k: v for k, v in cpu4.to_dict().items() if k not in ("vgg", "loss")} == \
         {k: v for k, v in cpu3.to_dict().items() if k not in ("vgg", "loss")}
     assert (cpu4.vgg.source, cpu4.loss.tv) == ("imagenet", 2.0)
+    cpu5 = config.load("metastyle:cpu5")  # cpu4 continued from theta6, zoomed content, bfloat16 where there is AMX
+    changed = ("init_from", "outer_warmup", "data", "dtype")
+    assert {k: v for k, v in cpu5.to_dict().items() if k not in changed} == \
+        {k: v for k, v in cpu4.to_dict().items() if k not in changed}
+    assert (cpu5.init_from, cpu5.outer_warmup, cpu5.data.zoom, cpu4.data.zoom, cpu5.dtype) == (
+        "benchmarks/campaign/theta6", 50, 4.0, 1.0, "auto")
+    assert {k: v for k, v in cpu5.data.items() if k != "zoom"} == {k: v for k, v in cpu4.data.items() if k != "zoom"}
     assert paper.loss.saturation == 0.0 and not meta.settings_from_config(paper).saturation  # off: not computed
     paper.loss.saturation = 1.0
     assert meta.settings_from_config(paper).saturation and float(meta.hyper_from_config(paper).saturation) == 1.0
