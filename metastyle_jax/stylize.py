@@ -13,6 +13,7 @@ the outputs mirror the folder's layout under --out as PNG files. Images over TIL
 stylizes a video frame by frame (see `video`).
 """
 
+import functools
 import sys
 import time
 from collections import defaultdict
@@ -29,12 +30,20 @@ MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
 
 
-def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest"):
+@functools.partial(jax.jit, static_argnames=("dtype", "resampling"))
+def _stylize_with_stats(params, batch, stats, dtype, resampling):
+    return transformer.apply(params, batch, jnp.dtype(dtype), stats, resampling)
+
+
+def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest",
+            stats_side=None):
     """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
 
     preserve_color: keep each picture's colours, take only the stylized luminance (`color.preserve_color`).
     dtype: the convolutions' compute dtype ("float32", or "bfloat16": `onednn.resolve_dtype` chooses).
-    resampling: the model's (`checkpoints.resampling`).
+    resampling: the model's (`checkpoints.resampling`). stats_side: the instance norms of a picture larger
+    than that (longer side) take their statistics from its copy downscaled to it (`tiling.shared_stats`);
+    None: from the picture itself.
     """
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
@@ -44,7 +53,12 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
             batch = jnp.stack([pictures[i] for i in chunk])
-            result = transformer.stylize_batch(params, batch, dtype, resampling)
+            if stats_side is not None and max(batch.shape[1:3]) > stats_side:
+                stats = jax.tree_util.tree_map(lambda *s: jnp.concatenate(s), *[
+                    tiling.shared_stats(params, pictures[i], stats_side, resampling) for i in chunk])
+                result = _stylize_with_stats(params, batch, stats, dtype, resampling)
+            else:
+                result = transformer.stylize_batch(params, batch, dtype, resampling)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)
             for i, r in zip(chunk, result):
                 out[i] = r
@@ -134,12 +148,14 @@ def plan_outputs(content, out):
 
 
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
-                  stats_side=tiling.DEFAULT_STATS_SIDE, batch_size=8, preserve_color=False, dtype="float32",
-                  on_start=None, resampling="nearest"):
+                  stats_side=tiling.DEFAULT_STATS_SIDE, whole_stats_side=None, batch_size=8, preserve_color=False,
+                  dtype="float32", on_start=None, resampling="nearest"):
     """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
 
     Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
-    `tiling.stylize_tiled` (float32), the rest through `stylize` in batches, in `dtype`; `on_start()` is called
+    `tiling.stylize_tiled` (float32), sharing the instance-norm statistics of the image downscaled to
+    `stats_side`, the rest through `stylize` in batches, in `dtype`, with statistics from the image downscaled
+    to `whole_stats_side` where it is larger (None: their own); `on_start()` is called
     once the sources are read, before stylization; `resampling` is the model's. An unreadable source is skipped unless it is
     the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
     number stylized in tiles, seconds of stylization, compilation included)."""
@@ -160,7 +176,7 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]
     results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color, dtype,
-                                      resampling)))
+                                      resampling, whole_stats_side)))
     for i, side in enumerate(tiles):
         if side is not None:
             styled = tiling.stylize_tiled(params, pictures[i], side, overlap, stats_side, progress=True,

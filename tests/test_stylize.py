@@ -31,6 +31,31 @@ def test_stylize_matches_the_network_and_batches_by_shape(theta):
     np.testing.assert_allclose(out[1], np.asarray(transformer.apply(theta, pics[1][None]))[0], atol=1e-5)
 
 
+def test_statistics_from_a_downscaled_copy(theta):
+    """stats_side: a larger picture's instance norms take the statistics of its copy downscaled to that side, in
+    the batches of equal shapes; a picture no larger keeps its own."""
+    from metastyle_jax import tiling
+    pics = [np.random.default_rng(i).random((48, 64, 3)).astype(np.float32) for i in range(3)]
+    out = stylize.stylize(theta, pics, batch_size=2, stats_side=32)
+    for p, o in zip(pics, out):
+        stats = tiling.shared_stats(theta, p, 32)
+        np.testing.assert_allclose(o, np.asarray(transformer.apply(theta, p[None], stats=stats))[0], atol=1e-5)
+        assert np.abs(o - np.asarray(transformer.apply(theta, p[None]))[0]).max() > 1e-3
+    np.testing.assert_array_equal(stylize.stylize(theta, pics[:1], stats_side=64)[0], stylize.stylize(theta, pics[:1])[0])
+
+
+def test_cli_stats_side_reaches_whole_images_only_when_given(tmp_path, model, theta):
+    from metastyle_jax import tiling
+    src = _write(tmp_path / "in.png", (64, 48))
+    photo = images.load_image(src)
+    for flags, stats in (([], None), (["--stats-side", "32"], tiling.shared_stats(theta, photo, 32))):
+        out = tmp_path / f"o{len(flags)}.png"
+        stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(out), "--dtype", "float32",
+                          *flags])
+        expected = np.asarray(transformer.apply(theta, photo[None], stats=stats))[0]
+        assert np.abs(images.load_image(out) - expected).max() <= 0.5 / 255 + 1e-5
+
+
 def test_cli_file_any_mode_and_size(tmp_path, model, capsys):
     src = _write(tmp_path / "in.png", (45, 27), mode="LA")  # grayscale+alpha, odd size
     stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "o.png")])

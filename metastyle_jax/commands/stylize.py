@@ -45,7 +45,8 @@ def parse_args(argv):
                    f"at least twice the model's receptive radius: {2 * tiling.receptive_radius()}, "
                    f"{2 * tiling.receptive_radius('antialiased')} antialiased)")
     p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
-                   f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE})")
+                   f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE}); given, whole images "
+                   "larger than it take theirs from that copy too (default: their own)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per compiled call (default 8; tiles go one at a time)")
     p.add_argument("--dtype", choices=onednn.DTYPES, default="auto", help="the convolutions of whole images: "
@@ -78,7 +79,7 @@ def main(argv=None):
     params, meta = stylize.load_params(model)
     dtype, note = onednn.resolve_dtype(args.dtype)
     written, skipped, tiled, seconds = stylize.stylize_files(
-        params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
+        params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side, whole_stats_side=args.stats_side,
         batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
         on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling)
     for line in skipped:
