@@ -224,7 +224,8 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
         from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
         tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0), only_in=bool(cfg.only_in), dtype=dtype,
-        content=str(cfg.data.content), crop=cfg.data.crop, zoom=float(cfg.data.get("zoom", 1.0)), seed=cfg.seed, input_scale=input_scale,
+        content=str(cfg.data.content), crop=cfg.data.crop, zoom=float(cfg.data.get("zoom", 1.0)), seed=cfg.seed,
+        input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
         final_eval_loss=float(hist["eval_loss"][-1]) if len(hist["eval_loss"]) else None,
         seconds=round(time.perf_counter() - t0, 3))

@@ -13,7 +13,6 @@ the outputs mirror the folder's layout under --out as PNG files. Images over TIL
 stylizes a video frame by frame (see `video`).
 """
 
-import functools
 import sys
 import time
 from collections import defaultdict
@@ -28,11 +27,6 @@ from metastyle_jax.errors import UserError
 
 MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
-
-
-@functools.partial(jax.jit, static_argnames=("dtype", "resampling"))
-def _stylize_with_stats(params, batch, stats, dtype, resampling):
-    return transformer.apply(params, batch, jnp.dtype(dtype), stats, resampling)
 
 
 def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest",
@@ -56,7 +50,7 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
             if stats_side is not None and max(batch.shape[1:3]) > stats_side:
                 stats = jax.tree_util.tree_map(lambda *s: jnp.concatenate(s), *[
                     tiling.shared_stats(params, pictures[i], stats_side, resampling) for i in chunk])
-                result = _stylize_with_stats(params, batch, stats, dtype, resampling)
+                result = tiling.stylize_tiles(params, batch, stats, resampling, dtype)
             else:
                 result = transformer.stylize_batch(params, batch, dtype, resampling)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)

@@ -26,6 +26,7 @@ grow with the image.
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from metastyle_jax import images, transformer
@@ -123,10 +124,11 @@ def shared_stats(params, image, stats_side=DEFAULT_STATS_SIDE, resampling="neare
     return _stats(params, np.asarray(image, np.float32)[None], resampling=resampling)
 
 
-@functools.partial(jax.jit, static_argnames="resampling")
-def stylize_tiles(params, tiles, stats, resampling="nearest"):
-    """The network on a batch of tiles (B, t, t', 3) with fixed instance-norm statistics -> (B, t, t', 3)."""
-    return transformer.apply(params, tiles, stats=stats, resampling=resampling)
+@functools.partial(jax.jit, static_argnames=("resampling", "dtype"))
+def stylize_tiles(params, tiles, stats, resampling="nearest", dtype="float32"):
+    """The network on a batch of tiles (B, t, t', 3) with fixed instance-norm statistics -> (B, t, t', 3), the
+    convolutions in `dtype`."""
+    return transformer.apply(params, tiles, jnp.dtype(dtype), stats, resampling)
 
 
 def plan(shape, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP):

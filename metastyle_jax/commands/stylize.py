@@ -79,8 +79,8 @@ def main(argv=None):
     params, meta = stylize.load_params(model)
     dtype, note = onednn.resolve_dtype(args.dtype)
     written, skipped, tiled, seconds = stylize.stylize_files(
-        params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side, whole_stats_side=args.stats_side,
-        batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
+        params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
+        whole_stats_side=args.stats_side, batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
         on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
