@@ -63,7 +63,7 @@ def partial(src, model, side, tile, count):
     seconds = []
     for y, x in origins[:count]:
         t1 = time.perf_counter()
-        styled = np.asarray(tiling.stylize_tiles(params, padded[None, y:y + th, x:x + tw], stats))[0]
+        styled = np.asarray(tiling.apply_with_stats(params, padded[None, y:y + th, x:x + tw], stats))[0]
         out[y:y + th, x:x + tw] += styled
         total[y:y + th, x:x + tw] += 1.0
         seconds.append(time.perf_counter() - t1)

@@ -50,7 +50,7 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
             if stats_side is not None and max(batch.shape[1:3]) > stats_side:
                 stats = jax.tree_util.tree_map(lambda *s: jnp.concatenate(s), *[
                     tiling.shared_stats(params, pictures[i], stats_side, resampling) for i in chunk])
-                result = tiling.stylize_tiles(params, batch, stats, resampling, dtype)
+                result = tiling.apply_with_stats(params, batch, stats, resampling, dtype)
             else:
                 result = transformer.stylize_batch(params, batch, dtype, resampling)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)

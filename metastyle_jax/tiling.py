@@ -125,9 +125,9 @@ def shared_stats(params, image, stats_side=DEFAULT_STATS_SIDE, resampling="neare
 
 
 @functools.partial(jax.jit, static_argnames=("resampling", "dtype"))
-def stylize_tiles(params, tiles, stats, resampling="nearest", dtype="float32"):
-    """The network on a batch of tiles (B, t, t', 3) with fixed instance-norm statistics -> (B, t, t', 3), the
-    convolutions in `dtype`."""
+def apply_with_stats(params, tiles, stats, resampling="nearest", dtype="float32"):
+    """The network on a batch (B, H, W, 3) of tiles or whole images with fixed instance-norm statistics (leaves
+    (B or 1, 1, 1, C)) -> (B, H, W, 3), the convolutions in `dtype`."""
     return transformer.apply(params, tiles, jnp.dtype(dtype), stats, resampling)
 
 
@@ -170,7 +170,7 @@ def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, sta
             chunk = origins[first:first + batch]
             tiles = [padded[y:y + th, x:x + tw] for y, x in chunk]
             tiles += [tiles[-1]] * (batch - len(tiles))
-            result = np.asarray(stylize_tiles(params, np.stack(tiles), stats, resampling))
+            result = np.asarray(apply_with_stats(params, np.stack(tiles), stats, resampling))
             for (y, x), styled in zip(chunk, result):
                 wy = window_1d(th, overlap, y > 0, y + th < hp, margin)
                 wx = window_1d(tw, overlap, x > 0, x + tw < wp, margin)

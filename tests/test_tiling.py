@@ -145,10 +145,10 @@ def test_no_seam_where_tiles_meet_unlike_tiles_with_their_own_statistics(theta, 
 
 
 def test_one_compiled_function_for_all_tiles(theta, photo):
-    stylize_tiles = tiling.stylize_tiles
-    before = stylize_tiles._cache_size()
+    apply_with_stats = tiling.apply_with_stats
+    before = apply_with_stats._cache_size()
     tiling.stylize_tiled(theta, photo[:, :300], 128, 60, stats_side=64)  # 3 x 3 tiles of 128 x 128
-    assert stylize_tiles._cache_size() == before + 1
+    assert apply_with_stats._cache_size() == before + 1
 
 
 def test_plan_refuses_bad_tiles():
