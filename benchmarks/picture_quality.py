@@ -3,6 +3,7 @@
     python -m benchmarks.picture_quality --gallery [--size 512]          # the five shipped styles x 3 photos
     python -m benchmarks.picture_quality --first-command outputs/stylized  # the README's first command
     python -m benchmarks.picture_quality --study runs/study               # benchmarks.objective_study's runs
+    python -m benchmarks.picture_quality --lattice DIR [DIR ...] --name N  # the checkerboard ratio per frequency
 
 Measures (each output compared at its own size; the photo is resized to it):
 - blob share: the share of pixels that are near-black in the output (max channel < 0.04) where the photo's
@@ -56,20 +57,30 @@ def white_share(photo, output):
     return float(np.mean((output.min(axis=-1) > 0.96) & (luminance(photo) < 0.8)))
 
 
-def checkerboard_ratio(output):
-    """Power at the 2- and 4-pixel periods over the median of the bins two steps around: mean of the top 4."""
+def lattice_ratios(output):
+    """{(a, b): ratio} for the 15 frequencies (a, b) / 4 cycles a pixel (a on the vertical axis, b on the horizontal,
+    each 0-3, not both 0): on the output's grey image under a 2-D Hann window, the power there over the median power
+    of the 8 bins two steps around it. (1, 0) and (3, 0) are a 4-pixel period down the image, (2, 2) the 2-pixel
+    checkerboard."""
     grey = luminance(output).astype(np.float64)
     h, w = (grey.shape[0] // 4) * 4, (grey.shape[1] // 4) * 4
     grey = grey[:h, :w] - grey[:h, :w].mean()
     power = np.abs(np.fft.fft2(grey * np.outer(np.hanning(h), np.hanning(w)))) ** 2
-    ratios = []
-    for u in (0, h // 4, h // 2, 3 * h // 4):
-        for v in (0, w // 4, w // 2, 3 * w // 4):
-            if u == v == 0:
+    ratios = {}
+    for a in range(4):
+        for b in range(4):
+            if a == b == 0:
                 continue
+            u, v = a * h // 4, b * w // 4
             ring = [power[(u + du) % h, (v + dv) % w] for du in (-2, 0, 2) for dv in (-2, 0, 2) if du or dv]
-            ratios.append(power[u, v] / max(np.median(ring), 1e-30))
-    return float(np.mean(sorted(ratios)[-4:]))
+            ratios[a, b] = float(power[u, v] / max(np.median(ring), 1e-30))
+    return ratios
+
+
+def checkerboard_ratio(output):
+    """Power at the 2- and 4-pixel periods over the median of the bins two steps around: mean of the top 4 of
+    `lattice_ratios`."""
+    return float(np.mean(sorted(lattice_ratios(output).values())[-4:]))
 
 
 def _blur(image, sigma):
@@ -248,16 +259,34 @@ def grid(triples, path, cell=96):
     images.save_image(str(path), images.grid(cells, nrow=3, height=cell))
 
 
+def lattice_table(folders, name):
+    """Print and record (picture_quality_NAME.json) the mean `lattice_ratios` of the PNGs in each folder."""
+    found = {}
+    for folder in folders:
+        ratios = [lattice_ratios(load(f)) for f in sorted(Path(folder).glob("*.png"))]
+        if not ratios:
+            raise SystemExit(f"no PNG outputs in {folder}")
+        found[folder] = {f"{a},{b}": float(np.mean([r[a, b] for r in ratios])) for a, b in ratios[0]}
+        strongest = sorted(found[folder].items(), key=lambda kv: -kv[1])[:4]
+        print(f"{folder} ({len(ratios)} images): " + ", ".join(f"({k}) {v:.1f}" for k, v in strongest))
+    print(write_result(f"picture_quality_{name}", {"frequencies": "a,b: (a, b) / 4 cycles a pixel, a vertical",
+                                                   "folders": found}))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.picture_quality", description=__doc__.splitlines()[0])
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--gallery", action="store_true", help="the shipped styles on chelsea, rocket, astronaut")
     what.add_argument("--first-command", metavar="DIR", help="the README's first command's output folder")
     what.add_argument("--study", metavar="DIR", help="an objective_study output folder")
+    what.add_argument("--lattice", nargs="+", metavar="DIR", help="folders of outputs: the mean of each frequency's "
+                      "ratio (`lattice_ratios`) over each folder's PNGs")
     p.add_argument("--size", type=int, default=512, help="stylization size for --gallery")
     p.add_argument("--gatys-steps", type=int, default=0, help="add a Gatys et al. reference row per pair")
     p.add_argument("--name", default=None, help="result name (default: from the mode)")
     args = p.parse_args(argv)
+    if args.lattice:
+        return lattice_table(args.lattice, args.name or "lattice")
     triples = (gallery_triples(args.size) if args.gallery else first_command_triples(args.first_command)
                if args.first_command else study_triples(args.study))
     name = args.name or ("gallery" if args.gallery else "first_command" if args.first_command else "study")

@@ -1,12 +1,13 @@
 """Stylize images with a MetaStyle network (an adapted model, or theta for the style-neutral image).
 
     python -m metastyle_jax.stylize --model CKPT|--style NAME --content IMAGE_OR_DIR --out PATH [--max-side N]
-        [--preserve-color] [--tile auto|off|N] [--overlap 128] [--stats-side 1024]
+        [--preserve-color] [--tile auto|off|N] [--overlap 128] [--stats-side 1024] [--phases 4]
 
 A folder is processed recursively, images of the same size batched through one compiled function;
 the outputs mirror the folder's layout under --out as PNG files. Images over TILE_ABOVE_PIXELS pixels
 (or over --tile N px on a side) are stylized in overlapping tiles in bounded memory (see `tiling`).
---preserve-color keeps the content's colours, taking only the stylized luminance (see `color`).
+--preserve-color keeps the content's colours, taking only the stylized luminance (see `color`). --phases averages
+each output over shifts against the network's 4-pixel grid, which cancels the lattice locked to it (`transformer`).
 
     python -m metastyle_jax.stylize --model CKPT --video IN.mp4|FRAMES_DIR --out OUT.mp4|FRAMES_DIR
 
@@ -27,17 +28,21 @@ from metastyle_jax.errors import UserError
 
 MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
+# --phases: the grid shifts that the command line and the web page average each output over (`transformer.PHASES`).
+# Deviation (docs/deviations.md): the official code runs the network once; 4 removes the lattice it draws (issue 22).
+PHASES = 4
 
 
 def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest",
-            stats_side=None):
+            stats_side=None, phases=1):
     """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
 
     preserve_color: keep each picture's colours, take only the stylized luminance (`color.preserve_color`).
     dtype: the convolutions' compute dtype ("float32", or "bfloat16": `onednn.resolve_dtype` chooses).
     resampling: the model's (`checkpoints.resampling`). stats_side: the instance norms of a picture larger
     than that (longer side) take their statistics from its copy downscaled to it (`tiling.shared_stats`);
-    None: from the picture itself.
+    None: from the picture itself. phases: average each output over that many shifts of the picture against the
+    network's 4-pixel grid (`transformer.PHASES`: 1, 2, 4 or 16), which removes the lattice locked to it.
     """
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
@@ -50,9 +55,9 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
             if stats_side is not None and max(batch.shape[1:3]) > stats_side:
                 stats = jax.tree_util.tree_map(lambda *s: jnp.concatenate(s), *[
                     tiling.shared_stats(params, pictures[i], stats_side, resampling) for i in chunk])
-                result = tiling.apply_with_stats(params, batch, stats, resampling, dtype)
+                result = tiling.apply_with_stats(params, batch, stats, resampling, dtype, phases)
             else:
-                result = transformer.stylize_batch(params, batch, dtype, resampling)
+                result = transformer.stylize_batch(params, batch, dtype, resampling, phases)
             result = np.asarray(color.preserve_color(result, batch) if preserve_color else result)
             for i, r in zip(chunk, result):
                 out[i] = r
@@ -143,15 +148,15 @@ def plan_outputs(content, out):
 
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
                   stats_side=tiling.DEFAULT_STATS_SIDE, whole_stats_side=None, batch_size=8, preserve_color=False,
-                  dtype="float32", on_start=None, resampling="nearest"):
+                  dtype="float32", on_start=None, resampling="nearest", phases=1):
     """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
 
     Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
     `tiling.stylize_tiled` (float32), sharing the instance-norm statistics of the image downscaled to
     `stats_side`, the rest through `stylize` in batches, in `dtype`, with statistics from the image downscaled
-    to `whole_stats_side` where it is larger (None: their own); `on_start()` is called
-    once the sources are read, before stylization; `resampling` is the model's. An unreadable source is skipped unless it is
-    the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
+    to `whole_stats_side` where it is larger (None: their own), both averaged over `phases` (as in `stylize`);
+    `on_start()` is called once the sources are read, before stylization; `resampling` is the model's. An
+    unreadable source is skipped unless it is the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
     number stylized in tiles, seconds of stylization, compilation included)."""
     loaded, skipped = [], []
     for src, dst in plan:
@@ -170,11 +175,11 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]
     results = dict(zip(whole, stylize(params, [pictures[i] for i in whole], batch_size, preserve_color, dtype,
-                                      resampling, whole_stats_side)))
+                                      resampling, whole_stats_side, phases)))
     for i, side in enumerate(tiles):
         if side is not None:
             styled = tiling.stylize_tiled(params, pictures[i], side, overlap, stats_side, progress=True,
-                                          resampling=resampling)
+                                          resampling=resampling, phases=phases)
             results[i] = color.preserve_color(styled, pictures[i]) if preserve_color else styled
     seconds = time.perf_counter() - t0
     for i, (_, dst) in enumerate(loaded):

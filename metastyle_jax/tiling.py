@@ -124,11 +124,11 @@ def shared_stats(params, image, stats_side=DEFAULT_STATS_SIDE, resampling="neare
     return _stats(params, np.asarray(image, np.float32)[None], resampling=resampling)
 
 
-@functools.partial(jax.jit, static_argnames=("resampling", "dtype"))
-def apply_with_stats(params, tiles, stats, resampling="nearest", dtype="float32"):
+@functools.partial(jax.jit, static_argnames=("resampling", "dtype", "phases"))
+def apply_with_stats(params, tiles, stats, resampling="nearest", dtype="float32", phases=1):
     """The network on a batch (B, H, W, 3) of tiles or whole images with fixed instance-norm statistics (leaves
-    (B or 1, 1, 1, C)) -> (B, H, W, 3), the convolutions in `dtype`."""
-    return transformer.apply(params, tiles, jnp.dtype(dtype), stats, resampling)
+    (B or 1, 1, 1, C)) -> (B, H, W, 3), the convolutions in `dtype`, averaged over `phases` (`transformer.PHASES`)."""
+    return transformer.apply(params, tiles, jnp.dtype(dtype), stats, resampling, phases)
 
 
 def plan(shape, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP):
@@ -146,12 +146,13 @@ def plan(shape, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP):
 
 
 def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, stats_side=DEFAULT_STATS_SIDE,
-                  stats=None, batch=1, progress=False, margin=None, resampling="nearest"):
+                  stats=None, batch=1, progress=False, margin=None, resampling="nearest", phases=1):
     """Stylize one (H, W, 3) float image in [0, 1] tile by tile -> float32 (H, W, 3) in [0, 1].
 
     stats: instance-norm statistics to share (default: `shared_stats(params, image, stats_side)`);
     batch: tiles per compiled call; progress: show a tqdm bar over the tiles; margin: zero-weight pixels at
-    a tile's inner edges (default `default_margin(overlap, resampling)`); resampling: the model's.
+    a tile's inner edges (default `default_margin(overlap, resampling)`); resampling: the model's; phases: the
+    shifts each tile's output is averaged over (`transformer.PHASES`).
     """
     image = np.asarray(image, np.float32)
     th, tw, origins = plan(image.shape, tile, overlap)
@@ -170,7 +171,7 @@ def stylize_tiled(params, image, tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP, sta
             chunk = origins[first:first + batch]
             tiles = [padded[y:y + th, x:x + tw] for y, x in chunk]
             tiles += [tiles[-1]] * (batch - len(tiles))
-            result = np.asarray(apply_with_stats(params, np.stack(tiles), stats, resampling))
+            result = np.asarray(apply_with_stats(params, np.stack(tiles), stats, resampling, phases=phases))
             for (y, x), styled in zip(chunk, result):
                 wy = window_1d(th, overlap, y > 0, y + th < hp, margin)
                 wx = window_1d(tw, overlap, x > 0, x + tw < wp, margin)

@@ -19,6 +19,12 @@ IN_NAME = re.compile(r"^in\d+$")
 # nearest upsampling (together: bilinear upsampling) and before each stride-2 convolution (Zhang, ICML 2019).
 # It adds no parameters; it keeps the network from drawing a lattice locked to the pixel grid (issue 22).
 RESAMPLING = ("nearest", "antialiased")
+GRID = 4  # the network's stride: two stride-2 convolutions in, two x2 upsamplings out
+# Shifts (dy, dx) of the input against that grid which `apply` averages the output over (`phases`). Averaging
+# over a set S multiplies the output's part of frequency (a, b) / GRID cycles a pixel by the mean over S of
+# i^(a dy + b dx): 2 and the 4 diagonal shifts cancel every axial 4-pixel period, 16 every part locked to the grid.
+PHASES = {1: ((0, 0),), 2: ((0, 0), (2, 2)), 4: tuple((s, s) for s in range(GRID)),
+          16: tuple((a, b) for a in range(GRID) for b in range(GRID))}
 
 
 def reflect_pad(x, pad):
@@ -144,20 +150,37 @@ def abstract_params():
     return jax.eval_shape(lambda: init_params(jax.random.key(0), 16))
 
 
-def apply(params, images, dtype=jnp.float32, stats=None, resampling="nearest"):
+def apply(params, images, dtype=jnp.float32, stats=None, resampling="nearest", phases=1):
     """Run the network: params pytree, images (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1].
 
     `stats` (from `instance_norm_stats`) replaces the instance norms' own per-image statistics; `resampling`
-    is the model's (`checkpoints.resampling(meta)`).
+    is the model's (`checkpoints.resampling(meta)`); `phases` (a key of PHASES) averages the output over that
+    many shifts of the input against the network's grid (`phase_average`).
     """
-    return TransformerNet(dtype=dtype, resampling=resampling).apply({"params": params}, images, stats)
+    net = TransformerNet(dtype=dtype, resampling=resampling)
+    run = lambda x: net.apply({"params": params}, x, stats)
+    return run(images) if phases == 1 else phase_average(run, images, PHASES[phases])
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "resampling"))
-def stylize_batch(params, images, dtype="float32", resampling="nearest"):
+def phase_average(run, images, shifts):
+    """The mean over `shifts` (dy, dx) of `run` on `images` (B, H, W, C) shifted by (dy, dx) against the
+    network's GRID: each shift runs on the batch reflection-padded by GRID px, in a window where image pixel
+    (y, x) sits at (y + dy, x + dx), and crops the output back -> (B, H, W, C). One compiled `run` (a lax.map)."""
+    b, h, w, c = images.shape
+    padded = jnp.pad(images, ((0, 0), (GRID, GRID), (GRID, GRID), (0, 0)), mode="reflect")
+
+    def one(shift):
+        window = jax.lax.dynamic_slice(padded, (0, GRID - shift[0], GRID - shift[1], 0), (b, h + GRID, w + GRID, c))
+        return jax.lax.dynamic_slice(run(window), (0, shift[0], shift[1], 0), (b, h, w, c))
+
+    return jax.lax.map(one, jnp.asarray(shifts, jnp.int32)).mean(axis=0)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "resampling", "phases"))
+def stylize_batch(params, images, dtype="float32", resampling="nearest", phases=1):
     """`apply` compiled (once per shape): M(images; params), (B, H, W, 3) in [0, 1] -> (B, H, W, 3) in [0, 1],
-    the convolutions in `dtype` ("float32", or "bfloat16": `onednn` on the CPU)."""
-    return apply(params, images, jnp.dtype(dtype), resampling=resampling)
+    the convolutions in `dtype` ("float32", or "bfloat16": `onednn` on the CPU), averaged over `phases`."""
+    return apply(params, images, jnp.dtype(dtype), resampling=resampling, phases=phases)
 
 
 def instance_norm_stats(params, images, dtype=jnp.float32, resampling="nearest"):

@@ -226,23 +226,23 @@ def _batches(frames, batch_size, size):
         yield batch
 
 
-def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False, resampling="nearest"):
+def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False, resampling="nearest", phases=1):
     """Yield (content, stylized) float32 (H, W, 3) pairs for an iterable of frames, in order. Every call of
     the compiled network gets `batch_size` frames (a short last batch is padded with its last frame).
     preserve_color: keep each frame's colours, take only the stylized luminance (`color.preserve_color`);
-    resampling: the model's."""
+    resampling: the model's; phases: the grid shifts each frame is averaged over (`transformer.PHASES`)."""
     with prefetch.prefetch(_batches(frames, batch_size, size), depth=2) as batches:
         for batch in batches:
             padded = jnp.stack(batch + [batch[-1]] * (batch_size - len(batch)))
-            out = transformer.stylize_batch(params, padded, resampling=resampling)
+            out = transformer.stylize_batch(params, padded, resampling=resampling, phases=phases)
             out = np.asarray(color.preserve_color(out, padded) if preserve_color else out)
             yield from zip(batch, out[:len(batch)])
 
 
 def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=False, progress=True,
-                  preserve_color=False, resampling="nearest"):
+                  preserve_color=False, resampling="nearest", phases=1):
     """Stylize video (or frames folder) `src` into `dst` (a video file by its suffix, else a frames folder);
-    `preserve_color` keeps the frames' colours, `resampling` is the model's (see `stylize_frames`).
+    `preserve_color`, `resampling` and `phases` as in `stylize_frames`.
 
     Returns {"frames", "fps", "size": (W, H), "content_change", "stylized_change", "ratio"}.
     """
@@ -255,7 +255,8 @@ def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=Fal
     bar = tqdm(total=source.count, desc="stylize video", unit="frame", file=sys.stderr, disable=not progress)
     try:
         sink = _VideoSink(dst, source.fps) if kind == "video" else _FramesSink(dst)
-        for content, styled in stylize_frames(params, source.frames, batch_size, size, preserve_color, resampling):
+        for content, styled in stylize_frames(params, source.frames, batch_size, size, preserve_color,
+                                              resampling, phases):
             sink.write(styled)
             change.add(content, styled)
             n, shape = n + 1, content.shape

@@ -36,6 +36,25 @@ def test_checkerboard_ratio_sees_two_and_four_pixel_grids():
         assert pq.checkerboard_ratio(grid) > 10 * base
 
 
+def test_lattice_ratios_name_the_frequency_of_a_planted_stripe(tmp_path, monkeypatch):
+    yy, xx = np.mgrid[:96, :128] / 128.0
+    smooth = (0.5 + 0.2 * np.sin(9 * xx + 4 * yy) + 0.1 * np.cos(13 * yy))[..., None].repeat(3, -1)
+    rows = np.mgrid[:96, :128][0]
+    stripes = smooth + 0.05 * np.cos(np.pi / 2 * rows)[..., None]  # a 4-pixel period down the image
+    ratios = pq.lattice_ratios(stripes)
+    assert len(ratios) == 15 and sorted(ratios, key=ratios.get)[-2:] in ([(1, 0), (3, 0)], [(3, 0), (1, 0)])
+    assert pq.checkerboard_ratio(stripes) == pytest.approx(np.mean(sorted(ratios.values())[-4:]))
+    from benchmarks import common
+    from metastyle_jax import images
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        images.save_image(tmp_path / name / "x.png", stripes if name == "a" else smooth)
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    pq.main(["--lattice", str(tmp_path / "a"), str(tmp_path / "b"), "--name", "t"])
+    found = json.loads((tmp_path / "picture_quality_t.json").read_text())["folders"]
+    assert found[str(tmp_path / "a")]["1,0"] > 10 * found[str(tmp_path / "b")]["1,0"]
+
+
 def test_edges_kept_is_one_for_the_photo_and_low_for_noise(photo, rng):
     assert pq.edges_kept(photo, photo) == pytest.approx(1.0)
     assert pq.edges_kept(photo, rng.uniform(size=photo.shape).astype(np.float32)) < 0.3

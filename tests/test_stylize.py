@@ -52,8 +52,28 @@ def test_cli_stats_side_reaches_whole_images_only_when_given(tmp_path, model, th
         out = tmp_path / f"o{len(flags)}.png"
         stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(out), "--dtype", "float32",
                           *flags])
-        expected = np.asarray(transformer.apply(theta, photo[None], stats=stats))[0]
+        expected = np.asarray(transformer.apply(theta, photo[None], stats=stats, phases=stylize.PHASES))[0]
         assert np.abs(images.load_image(out) - expected).max() <= 0.5 / 255 + 1e-5
+
+
+def test_cli_phases_average_the_network_over_grid_shifts(tmp_path, model, theta):
+    src = _write(tmp_path / "in.png", (44, 36))
+    photo = images.load_image(src)
+    for phases in (1, 16):
+        out = tmp_path / f"p{phases}.png"
+        stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(out), "--dtype", "float32",
+                          "--phases", str(phases)])
+        expected = np.asarray(transformer.apply(theta, photo[None], phases=phases))[0]
+        assert np.abs(images.load_image(out) - expected).max() <= 0.5 / 255 + 1e-5
+
+
+def test_cli_phases_other_than_1_2_4_16_is_one_line(tmp_path, model, capsys):
+    src = _write(tmp_path / "in.png")
+    with pytest.raises(SystemExit) as e:
+        stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(tmp_path / "o.png"),
+                          "--phases", "3"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "--phases" in err and "\n" not in err and not (tmp_path / "o.png").exists()
 
 
 def test_cli_file_any_mode_and_size(tmp_path, model, capsys):

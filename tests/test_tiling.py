@@ -70,6 +70,16 @@ def test_antialiased_tiles_match_the_whole_image(theta, photo):
     assert np.abs(tiled - np.clip(whole, 0, 1)).max() < 1e-4
 
 
+def test_tiles_averaged_over_grid_phases_match_the_whole_image_averaged(theta, photo):
+    """Averaged over the 4 diagonal grid shifts (`phases`), tiles reproduce the whole image averaged the same way:
+    every tile origin is on the 4-pixel grid, so each shift meets the same phase in every tile."""
+    stats = tiling.shared_stats(theta, photo, None, "antialiased")
+    whole = np.asarray(tiling.apply_with_stats(theta, photo[None], stats, "antialiased", phases=4))[0]
+    tiled = tiling.stylize_tiled(theta, photo, 256, 128, stats_side=None, resampling="antialiased", phases=4)
+    assert np.abs(tiled - np.clip(whole, 0, 1)).max() < 1e-4
+    assert np.abs(whole - np.asarray(tiling.apply_with_stats(theta, photo[None], stats, "antialiased"))[0]).max() > 1e-3
+
+
 def test_fixed_statistics_of_the_image_itself_change_nothing(theta, small, small_whole):
     stats = transformer.instance_norm_stats(theta, small[None])
     assert set(stats) == {"in1", "in2", "in3", "in4", "in5", "res1", "res2", "res3", "res4", "res5"}
@@ -167,7 +177,7 @@ def test_cli_tiles_match_the_library_and_say_so(tmp_path, model, theta, capsys):
     stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(out), "--tile", "232",
                   "--overlap", "116", "--stats-side", "120"])
     assert "(1 in tiles)" in capsys.readouterr().out
-    expected = tiling.stylize_tiled(theta, photo, 232, 116, stats_side=120)
+    expected = tiling.stylize_tiled(theta, photo, 232, 116, stats_side=120, phases=stylize.PHASES)
     assert np.abs(images.load_image(out) - expected).max() <= 0.5 / 255 + 1e-6
 
 

@@ -82,3 +82,32 @@ def test_bf16_compute_is_close_to_f32(theta):
     y16 = transformer.apply(theta, x, dtype=jnp.bfloat16)
     assert y16.dtype == jnp.float32
     assert float(jnp.abs(y32 - y16).max()) < 0.05
+
+
+def test_phase_average_aligns_every_shift_and_cancels_a_grid_locked_lattice():
+    """Averaging over shifts against the 4-pixel grid: an operation that commutes with shifts (here the identity)
+    comes back unchanged, pixel for pixel, so every shifted window is cropped back where it came from; a pattern
+    locked to the grid (added at the same grid phase whatever the input) is removed by all 16 shifts, and its axial
+    4-pixel periods by the 2 and 4 diagonal ones, while its 2-pixel checkerboard survives those."""
+    x = jax.random.uniform(jax.random.key(7), (2, 13, 18, 3))
+    for phases, shifts in transformer.PHASES.items():
+        np.testing.assert_allclose(transformer.phase_average(lambda v: v, x, shifts), x, atol=1e-6,
+                                   err_msg=f"phases {phases}")
+    yy, xx = np.mgrid[:17, :22]
+    axial = np.cos(np.pi / 2 * yy) + np.sin(np.pi / 2 * xx)    # periods of 4 pixels along each axis
+    checker = np.cos(np.pi * (yy + xx))                        # the 2-pixel checkerboard
+    for lattice, kept in ((axial, {1: 1.0, 2: 0.0, 4: 0.0, 16: 0.0}), (checker, {1: 1.0, 2: 1.0, 4: 1.0, 16: 0.0})):
+        grid_locked = lambda v: v + jnp.asarray(lattice, jnp.float32)[None, :, :, None]  # windows are 17 x 22
+        for phases, shifts in transformer.PHASES.items():
+            residue = transformer.phase_average(grid_locked, x, shifts) - x
+            expected = kept[phases] * lattice[:13, :18]  # the window of shift (0, 0) starts at image pixel (0, 0)
+            np.testing.assert_allclose(residue[0, :, :, 0], expected, atol=1e-5, err_msg=f"phases {phases}")
+
+
+def test_phases_one_is_the_network_and_more_phases_run_it_shifted(theta):
+    x = jax.random.uniform(jax.random.key(8), (1, 24, 20, 3))
+    np.testing.assert_allclose(transformer.stylize_batch(theta, x), transformer.apply(theta, x), atol=1e-5)
+    net = lambda v: transformer.apply(theta, v, resampling="antialiased")
+    averaged = transformer.stylize_batch(theta, x, resampling="antialiased", phases=4)
+    np.testing.assert_allclose(averaged, transformer.phase_average(net, x, transformer.PHASES[4]), atol=1e-5)
+    assert averaged.shape == x.shape and float(jnp.abs(averaged - net(x)).max()) > 1e-4

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from metastyle_jax import checkpoints, checks, data, onednn, outputs, stylize, tiling
+from metastyle_jax import checkpoints, checks, data, onednn, outputs, stylize, tiling, transformer
 from metastyle_jax.commands import cli
 from metastyle_jax.errors import UserError
 
@@ -47,6 +47,10 @@ def parse_args(argv):
     p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
                    f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE}); given, whole images "
                    "larger than it take theirs from that copy too (default: their own)")
+    p.add_argument("--phases", type=int, choices=sorted(transformer.PHASES), default=stylize.PHASES,
+                   help="average each output over this many shifts of the image against the network's 4-pixel "
+                   f"grid, which removes the fine lattice locked to it, at as many times the time (default "
+                   f"{stylize.PHASES}; 1: the network alone)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per compiled call (default 8; tiles go one at a time)")
     p.add_argument("--dtype", choices=onednn.DTYPES, default="auto", help="the convolutions of whole images: "
@@ -81,7 +85,7 @@ def main(argv=None):
     written, skipped, tiled, seconds = stylize.stylize_files(
         params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
         whole_stats_side=args.stats_side, batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
-        on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling)
+        on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling, phases=args.phases)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = written[0] if len(written) == 1 else args.out
@@ -104,7 +108,8 @@ def _video(args):
     params, meta = stylize.load_params(model)
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
-                                preserve_color=args.preserve_color, resampling=checkpoints.resampling(meta))
+                                preserve_color=args.preserve_color, resampling=checkpoints.resampling(meta),
+                                phases=args.phases)
     seconds = time.perf_counter() - t0
     print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
           f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "
