@@ -37,7 +37,8 @@ def gallery(names, photos, max_side, width):
     for name in names:
         params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
         painting = images.load_image(data.painting_path(name))
-        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
+        resampling = checkpoints.resampling(meta)
+        outs = stylize.stylize(params, pictures, 1, resampling=resampling, phases=stylize.PHASES[resampling])
         cells += [cell(painting, width, name)] + [cell(o, width) for o in outs]
     return images.grid(cells, nrow=len(photos) + 1)
 

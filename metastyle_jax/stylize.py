@@ -1,7 +1,7 @@
 """Stylize images with a MetaStyle network (an adapted model, or theta for the style-neutral image).
 
     python -m metastyle_jax.stylize --model CKPT|--style NAME --content IMAGE_OR_DIR --out PATH [--max-side N]
-        [--preserve-color] [--tile auto|off|N] [--overlap 128] [--stats-side 1024] [--phases 4]
+        [--preserve-color] [--tile auto|off|N] [--overlap 128] [--stats-side 1024] [--phases N]
 
 A folder is processed recursively, images of the same size batched through one compiled function;
 the outputs mirror the folder's layout under --out as PNG files. Images over TILE_ABOVE_PIXELS pixels
@@ -28,9 +28,11 @@ from metastyle_jax.errors import UserError
 
 MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
-# --phases: the grid shifts that the command line and the web page average each output over (`transformer.PHASES`).
-# Deviation (docs/deviations.md): the official code runs the network once; 4 removes the lattice it draws (issue 22).
-PHASES = 4
+# --phases: the grid shifts that the command line and the web page average each output over (`transformer.PHASES`),
+# by the model's network. Deviation (docs/deviations.md): the official code runs the network once. An antialiased
+# network's lattice is a 4-pixel period along the axes, which the 4 diagonal shifts cancel; a nearest one's also
+# has the 2-pixel checkerboard, which only all 16 cancel (issue 22, objective_study.md).
+PHASES = {"nearest": 16, "antialiased": 4}
 
 
 def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest",
@@ -156,8 +158,9 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     `stats_side`, the rest through `stylize` in batches, in `dtype`, with statistics from the image downscaled
     to `whole_stats_side` where it is larger (None: their own), both averaged over `phases` (as in `stylize`);
     `on_start()` is called once the sources are read, before stylization; `resampling` is the model's. An
-    unreadable source is skipped unless it is the only one (then its UserError is raised). Returns (destinations written, skipped "source: reason" lines,
-    number stylized in tiles, seconds of stylization, compilation included)."""
+    unreadable source is skipped unless it is the only one (then its UserError is raised). Returns (destinations
+    written, skipped "source: reason" lines, number stylized in tiles, seconds of stylization, compilation
+    included)."""
     loaded, skipped = [], []
     for src, dst in plan:
         try:

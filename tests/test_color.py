@@ -88,6 +88,6 @@ def test_video_frames_keep_their_colours(tmp_path, model, theta):
     for i in range(1, 4):  # the CLI gets 8-bit frames back from the PNGs: half a level each way
         frame = images.load_image(tmp_path / "in" / f"frame_{i}.png")
         expected = color.preserve_color(np.asarray(transformer.stylize_batch(theta, frame[None],
-                                                                           phases=stylize.PHASES))[0], frame)
+                                                                           phases=stylize.PHASES["nearest"]))[0], frame)
         got = images.load_image(tmp_path / "out" / f"frame_{i:06d}.png")
         assert np.abs(got - expected).max() <= 0.5 / 255 + 1e-5

@@ -47,10 +47,10 @@ def parse_args(argv):
     p.add_argument("--stats-side", type=int, help="tiles share the instance-norm statistics of the image "
                    f"downscaled to this longer side (default {tiling.DEFAULT_STATS_SIDE}); given, whole images "
                    "larger than it take theirs from that copy too (default: their own)")
-    p.add_argument("--phases", type=int, choices=sorted(transformer.PHASES), default=stylize.PHASES,
+    p.add_argument("--phases", type=int, choices=sorted(transformer.PHASES),
                    help="average each output over this many shifts of the image against the network's 4-pixel "
-                   f"grid, which removes the fine lattice locked to it, at as many times the time (default "
-                   f"{stylize.PHASES}; 1: the network alone)")
+                   "grid, which removes the fine lattice locked to it, at as many times the time (default: "
+                   + ", ".join(f"{n} for {r} networks" for r, n in stylize.PHASES.items()) + "; 1: the network alone)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per compiled call (default 8; tiles go one at a time)")
     p.add_argument("--dtype", choices=onednn.DTYPES, default="auto", help="the convolutions of whole images: "
@@ -77,6 +77,7 @@ def main(argv=None):
     model = stylize.model_path(args.style, args.model)
     resampling = checkpoints.resampling(checkpoints.read_meta(model)) if model else "nearest"
     stylize.check_tiling(tile, overlap, stats_side, resampling)
+    phases = args.phases or stylize.PHASES[resampling]
 
     plan = stylize.plan_outputs(args.content, args.out)
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model], args.force)
@@ -85,12 +86,13 @@ def main(argv=None):
     written, skipped, tiled, seconds = stylize.stylize_files(
         params, plan, args.size, tile=tile, overlap=overlap, stats_side=stats_side,
         whole_stats_side=args.stats_side, batch_size=args.batch_size, preserve_color=args.preserve_color, dtype=dtype,
-        on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling, phases=args.phases)
+        on_start=lambda: note and print(note, file=sys.stderr), resampling=resampling, phases=phases)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     where = written[0] if len(written) == 1 else args.out
     print(f"stylized {len(written)} image(s)" + (f" ({tiled} in tiles)" if tiled else "") +
-          f" with the {meta.get('kind')} network in {seconds:.2f} s "
+          f" with the {meta.get('kind')} network" + (f" averaged over {phases} grid phases" if phases > 1 else "") +
+          f" in {seconds:.2f} s "
           f"(compilation included) -> {where}" + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
@@ -109,7 +111,7 @@ def _video(args):
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
                                 preserve_color=args.preserve_color, resampling=checkpoints.resampling(meta),
-                                phases=args.phases)
+                                phases=args.phases or stylize.PHASES[checkpoints.resampling(meta)])
     seconds = time.perf_counter() - t0
     print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
           f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "
