@@ -33,13 +33,32 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 CAMPAIGN = Path(__file__).resolve().parent / "results" / "theta_campaign"
 
 
-def run_seconds(workdir, step_dir, since=0.0):
-    """Wall time of the run's launches that began after `since` (a UNIX time) up to the checkpoint's last write,
-    in seconds: each launch writes one TensorBoard event file, named after its start, last written at its end."""
+def run_seconds(workdir, end, since=0.0):
+    """Wall time of the run's launches that began after `since` up to `end` (UNIX times), in seconds: each launch
+    writes one TensorBoard event file, named after its start, last written at its end."""
     events = [p for p in (Path(workdir) / "tb").glob("events.out.tfevents.*") if int(p.name.split(".")[3]) >= since]
-    end = max(p.stat().st_mtime for p in Path(step_dir).rglob("*") if p.is_file())
     spans = [(int(p.name.split(".")[3]), min(p.stat().st_mtime, end)) for p in events]
     return round(sum(max(0.0, stop - start) for start, stop in spans)) if spans else None
+
+
+def checkpoint_time(step_dir):
+    """The last write of a checkpoint folder (a UNIX time)."""
+    return max(p.stat().st_mtime for p in Path(step_dir).rglob("*") if p.is_file())
+
+
+def metrics_time(workdir, step):
+    """The wall-clock time of a run's last metrics record at or before iteration `step` (a UNIX time), for a run
+    whose checkpoint of that iteration is gone."""
+    records = [json.loads(x) for x in (Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    return max(r["time"] for r in records if r["step"] <= step)
+
+
+def read_config(workdir):
+    """A meta-training run's config (config.json); a UserError if the folder is not a run."""
+    try:
+        return ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{workdir} is not a meta-training run folder (config.json: {e})") from None
 
 
 def training_styles(folder):
@@ -128,15 +147,14 @@ def main(argv=None):
                    "the campaign's phases and metrics (default theta_campaign; metastyle:cpu2 uses theta2_campaign)")
     p.add_argument("--phase-start", type=int, help="the iteration this phase began at, where the run folder also "
                    "made the shipped theta (a run kept across sessions): its metrics and launches after that only")
+    p.add_argument("--continues", metavar="RUN:STEP", help="this run began from iteration STEP of run folder RUN "
+                   "(`init_from`): record that run's phase up to STEP first, in a new campaign folder")
     p.add_argument("--export-only", action="store_true", help="write the model to --out and nothing else (no card, "
                    "no campaign record): to judge a running campaign's checkpoint")
     args = p.parse_args(argv)
 
     workdir = Path(args.workdir)
-    try:
-        cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{workdir} is not a meta-training run folder (config.json: {e})") from None
+    cfg = read_config(workdir)
     ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints")
     step = args.step if args.step is not None else ckpt.latest_step()
     if step is None:
@@ -154,8 +172,15 @@ def main(argv=None):
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
     since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \
         if shipped and args.phase_start is not None else 0.0
-    seconds = run_seconds(workdir, ckpt.directory / str(step), since)  # launches since the last shipping
+    seconds = run_seconds(workdir, checkpoint_time(ckpt.directory / str(step)), since)  # since the last shipping
     campaign = CAMPAIGN.parent / args.campaign
+    if args.continues:
+        before, _, before_step = args.continues.rpartition(":")
+        if not before or not before_step.isdigit():
+            raise UserError(f"--continues {args.continues}: expected RUN:STEP")
+        before_step = int(before_step)
+        record_phase(Path(before), read_config(before), before_step,
+                     run_seconds(before, metrics_time(before, before_step)), None, campaign)
     phases = record_phase(workdir, cfg, step, seconds, shipped, campaign, args.phase_start)
     card = {
         "iterations": int(step), "run_seconds": sum(ph["seconds"] or 0 for ph in phases), "phases": phases,
@@ -189,10 +214,13 @@ def write_card(path, cfg, vgg, card):
             f"{(ph['seconds'] or 0) / 3600:.2f} h" for ph in card["phases"]),
         f"- settings: {cfg.mode}, T={cfg.inner_steps}, inner SGD lr {cfg.inner_lr} on {cfg.inner_params}, "
         f"outer Adam on {cfg.outer_params}, decay {cfg.lr_decay}, alpha {cfg.loss.alpha}, "
-        f"beta {cfg.loss.beta}, total variation {cfg.loss.get('tv', 0.0)}, {cfg.styles_per_batch} styles x {cfg.batch_size} contents, "
-        f"{cfg.data.content_size} px content, {cfg.data.style_size} px styles, seed {cfg.seed} "
-        f"(configs/metastyle.py's `cpu` and `cpu2` variants name every deviation from the paper)",
-        f"- VGG16: {vgg['source']} (sha256 {vgg['sha256']}); the HED backbone is a stand-in for ImageNet VGG16",
+        f"beta {cfg.loss.beta}, total variation {cfg.loss.get('tv', 0.0)}, {cfg.styles_per_batch} styles x "
+        f"{cfg.batch_size} contents, {cfg.data.content_size} px content (zoomed up to {cfg.data.get('zoom', 1)}x), "
+        f"{cfg.data.style_size} px styles, {cfg.get('resampling', 'nearest')} resampling, seed {cfg.seed} "
+        "(configs/metastyle.py's `cpu*` variants name every deviation from the paper)",
+        f"- VGG16: {vgg['source']} (sha256 {vgg['sha256']})" + (
+            "; the HED backbone is a stand-in for ImageNet VGG16" if vgg["source"] == "hed" else
+            f", layer factors {', '.join(f'{w:.4g}' for w in vgg.get('layer_weights', ()))}"),
         f"- stored with float16 convolution kernels: the stylized output of the embedded photos at 256 px moves "
         f"by at most "
         f"{card['float16_max_output_change'] * 255:.3f}/255",

@@ -148,3 +148,19 @@ def test_the_styles_card_names_each_model_s_style_view():
     current = vgg_weights.describe(vgg_weights.VGGWeights(
         params=None, spec=vgg_weights.SOURCES["imagenet"], source="imagenet", sha256="0" * 64, path="x"))
     assert view(current) == "the style term on 4 x 4 averages at a stride of 2"
+
+
+def test_a_continued_run_records_the_run_it_began_from(tmp_path):
+    """--continues RUN:STEP: the phase of the run a campaign began from (`init_from`) ends at the time of its last
+    metrics record at or before STEP, its checkpoint of that iteration being gone."""
+    from benchmarks import ship_theta
+
+    run = tmp_path / "run"
+    (run / "tb").mkdir(parents=True)
+    rows = [{"step": s, "outer_loss": 1.0, "time": 1000.0 + 10 * s} for s in (10, 20, 30)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert ship_theta.metrics_time(run, 25) == 1200.0
+    (run / "tb" / "events.out.tfevents.1050.vm").write_text("x")  # a launch at t=1050, still writing after 1200
+    assert ship_theta.run_seconds(run, ship_theta.metrics_time(run, 25)) == 150
+    with pytest.raises(UserError, match="not a meta-training run folder"):
+        ship_theta.read_config(tmp_path)
