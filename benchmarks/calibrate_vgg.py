@@ -98,7 +98,8 @@ def step0_shares(w, model, size, style_size, factors):
     from metastyle_jax import checkpoints, data, stylize
     theta, meta = checkpoints.load_model(model)
     held_out = [_square(f"embedded:{n}", size) for n in data.EMBEDDED_VAL_PHOTOS]
-    outputs = np.stack(stylize.stylize(theta, held_out, len(held_out), resampling=checkpoints.resampling(meta)))
+    outputs = np.stack(stylize.stylize(theta, held_out, len(held_out), resampling=checkpoints.resampling(meta),
+                                       phases=1))  # what the adaptation's first step sees: the network alone
     step0 = {}
     for name in data.PAINTINGS:
         terms = layer_terms(w, outputs, _square(data.painting_path(name), style_size))

@@ -37,8 +37,7 @@ def gallery(names, photos, max_side, width):
     for name in names:
         params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
         painting = images.load_image(data.painting_path(name))
-        resampling = checkpoints.resampling(meta)
-        outs = stylize.stylize(params, pictures, 1, resampling=resampling, phases=stylize.PHASES[resampling])
+        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
         cells += [cell(painting, width, name)] + [cell(o, width) for o in outs]
     return images.grid(cells, nrow=len(photos) + 1)
 

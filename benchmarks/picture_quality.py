@@ -233,8 +233,7 @@ def gallery_triples(size, photos=STUDY_PHOTOS):
     for name in data.PAINTINGS:
         params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
         painting = load(data.painting_path(name))
-        resampling = checkpoints.resampling(meta)
-        outs = stylize.stylize(params, pictures, 1, resampling=resampling, phases=stylize.PHASES[resampling])
+        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
         for p, pic, out in zip(photos, pictures, outs):
             triples.append((name, f"{name}/{p}", pic, painting, np.asarray(out)))
     return triples

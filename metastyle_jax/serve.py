@@ -196,9 +196,7 @@ class Studio:
                 photo_path, max_side=self.limits.max_side, max_pixels=self.limits.max_pixels))
             first = image.shape not in self._shapes
             t0 = time.perf_counter()
-            resampling = checkpoints.resampling(style.meta)
-            result = stylize.stylize(style.params, [image], resampling=resampling,
-                                     phases=stylize.PHASES[resampling])[0]
+            result = stylize.stylize(style.params, [image], resampling=checkpoints.resampling(style.meta))[0]
             seconds = time.perf_counter() - t0
             self._shapes.add(image.shape)
         rid = uuid.uuid4().hex

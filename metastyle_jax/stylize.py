@@ -28,15 +28,10 @@ from metastyle_jax.errors import UserError
 
 MAX_SIDE = checks.MAX_SIDE  # hard cap on an output's longer side
 TILE_ABOVE_PIXELS = 2048 * 2048  # --tile auto: whole images up to this many pixels, tiles above
-# --phases: the grid shifts that the command line and the web page average each output over (`transformer.PHASES`),
-# by the model's network. Deviation (docs/deviations.md): the official code runs the network once. An antialiased
-# network's lattice is a 4-pixel period along the axes, which the 4 diagonal shifts cancel; a nearest one's also
-# has the 2-pixel checkerboard, which only all 16 cancel (issue 22, objective_study.md).
-PHASES = {"nearest": 16, "antialiased": 4}
 
 
 def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32", resampling="nearest",
-            stats_side=None, phases=1):
+            stats_side=None, phases=None):
     """Stylize a list of (H_i, W_i, 3) images; images of equal shape share batches. Returns a list.
 
     preserve_color: keep each picture's colours, take only the stylized luminance (`color.preserve_color`).
@@ -44,8 +39,10 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
     resampling: the model's (`checkpoints.resampling`). stats_side: the instance norms of a picture larger
     than that (longer side) take their statistics from its copy downscaled to it (`tiling.shared_stats`);
     None: from the picture itself. phases: average each output over that many shifts of the picture against the
-    network's 4-pixel grid (`transformer.PHASES`: 1, 2, 4 or 16), which removes the lattice locked to it.
+    network's 4-pixel grid (`transformer.PHASES`: 1, 2, 4 or 16), which removes the lattice locked to it; None:
+    `transformer.DEFAULT_PHASES` of the network; 1: the network alone.
     """
+    phases = transformer.DEFAULT_PHASES[resampling] if phases is None else phases
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
         by_shape[img.shape].append(i)
@@ -150,7 +147,7 @@ def plan_outputs(content, out):
 
 def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DEFAULT_OVERLAP,
                   stats_side=tiling.DEFAULT_STATS_SIDE, whole_stats_side=None, batch_size=8, preserve_color=False,
-                  dtype="float32", on_start=None, resampling="nearest", phases=1):
+                  dtype="float32", on_start=None, resampling="nearest", phases=None):
     """Stylize each (source, destination) path pair of `plan` (`plan_outputs`) and write the destinations.
 
     Sources are downscaled to `max_side`; images that `tile_size(shape, tile)` sends to tiles go through
@@ -174,6 +171,7 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     if on_start is not None:
         on_start()
     t0 = time.perf_counter()
+    phases = transformer.DEFAULT_PHASES[resampling] if phases is None else phases
     pictures = [img for img, _ in loaded]
     tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]

@@ -25,6 +25,10 @@ GRID = 4  # the network's stride: two stride-2 convolutions in, two x2 upsamplin
 # i^(a dy + b dx): 2 and the 4 diagonal shifts cancel every axial 4-pixel period, 16 every part locked to the grid.
 PHASES = {1: ((0, 0),), 2: ((0, 0), (2, 2)), 4: tuple((s, s) for s in range(GRID)),
           16: tuple((a, b) for a in range(GRID) for b in range(GRID))}
+# The phases stylization averages over unless told (`stylize --phases`), by network. Deviation (docs/deviations.md):
+# the official code runs the network once. An antialiased network's lattice is a 4-pixel period along the axes,
+# which the 4 diagonal shifts cancel; a nearest one's also has the 2-pixel checkerboard, which only all 16 cancel.
+DEFAULT_PHASES = {"nearest": 16, "antialiased": 4}
 
 
 def reflect_pad(x, pad):

@@ -226,11 +226,14 @@ def _batches(frames, batch_size, size):
         yield batch
 
 
-def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False, resampling="nearest", phases=1):
+def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False, resampling="nearest",
+                   phases=None):
     """Yield (content, stylized) float32 (H, W, 3) pairs for an iterable of frames, in order. Every call of
     the compiled network gets `batch_size` frames (a short last batch is padded with its last frame).
     preserve_color: keep each frame's colours, take only the stylized luminance (`color.preserve_color`);
-    resampling: the model's; phases: the grid shifts each frame is averaged over (`transformer.PHASES`)."""
+    resampling: the model's; phases: the grid shifts each frame is averaged over (`transformer.PHASES`; None:
+    `transformer.DEFAULT_PHASES` of the network)."""
+    phases = transformer.DEFAULT_PHASES[resampling] if phases is None else phases
     with prefetch.prefetch(_batches(frames, batch_size, size), depth=2) as batches:
         for batch in batches:
             padded = jnp.stack(batch + [batch[-1]] * (batch_size - len(batch)))
@@ -240,7 +243,7 @@ def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False
 
 
 def stylize_video(params, src, dst, size=None, batch_size=8, fps=None, force=False, progress=True,
-                  preserve_color=False, resampling="nearest", phases=1):
+                  preserve_color=False, resampling="nearest", phases=None):
     """Stylize video (or frames folder) `src` into `dst` (a video file by its suffix, else a frames folder);
     `preserve_color`, `resampling` and `phases` as in `stylize_frames`.
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from metastyle_jax import checkpoints, data, gatys, images, stylize, transformer
+from metastyle_jax import checkpoints, data, gatys, images, transformer
 from metastyle_jax.commands import gatys as gatys_cmd, stylize as stylize_cmd
 
 
@@ -14,7 +14,7 @@ def test_theta_gives_the_style_neutral_image_and_gatys_starts_from_it(tmp_path, 
     stylize_cmd.main(["--model", str(tmp_path / "theta"), "--content", str(tmp_path / "content.png"),
                   "--out", str(neutral), "--dtype", "float32"])  # exact on any CPU (auto: bfloat16 with AMX)
     assert "the theta network" in capsys.readouterr().out
-    expected = transformer.apply(theta, content[None], phases=stylize.PHASES["nearest"])  # the CLI's default
+    expected = transformer.apply(theta, content[None], phases=transformer.DEFAULT_PHASES["nearest"])  # the CLI's default
     np.testing.assert_allclose(images.load_image(neutral), np.asarray(expected)[0], atol=0.6 / 255)
 
     out = tmp_path / "gatys.png"

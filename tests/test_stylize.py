@@ -26,9 +26,11 @@ def _touch(path):
 def test_stylize_matches_the_network_and_batches_by_shape(theta):
     pics = [np.random.default_rng(i).random((h, w, 3)).astype(np.float32)
             for i, (h, w) in enumerate([(20, 28), (32, 32), (20, 28)])]
-    out = stylize.stylize(theta, pics, batch_size=2)
+    out = stylize.stylize(theta, pics, batch_size=2, phases=1)
     assert [o.shape for o in out] == [p.shape for p in pics]
     np.testing.assert_allclose(out[1], np.asarray(transformer.apply(theta, pics[1][None]))[0], atol=1e-5)
+    averaged = transformer.apply(theta, pics[1][None], phases=transformer.DEFAULT_PHASES["nearest"])
+    np.testing.assert_allclose(stylize.stylize(theta, pics[1:2])[0], np.asarray(averaged)[0], atol=1e-5)  # default
 
 
 def test_statistics_from_a_downscaled_copy(theta):
@@ -36,7 +38,7 @@ def test_statistics_from_a_downscaled_copy(theta):
     the batches of equal shapes; a picture no larger keeps its own."""
     from metastyle_jax import tiling
     pics = [np.random.default_rng(i).random((48, 64, 3)).astype(np.float32) for i in range(3)]
-    out = stylize.stylize(theta, pics, batch_size=2, stats_side=32)
+    out = stylize.stylize(theta, pics, batch_size=2, stats_side=32, phases=1)
     for p, o in zip(pics, out):
         stats = tiling.shared_stats(theta, p, 32)
         np.testing.assert_allclose(o, np.asarray(transformer.apply(theta, p[None], stats=stats))[0], atol=1e-5)
@@ -53,7 +55,7 @@ def test_cli_stats_side_reaches_whole_images_only_when_given(tmp_path, model, th
         stylize_cmd.main(["--model", str(model), "--content", str(src), "--out", str(out), "--dtype", "float32",
                           *flags])
         expected = np.asarray(transformer.apply(theta, photo[None], stats=stats,
-                                                phases=stylize.PHASES["nearest"]))[0]
+                                                phases=transformer.DEFAULT_PHASES["nearest"]))[0]
         assert np.abs(images.load_image(out) - expected).max() <= 0.5 / 255 + 1e-5
 
 

@@ -50,7 +50,8 @@ def parse_args(argv):
     p.add_argument("--phases", type=int, choices=sorted(transformer.PHASES),
                    help="average each output over this many shifts of the image against the network's 4-pixel "
                    "grid, which removes the fine lattice locked to it, at as many times the time (default: "
-                   + ", ".join(f"{n} for {r} networks" for r, n in stylize.PHASES.items()) + "; 1: the network alone)")
+                   + ", ".join(f"{n} for {r} networks" for r, n in transformer.DEFAULT_PHASES.items())
+                   + "; 1: the network alone)")
     p.add_argument("--batch-size", type=int, default=8,
                    help="images per compiled call (default 8; tiles go one at a time)")
     p.add_argument("--dtype", choices=onednn.DTYPES, default="auto", help="the convolutions of whole images: "
@@ -77,7 +78,7 @@ def main(argv=None):
     model = stylize.model_path(args.style, args.model)
     resampling = checkpoints.resampling(checkpoints.read_meta(model)) if model else "nearest"
     stylize.check_tiling(tile, overlap, stats_side, resampling)
-    phases = args.phases or stylize.PHASES[resampling]
+    phases = args.phases or transformer.DEFAULT_PHASES[resampling]
 
     plan = stylize.plan_outputs(args.content, args.out)
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model], args.force)
@@ -111,7 +112,7 @@ def _video(args):
     t0 = time.perf_counter()
     stats = video.stylize_video(params, args.video, args.out, args.size, args.batch_size, args.fps, args.force,
                                 preserve_color=args.preserve_color, resampling=checkpoints.resampling(meta),
-                                phases=args.phases or stylize.PHASES[checkpoints.resampling(meta)])
+                                phases=args.phases)
     seconds = time.perf_counter() - t0
     print(f"stylized {stats['frames']} frames ({stats['size'][0]}x{stats['size'][1]}, {stats['fps']:g} fps) with "
           f"the {meta.get('kind')} network in {seconds:.1f} s ({stats['frames'] / seconds:.1f} frames/s, "
