@@ -225,13 +225,17 @@ def study_triples(root):
     return triples
 
 
-def gallery_triples(size, photos=STUDY_PHOTOS):
-    """(style, label, photo, painting, output) of each shipped style on `photos` at `size` px."""
+def gallery_triples(size, photos=STUDY_PHOTOS, models=None):
+    """(style, label, photo, painting, output) of each shipped style (or each style in folder `models`, named after
+    its painting) on `photos` at `size` px."""
     from metastyle_jax import checkpoints, data, stylize
     pictures = [embedded(p, max_side=size) for p in photos]
     triples = []
     for name in data.PAINTINGS:
-        params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
+        path = Path(models) / name if models else stylize.shipped_style(name)
+        if not (path / "meta.json").is_file():
+            continue
+        params, meta = checkpoints.load_model(path, kinds=("adapted",))
         painting = load(data.painting_path(name))
         outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
         for p, pic, out in zip(photos, pictures, outs):
@@ -282,12 +286,13 @@ def main(argv=None):
     what.add_argument("--lattice", nargs="+", metavar="DIR", help="folders of outputs: the mean of each frequency's "
                       "ratio (`lattice_ratios`) over each folder's PNGs")
     p.add_argument("--size", type=int, default=512, help="stylization size for --gallery")
+    p.add_argument("--models", metavar="DIR", help="--gallery: the styles in DIR/NAME instead of the shipped ones")
     p.add_argument("--gatys-steps", type=int, default=0, help="add a Gatys et al. reference row per pair")
     p.add_argument("--name", default=None, help="result name (default: from the mode)")
     args = p.parse_args(argv)
     if args.lattice:
         return lattice_table(args.lattice, args.name or "lattice")
-    triples = (gallery_triples(args.size) if args.gallery else first_command_triples(args.first_command)
+    triples = (gallery_triples(args.size, models=args.models) if args.gallery else first_command_triples(args.first_command)
                if args.first_command else study_triples(args.study))
     name = args.name or ("gallery" if args.gallery else "first_command" if args.first_command else "study")
     judge = Judge()

@@ -29,11 +29,11 @@ from metastyle_jax.commands import cli
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def store(run, cfg, out):
+def store(run, cfg, out, theta=adapt.DEFAULT_THETA):
     """The adapted model at `run` (float32, from `adapt`) written `ship_theta.compact`ly (float16 kernels) to
     `out`, with a card; returns its meta."""
     params, meta = checkpoints.load_model(run, kinds=("adapted",))
-    theta_meta = checkpoints.read_meta(checkpoints.resolve_model(adapt.DEFAULT_THETA))
+    theta_meta = checkpoints.read_meta(checkpoints.resolve_model(theta))
     meta["settings"]["card"] = {
         "theta_iterations": theta_meta["settings"]["iterations"],
         "content": ship_theta.content_sources(cfg.data.content) if cfg.data.content != "embedded" else ["embedded"],
@@ -46,14 +46,14 @@ def store(run, cfg, out):
     return meta
 
 
-def held_out_losses(names, cfg, models_dir):
+def held_out_losses(names, cfg, models_dir, start=adapt.DEFAULT_THETA):
     """{name: {"theta", "shipped": held-out perceptual loss (eq. 4 at cfg.data.content_size px,
     style at cfg.data.style_size)}}
-    on the fixed batch `adapt.held_out_batch(cfg)` of cfg.data.content's val split."""
+    on the fixed batch `adapt.held_out_batch(cfg)` of cfg.data.content's val split; "theta": the theta `start`."""
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     held_out = adapt.held_out_batch(cfg)
     weights = losses.weights_of(cfg)
-    theta, theta_meta = checkpoints.load_model(adapt.DEFAULT_THETA, kinds=("theta",))
+    theta, theta_meta = checkpoints.load_model(start, kinds=("theta",))
     out = {}
     for name in names:
         style = adapt.load_style(f"{data.EMBEDDED_PREFIX}{name}", cfg.data.style_size)[0]
@@ -65,9 +65,9 @@ def held_out_losses(names, cfg, models_dir):
     return out
 
 
-def write_card(path, names, cfg, models_dir):
+def write_card(path, names, cfg, models_dir, start=adapt.DEFAULT_THETA):
     """docs/styles_card.md: the shipped styles' settings and held-out losses (`held_out_losses`)."""
-    found = held_out_losses(names, cfg, models_dir)
+    found = held_out_losses(names, cfg, models_dir, start)
     rows = []
     for name in names:
         s = checkpoints.read_meta(Path(models_dir) / name)["settings"]
@@ -119,6 +119,7 @@ def main(argv=None):
     p.add_argument("--style-size", type=int, default=512, help="painting side, px (default 512, the paper's)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="the adaptation's convolutions (configs/adapt.py's dtype; bfloat16: oneDNN, mixed precision)")
+    p.add_argument("--theta", default=adapt.DEFAULT_THETA, help="the theta to adapt (default: the shipped one)")
     p.add_argument("--workdir", default="runs/styles", help="where the float32 adapted models go")
     p.add_argument("--out", default=str(checkpoints.MODELS_DIR), help="the package's model directory")
     p.add_argument("--stored-runs", action="store_true", help="no adaptation: store the adapted models already in "
@@ -130,14 +131,15 @@ def main(argv=None):
     for name in args.names:
         run = Path(args.workdir) / name
         if not args.stored_runs:
-            adapt.adapt_to_painting(cfg, f"{data.EMBEDDED_PREFIX}{name}", run, adapt.DEFAULT_THETA, force=True)
-        meta = store(run, cfg, Path(args.out) / name)
+            adapt.adapt_to_painting(cfg, f"{data.EMBEDDED_PREFIX}{name}", run, args.theta, force=True)
+        meta = store(run, cfg, Path(args.out) / name, args.theta)
         s = meta["settings"]
         print(f"{name}: loss {s['final_loss']:.4g}, held-out {s['final_eval_loss']}, {s['seconds']:.0f} s, "
               f"float16 change {s['card']['float16_max_output_change'] * 255:.3f}/255 -> {Path(args.out) / name}",
               flush=True)
     shipped = [n for n in data.PAINTINGS if (Path(args.out) / n / "meta.json").is_file()]
-    for name, loss in write_card(DOCS / "styles_card.md", shipped, cfg, args.out).items():
+    card = DOCS / "styles_card.md" if Path(args.out) == checkpoints.MODELS_DIR else Path(args.out) / "styles_card.md"
+    for name, loss in write_card(card, shipped, cfg, args.out, args.theta).items():
         print(f"{name}: held-out loss {loss['theta']:.4g} from theta, {loss['shipped']:.4g} shipped")
 
 

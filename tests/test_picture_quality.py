@@ -149,3 +149,13 @@ def test_without_lattice_removes_exactly_the_grid_locked_part():
     out = checkerboard_loss.without_lattice(smooth[:12, :16] + lattice + noise[:12, :16])
     assert out.shape == (12, 16, 3)
     np.testing.assert_allclose(checkerboard_loss.without_lattice(out), out, atol=1e-12)  # idempotent
+
+
+def test_gallery_of_a_folder_of_styles_takes_the_styles_it_holds(model, tmp_path):
+    """--gallery --models DIR: the styles in DIR/NAME (a trial's, not the shipped ones); paintings without one are
+    left out."""
+    import shutil
+    shutil.copytree(model, tmp_path / "wave")
+    triples = pq.gallery_triples(32, photos=("coffee", "chelsea"), models=tmp_path)
+    assert [(style, label) for style, label, *_ in triples] == [("wave", "wave/coffee"), ("wave", "wave/chelsea")]
+    assert all(out.shape == photo.shape and max(out.shape[:2]) == 32 for _, _, photo, _, out in triples)
