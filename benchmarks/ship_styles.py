@@ -138,7 +138,8 @@ def main(argv=None):
               f"float16 change {s['card']['float16_max_output_change'] * 255:.3f}/255 -> {Path(args.out) / name}",
               flush=True)
     shipped = [n for n in data.PAINTINGS if (Path(args.out) / n / "meta.json").is_file()]
-    card = DOCS / "styles_card.md" if Path(args.out) == checkpoints.MODELS_DIR else Path(args.out) / "styles_card.md"
+    shipping = Path(args.out).resolve() == checkpoints.MODELS_DIR.resolve()
+    card = DOCS / "styles_card.md" if shipping else Path(args.out) / "styles_card.md"
     for name, loss in write_card(card, shipped, cfg, args.out, args.theta).items():
         print(f"{name}: held-out loss {loss['theta']:.4g} from theta, {loss['shipped']:.4g} shipped")
 

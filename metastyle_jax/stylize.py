@@ -42,7 +42,7 @@ def stylize(params, pictures, batch_size=8, preserve_color=False, dtype="float32
     network's 4-pixel grid (`transformer.PHASES`: 1, 2, 4 or 16), which removes the lattice locked to it; None:
     `transformer.DEFAULT_PHASES` of the network; 1: the network alone.
     """
-    phases = transformer.DEFAULT_PHASES[resampling] if phases is None else phases
+    phases = transformer.phases_for(resampling, phases)
     by_shape = defaultdict(list)
     for i, img in enumerate(pictures):
         by_shape[img.shape].append(i)
@@ -171,7 +171,7 @@ def stylize_files(params, plan, max_side=None, *, tile="auto", overlap=tiling.DE
     if on_start is not None:
         on_start()
     t0 = time.perf_counter()
-    phases = transformer.DEFAULT_PHASES[resampling] if phases is None else phases
+    phases = transformer.phases_for(resampling, phases)
     pictures = [img for img, _ in loaded]
     tiles = [tile_size(img.shape, tile) for img in pictures]
     whole = [i for i, t in enumerate(tiles) if t is None]

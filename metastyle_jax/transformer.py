@@ -31,6 +31,11 @@ PHASES = {1: ((0, 0),), 2: ((0, 0), (2, 2)), 4: tuple((s, s) for s in range(GRID
 DEFAULT_PHASES = {"nearest": 16, "antialiased": 4}
 
 
+def phases_for(resampling, phases=None):
+    """The number of grid shifts to average over: `phases`, or None for DEFAULT_PHASES of the `resampling`."""
+    return DEFAULT_PHASES[resampling] if phases is None else phases
+
+
 def reflect_pad(x, pad):
     """Reflection-pad the two spatial axes of an NHWC batch by `pad` pixels."""
     return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")

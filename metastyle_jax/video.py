@@ -233,7 +233,7 @@ def stylize_frames(params, frames, batch_size=8, size=None, preserve_color=False
     preserve_color: keep each frame's colours, take only the stylized luminance (`color.preserve_color`);
     resampling: the model's; phases: the grid shifts each frame is averaged over (`transformer.PHASES`; None:
     `transformer.DEFAULT_PHASES` of the network)."""
-    phases = transformer.DEFAULT_PHASES[resampling] if phases is None else phases
+    phases = transformer.phases_for(resampling, phases)
     with prefetch.prefetch(_batches(frames, batch_size, size), depth=2) as batches:
         for batch in batches:
             padded = jnp.stack(batch + [batch[-1]] * (batch_size - len(batch)))

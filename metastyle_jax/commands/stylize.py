@@ -78,7 +78,7 @@ def main(argv=None):
     model = stylize.model_path(args.style, args.model)
     resampling = checkpoints.resampling(checkpoints.read_meta(model)) if model else "nearest"
     stylize.check_tiling(tile, overlap, stats_side, resampling)
-    phases = args.phases or transformer.DEFAULT_PHASES[resampling]
+    phases = transformer.phases_for(resampling, args.phases)
 
     plan = stylize.plan_outputs(args.content, args.out)
     outputs.check([dst for _, dst in plan], [src for src, _ in plan] + [model], args.force)
