@@ -85,7 +85,8 @@ def write_card(path, names, cfg, models_dir, start=adapt.DEFAULT_THETA):
         f"command's own code (Adam lr 1e-3 on every parameter, {first['size']} px content crops, "
         f"{first['style_size']} px style; the paper's section 5.2: 256 and 512), with the "
         f"{(first_meta.get('vgg') or {}).get('source', 'hed')} VGG16 (docs/model.md), "
-        f"{vgg_weights.style_view(first_meta.get('vgg') or {})}. "
+        f"{vgg_weights.style_view(first_meta.get('vgg') or {})}, content weight alpha {first['alpha']:g}, total "
+        f"variation {first['tv']:g} (configs/adapt.py). "
         "Deviation, for the build machine's time: batches "
         "of 2 content crops, where the paper has 4. "
         + ("" if (first['size'], first['style_size']) == (256, 512) else
@@ -120,6 +121,8 @@ def main(argv=None):
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="the adaptation's convolutions (configs/adapt.py's dtype; bfloat16: oneDNN, mixed precision)")
     p.add_argument("--theta", default=adapt.DEFAULT_THETA, help="the theta to adapt (default: the shipped one)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further override of configs/adapt.py, e.g. loss.alpha=5 (repeatable)")
     p.add_argument("--workdir", default="runs/styles", help="where the float32 adapted models go")
     p.add_argument("--out", default=str(checkpoints.MODELS_DIR), help="the package's model directory")
     p.add_argument("--stored-runs", action="store_true", help="no adaptation: store the adapted models already in "
@@ -127,7 +130,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     cfg = config.load("adapt", [f"content={args.content}", f"steps={args.steps}", f"size={args.size}",
                                 f"style_size={args.style_size}", f"batch_size={args.batch_size}",
-                                f"dtype={args.dtype}"])
+                                f"dtype={args.dtype}", *args.set])
     for name in args.names:
         run = Path(args.workdir) / name
         if not args.stored_runs:

@@ -334,12 +334,15 @@ def write_samples(path, params, contents, resampling="nearest"):
     images.save_image(path, images.grid(list(contents) + list(outputs), nrow=len(contents)))
 
 
-def start_from_theta(state, spec, vgg_info, resampling="nearest"):
+def start_from_theta(state, spec, vgg_info, resampling="nearest", other_vgg=False):
     """`state` with theta and the iteration of model `spec` (config.init_from) and its fresh Adam state; a
-    UserError if theta used other VGG weights or another `resampling` (config.resampling)."""
+    UserError if theta used other VGG weights (unless `other_vgg`, config.init_other_vgg) or another
+    `resampling` (config.resampling)."""
     params, model = checkpoints.load_model(spec, kinds=("theta",))
-    if (model.get("vgg") or {}).get("sha256") != vgg_info["sha256"]:
-        raise UserError(f"init_from {spec}: it was trained with VGG weights {model.get('vgg')}, not {vgg_info}")
+    trained_with = model.get("vgg") or {}
+    if trained_with.get("sha256") != vgg_info["sha256"] and not other_vgg:
+        raise UserError(f"init_from {spec}: it was meta-trained with the {trained_with.get('source')} VGG16, this "
+                        f"run uses {vgg_info.get('source')}: add --set init_other_vgg=True to change objective")
     if checkpoints.resampling(model) != resampling:
         raise UserError(f"init_from {spec}: its network resamples {checkpoints.resampling(model)!r}, the config "
                         f"{resampling!r}: add --set resampling={checkpoints.resampling(model)}")
@@ -425,7 +428,8 @@ def initial_state(cfg, workdir, resume, ckpt, vgg_info):
     if resume and not resumed:
         print(f"note: no checkpoint in {workdir / 'checkpoints'} yet: starting from iteration 0", file=sys.stderr)
     if not resumed:
-        state = start_from_theta(state, cfg.init_from, vgg_info, cfg.resampling) if cfg.init_from else state
+        if cfg.init_from:
+            state = start_from_theta(state, cfg.init_from, vgg_info, cfg.resampling, cfg.init_other_vgg)
         return state, int(state.step), False
     restored, saved_meta, set_aside = ckpt.restore_intact(parallel.host_tree(state), workdir / "damaged_checkpoints")
     for step, reason in set_aside:

@@ -314,6 +314,18 @@ def test_a_run_from_before_the_resampling_key_resumes_with_nearest(tmp_path):
         train.resolve_config(config.load("tiny"), tmp_path, True)
 
 
+def test_init_from_a_theta_of_another_loss_network_needs_init_other_vgg(runs):
+    """A theta meta-trained with other VGG weights starts a run only with config.init_other_vgg (cpu6)."""
+    from metastyle_jax import config
+
+    state = outer.init_state(config.load("tiny"), 0)
+    other = {"source": "hed", "sha256": "0" * 64}
+    with pytest.raises(UserError, match="init_other_vgg=True"):
+        train.start_from_theta(state, runs["a"] / "theta", other, "antialiased")
+    started = train.start_from_theta(state, runs["a"] / "theta", other, "antialiased", other_vgg=True)
+    assert same(started.params, runs["theta_a"]) and int(started.step) == 12
+
+
 def test_init_from_a_theta_of_the_other_network_is_one_line(runs, tmp_path, capsys):
     """theta of runs["a"] is antialiased (the configs' default); continuing it as the nearest network is refused."""
     assert checkpoints.resampling(checkpoints.read_meta(runs["a"] / "theta")) == "antialiased"
