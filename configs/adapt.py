@@ -17,6 +17,10 @@ def get_config():
         "tv": 2.0,           # total variation. Deviation: not in the paper (0 restores it); 10 with --vgg hed;
         #                      see configs/metastyle.py
         "saturation": 0.0,   # weight of losses.saturation (0: none, as the paper); see configs/metastyle.py
+        "layer_balance": "source",  # the style layers' factors: the VGG source's (vgg_weights; the paper's equal
+        #                      factors with torchvision) | step0: re-weighted for each painting so that each layer
+        #                      carries a quarter of the style term at step 0 (adapt.balance_at_step0; not in the
+        #                      paper, issue 22's study)
     })
     c.data = ml_collections.ConfigDict({
         # Deviation: the paper and the official code adapt on MS-COCO; by default we use the scikit-image photos

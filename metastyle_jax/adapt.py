@@ -10,6 +10,7 @@ adapted checkpoint, its loss curve, a preview grid, its metrics (JSON lines) and
 moved into place together once every one of them is written.
 """
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -32,6 +33,8 @@ STYLE_MIN_SIDE = 64              # px on the shorter side: below this a painting
 STYLE_MAX_PIXELS = 50_000_000    # a style is used at 512 px: decoding a bigger file is wasted memory
 GRAY_SPREAD = 2.0 / 255.0        # largest channel spread (max - min over R, G, B) of a colourless image
 DEFAULT_THETA = "theta"          # the meta-trained theta shipped in the package (checkpoints.MODELS_DIR)
+LAYER_BALANCES = ("source", "step0")  # loss.layer_balance: the VGG source's layer factors, or re-weighted per painting
+STEP0_IMAGES = 4                 # training contents whose step-0 style term sets the per-painting balance
 
 
 class ScaleLeavesState(NamedTuple):
@@ -205,6 +208,14 @@ def _history(losses_per_step, evals, seconds):
             "eval_loss": e[:, 1], "eval_content": e[:, 2], "eval_style": e[:, 3], "step_seconds": np.asarray(seconds)}
 
 
+def balance_at_step0(vgg, params, content, style, weights, resampling, n=STEP0_IMAGES):
+    """`vgg` with its style layers re-weighted to equal shares of the style term at step 0: the output of `params`
+    on the first `n` training contents against `style` (losses.equal_share_weights; total unchanged)."""
+    outputs = transformer.stylize_batch(params, jnp.asarray(content.batch_at(0, n)), resampling=resampling)
+    factors = losses.equal_share_weights(vgg, outputs, style_targets(vgg, style, weights), tuple(weights.style_layers))
+    return vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=factors))
+
+
 def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=None, from_theta=None,
                 input_scale=1.0, held_out=None, progress=None, resampling="nearest"):
     """The adaptation that `adapt` (the command) and the web page run: `adapt` from `start` (theta or a random
@@ -214,6 +225,8 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     history of `adapt`); meta records every setting, the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
+    if cfg.loss.get("layer_balance", "source") == "step0":
+        vgg = balance_at_step0(vgg, start, content, style, losses.weights_of(cfg), resampling)
     params, hist = adapt(start, vgg, style, content, int(cfg.num_steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
@@ -223,7 +236,8 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
         "adapted", vgg=vgg_weights.describe(vgg), resampling=resampling, style=style_name, style_sha256=style_sha256,
         from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
-        tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0), only_in=bool(cfg.only_in), dtype=dtype,
+        tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0),
+        layer_balance=cfg.loss.get("layer_balance", "source"), only_in=bool(cfg.only_in), dtype=dtype,
         content=str(cfg.data.content), crop=cfg.data.crop, zoom=float(cfg.data.get("zoom", 1.0)), seed=cfg.seed,
         input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
@@ -367,6 +381,9 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     checks.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
+    if cfg.loss.get("layer_balance", "source") not in LAYER_BALANCES:
+        raise UserError(f"loss.layer_balance must be one of {', '.join(LAYER_BALANCES)}, not "
+                        f"{cfg.loss.layer_balance!r}")
     paths = _outputs(out)
     nbytes = 2 * 4 * transformer.count_params(transformer.abstract_params()) + 2**20  # a model, pictures, logs
     outputs.check(paths, [style_arg, cfg.data.content] + ([checkpoints.resolve_model(model)] if model else []), force,

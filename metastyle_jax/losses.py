@@ -69,6 +69,18 @@ def layer_factors(vgg, layers=STYLE_LAYERS):
     return tuple(vgg.spec.layer_weights[vgg16.LAYERS.index(k)] for k in layers)
 
 
+def equal_share_weights(vgg, outputs, style_grams, layers=STYLE_LAYERS):
+    """`vgg`'s layer factors (vgg16.LAYERS order) rescaled so that each of `layers` carries an equal share of the
+    style term of `outputs` (B, H, W, 3) against `style_grams`, their weighted total unchanged: a tuple of floats.
+    The per-painting balance of adaptation (configs/adapt.py, loss.layer_balance = "step0")."""
+    terms = jax.device_get(style_terms(style_features(vgg, outputs), style_grams, layers))
+    factors = dict(zip(vgg16.LAYERS, vgg.spec.layer_weights))
+    weighted = {k: factors[k] * float(terms[k]) for k in layers}
+    total = sum(weighted.values())
+    return tuple(float(factors[k] * total / (len(layers) * weighted[k])) if k in weighted and weighted[k] > 0
+                 else float(factors[k]) for k in vgg16.LAYERS)
+
+
 def total_variation(images):
     """Mean squared difference of neighbouring pixels, both axes, of (B, H, W, C) images: a scalar."""
     dy = jnp.mean(jnp.square(images[:, 1:] - images[:, :-1]))

@@ -125,6 +125,7 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
     (lambda t, th: ["--zoom", "0.5"], "zoom must be between 1 and 8"),
     (lambda t, th: ["--random-init", "--set", "resampling=bicubic"], "resampling must be one of"),
     (lambda t, th: ["--set", "lr=fast"], "bad value"),
+    (lambda t, th: ["--set", "loss.layer_balance=painting"], "layer_balance must be one of"),
 ])
 def test_cli_bad_input_is_one_clear_error(tmp_path, theta, make, match):
     base = ["--style", str(_style_file(tmp_path / "style.png")), "--out", str(tmp_path / "out"), "--size", "32"]
@@ -173,6 +174,29 @@ def test_cli_warns_when_theta_s_style_view_differs(tmp_path, theta, real_vgg, ca
                     "--style-size", "32", "--steps", "1", "--eval-every", "0", "--out", str(tmp_path / "a")])
     assert ("warning: theta was trained with the style term at full resolution, this adaptation uses the style "
             "term on 4 x 4 averages at a stride of 2") in capsys.readouterr().err
+
+
+def test_step0_layer_balance_gives_each_style_layer_a_quarter_at_step_0(tmp_path, theta, real_vgg):
+    """loss.layer_balance=step0: the recorded factors give theta's output on the first training contents equal
+    style shares against the painting; the source's factors do not."""
+    from metastyle_jax import config, vgg16
+    style_path = _style_file(tmp_path / "p.png")
+    adapt_cmd.main(["--model", str(_theta_ckpt(tmp_path / "theta", theta)), "--style", str(style_path), "--size", "32",
+                    "--style-size", "32", "--steps", "1", "--eval-every", "0", "--out", str(tmp_path / "a"),
+                    "--set", "loss.layer_balance=step0"])
+    meta = checkpoints.load_model(tmp_path / "a")[1]
+    assert meta["settings"]["layer_balance"] == "step0"
+    factors = tuple(meta["vgg"]["layer_weights"])
+    assert factors != tuple(real_vgg.spec.layer_weights)
+    content = adapt.content_data(config.load("adapt", ["size=32"]))
+    out = transformer.stylize_batch(theta, content.batch_at(0, adapt.STEP0_IMAGES), resampling="nearest")
+    grams = losses.style_grams(real_vgg, adapt.load_style(str(style_path), 32)[0][None])
+    terms = losses.style_terms(losses.style_features(real_vgg, out), grams)
+    weighted = np.array([f * float(terms[k]) for f, k in zip(factors, vgg16.LAYERS)])
+    np.testing.assert_allclose(weighted / weighted.sum(), 0.25, rtol=1e-3)
+    source = np.array([f * float(terms[k]) for f, k in zip(real_vgg.spec.layer_weights, vgg16.LAYERS)])
+    np.testing.assert_allclose(weighted.sum(), source.sum(), rtol=1e-4)
+    assert np.abs(source / source.sum() - 0.25).max() > 0.01
 
 
 def test_cli_starts_from_the_shipped_theta_by_default(cli_runs):

@@ -176,3 +176,18 @@ def test_saturation_counts_logits_beyond_the_limit_with_full_strength_gradient(r
     np.testing.assert_allclose(float(weighted) - float(plain), 3.0 * float(losses.saturation(out)), rtol=1e-4)
     assert float(losses.saturation(out)) > 0
     assert losses.weights_of(ml_collections.ConfigDict({"alpha": 1.0, "beta": 1.0, "saturation": 2.0})).saturation == 2.0
+
+
+def test_equal_share_weights_give_each_style_layer_a_quarter_and_keep_the_total(random_vgg):
+    import dataclasses
+    img = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+    grams = losses.style_grams(random_vgg, jax.random.uniform(jax.random.key(1), (1, 32, 32, 3)))
+    factors = losses.equal_share_weights(random_vgg, img, grams)
+    terms = losses.style_terms(losses.style_features(random_vgg, img), grams)
+    weighted = np.array([f * float(terms[k]) for f, k in zip(factors, vgg16.LAYERS)])
+    before = sum(f * float(terms[k]) for f, k in zip(random_vgg.spec.layer_weights, vgg16.LAYERS))
+    np.testing.assert_allclose(weighted / weighted.sum(), 0.25, rtol=1e-5)
+    np.testing.assert_allclose(weighted.sum(), before, rtol=1e-5)
+    vgg = random_vgg.replace(spec=dataclasses.replace(random_vgg.spec, layer_weights=factors))
+    _, parts = losses.perceptual_loss(vgg, img, grams, contents=img)
+    np.testing.assert_allclose(float(parts["style"]), weighted.sum(), rtol=1e-4)
