@@ -42,5 +42,7 @@ def get_config():
     c.eval_batch = 4         # ours: held-out images per evaluation (fixed for the whole run)
     c.seed = 0               # content order and crops; the random initialization when no theta is given
     c.resampling = "antialiased"  # the transformer's, with no theta (from theta: theta's); see configs/metastyle.py
-    c.vgg = ml_collections.ConfigDict({"source": "imagenet", "path": ""})  # see configs/metastyle.py
+    c.vgg = ml_collections.ConfigDict({"source": "imagenet", "path": "",  # see configs/metastyle.py
+                                       "layer_weights": ()})  # the four style layers' factors (vgg16.LAYERS
+    #                          order); (): the source's (vgg_weights: IMAGENET_LAYER_WEIGHTS, HED_LAYER_WEIGHTS)
     return c

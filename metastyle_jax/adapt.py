@@ -208,12 +208,23 @@ def _history(losses_per_step, evals, seconds):
             "eval_loss": e[:, 1], "eval_content": e[:, 2], "eval_style": e[:, 3], "step_seconds": np.asarray(seconds)}
 
 
+def with_layer_weights(vgg, factors):
+    """`vgg` with the four style layers' `factors` (vgg16.LAYERS order; config vgg.layer_weights), or as it is
+    for (); a UserError unless they are four positive finite numbers."""
+    if not factors:
+        return vgg
+    if len(factors) != len(vgg.spec.layer_weights) or not all(
+            isinstance(f, (int, float)) and np.isfinite(f) and f > 0 for f in factors):
+        raise UserError(f"vgg.layer_weights must be {len(vgg.spec.layer_weights)} positive numbers, not {factors!r}")
+    return vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=tuple(float(f) for f in factors)))
+
+
 def balance_at_step0(vgg, params, content, style, weights, resampling, n=STEP0_IMAGES):
     """`vgg` with its style layers re-weighted to equal shares of the style term at step 0: the output of `params`
     on the first `n` training contents against `style` (losses.equal_share_weights; total unchanged)."""
     outputs = transformer.stylize_batch(params, jnp.asarray(content.batch_at(0, n)), resampling=resampling)
-    factors = losses.equal_share_weights(vgg, outputs, style_targets(vgg, style, weights), tuple(weights.style_layers))
-    return vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=factors))
+    return with_layer_weights(vgg, losses.equal_share_weights(vgg, outputs, style_targets(vgg, style, weights),
+                                                              tuple(weights.style_layers)))
 
 
 def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=None, from_theta=None,
@@ -398,7 +409,8 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
         params, theta_meta = transformer.init_params(jax.random.key(cfg.seed), 16), None
         print("--random-init: training from random initialization (Johnson et al.)", file=sys.stderr)
     resampling = resampling_of(theta_meta, cfg)
-    vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
+    vgg = with_layer_weights(vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None),
+                             cfg.vgg.get("layer_weights", ()))
     theta_vgg = (theta_meta or {}).get("vgg") or {}
     if theta_vgg.get("sha256") and theta_vgg["sha256"] != vgg.sha256:
         print(f"warning: theta was trained with {theta_vgg.get('source')} VGG weights, this adaptation uses "

@@ -126,6 +126,8 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
     (lambda t, th: ["--random-init", "--set", "resampling=bicubic"], "resampling must be one of"),
     (lambda t, th: ["--set", "lr=fast"], "bad value"),
     (lambda t, th: ["--set", "loss.layer_balance=painting"], "layer_balance must be one of"),
+    (lambda t, th: ["--set", "vgg.layer_weights=(1.0, 2.0)"], "layer_weights must be 4 positive numbers"),
+    (lambda t, th: ["--set", "vgg.layer_weights=(1.0, 2.0, 0.0, 1.0)"], "layer_weights must be 4 positive numbers"),
 ])
 def test_cli_bad_input_is_one_clear_error(tmp_path, theta, make, match):
     base = ["--style", str(_style_file(tmp_path / "style.png")), "--out", str(tmp_path / "out"), "--size", "32"]
@@ -197,6 +199,10 @@ def test_step0_layer_balance_gives_each_style_layer_a_quarter_at_step_0(tmp_path
     source = np.array([f * float(terms[k]) for f, k in zip(real_vgg.spec.layer_weights, vgg16.LAYERS)])
     np.testing.assert_allclose(weighted.sum(), source.sum(), rtol=1e-4)
     assert np.abs(source / source.sum() - 0.25).max() > 0.01
+    adapt_cmd.main(["--model", str(tmp_path / "theta"), "--style", str(style_path), "--size", "32", "--style-size",
+                    "32", "--steps", "1", "--eval-every", "0", "--out", str(tmp_path / "b"),
+                    "--set", "vgg.layer_weights=(0.2, 0.2, 0.2, 0.2)"])  # the factors given
+    assert checkpoints.load_model(tmp_path / "b")[1]["vgg"]["layer_weights"] == [0.2] * 4
 
 
 def test_cli_starts_from_the_shipped_theta_by_default(cli_runs):
