@@ -48,7 +48,7 @@ def store(run, cfg, out, theta=adapt.DEFAULT_THETA):
 
 def held_out_losses(names, cfg, models_dir, start=adapt.DEFAULT_THETA):
     """{name: {"theta", "shipped": held-out perceptual loss (eq. 4 at cfg.data.content_size px,
-    style at cfg.data.style_size)}}
+    style at cfg.data.style_size, with the style layers' factors each model was adapted with)}}
     on the fixed batch `adapt.held_out_batch(cfg)` of cfg.data.content's val split; "theta": the theta `start`."""
     vgg = vgg_weights.load_vgg(cfg.vgg.source, cfg.vgg.path or None)
     held_out = adapt.held_out_batch(cfg)
@@ -57,9 +57,10 @@ def held_out_losses(names, cfg, models_dir, start=adapt.DEFAULT_THETA):
     out = {}
     for name in names:
         style = adapt.load_style(f"{data.EMBEDDED_PREFIX}{name}", cfg.data.style_size)[0]
-        grams = adapt.style_targets(vgg, style, weights)
         shipped, meta = checkpoints.load_model(Path(models_dir) / name, kinds=("adapted",))
-        out[name] = {k: float(adapt.evaluate(p, vgg, grams, held_out, weights=weights,
+        own = adapt.with_layer_weights(vgg, tuple((meta.get("vgg") or {}).get("layer_weights") or ()))  # its objective
+        grams = adapt.style_targets(own, style, weights)
+        out[name] = {k: float(adapt.evaluate(p, own, grams, held_out, weights=weights,
                                              resampling=checkpoints.resampling(m))["loss"])
                      for k, p, m in (("theta", theta, theta_meta), ("shipped", shipped, meta))}
     return out
@@ -85,6 +86,8 @@ def write_card(path, names, cfg, models_dir, start=adapt.DEFAULT_THETA):
         f"command's own code (Adam lr 1e-3 on every parameter, {first['size']} px content crops, "
         f"{first['style_size']} px style; the paper's section 5.2: 256 and 512), with the "
         f"{(first_meta.get('vgg') or {}).get('source', 'hed')} VGG16 (docs/model.md), "
+        + ("its style layers re-weighted for each painting to equal shares at step 0 (`loss.layer_balance`), "
+           if first.get("layer_balance") == "step0" else "") +
         f"{vgg_weights.style_view(first_meta.get('vgg') or {})}, content weight alpha {first['alpha']:g}, total "
         f"variation {first['tv']:g} (configs/adapt.py). "
         "Deviation, for the build machine's time: batches "

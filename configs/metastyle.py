@@ -236,7 +236,8 @@ def cpu5(c):
 
 def cpu6(c):
     """The campaign of theta on the balanced ImageNet style term from the shipped theta (HED, nearest resampling,
-    iteration 1,075), on a 2-core CPU: `cpu4`'s objective and settings with that network.
+    iteration 1,075), on a 2-core CPU: `cpu4`'s objective and settings with that network and the adaptation's
+    content weight (alpha 5).
 
         python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9
         python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9 --resume
@@ -254,5 +255,6 @@ def cpu6(c):
     c.init_other_vgg = True     # it was meta-trained on HED's style term (configs `cpu`, `cpu2`)
     c.outer_warmup = 50         # a fresh Adam state (see init_from)
     c.resampling = "nearest"    # the shipped theta's network
+    c.loss.alpha = 5.0          # the adaptation's content weight (configs/adapt.py), which removes the blobs
     c.dtype = "auto"
     return c

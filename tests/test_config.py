@@ -67,11 +67,12 @@ def test_variants_come_from_get_config_arg():
         "benchmarks/campaign/theta6", 50, 4.0, 1.0, "auto")
     assert {k: v for k, v in cpu5.data.items() if k != "zoom"} == {k: v for k, v in cpu4.data.items() if k != "zoom"}
     cpu6 = config.load("metastyle:cpu6")  # cpu4's objective from the shipped (HED, nearest) theta
-    changed = ("init_from", "init_other_vgg", "outer_warmup", "resampling", "dtype")
+    changed = ("init_from", "init_other_vgg", "outer_warmup", "resampling", "dtype", "loss")
     assert {k: v for k, v in cpu6.to_dict().items() if k not in changed} == \
         {k: v for k, v in cpu4.to_dict().items() if k not in changed}
-    assert (cpu6.init_from, cpu6.init_other_vgg, cpu4.init_other_vgg, cpu6.resampling) == (
-        "theta", True, False, "nearest")
+    assert (cpu6.init_from, cpu6.init_other_vgg, cpu4.init_other_vgg, cpu6.resampling, cpu6.loss.alpha) == (
+        "theta", True, False, "nearest", config.load("adapt").loss.alpha)
+    assert {k: v for k, v in cpu6.loss.items() if k != "alpha"} == {k: v for k, v in cpu4.loss.items() if k != "alpha"}
     assert paper.loss.saturation == 0.0 and not meta.settings_from_config(paper).saturation  # off: not computed
     paper.loss.saturation = 1.0
     assert meta.settings_from_config(paper).saturation and float(meta.hyper_from_config(paper).saturation) == 1.0
