@@ -201,8 +201,8 @@ def test_step0_layer_balance_gives_each_style_layer_a_quarter_at_step_0(tmp_path
     assert np.abs(source / source.sum() - 0.25).max() > 0.01
     adapt_cmd.main(["--model", str(tmp_path / "theta"), "--style", str(style_path), "--size", "32", "--style-size",
                     "32", "--steps", "1", "--eval-every", "0", "--out", str(tmp_path / "b"),
-                    "--set", "vgg.layer_weights=(0.2, 0.2, 0.2, 0.2)"])  # the factors given
-    assert checkpoints.load_model(tmp_path / "b")[1]["vgg"]["layer_weights"] == [0.2] * 4
+                    "--set", "vgg.layer_weights=(0.2, 0.2, 0.2, 0.2)", "--set", "loss.layer_balance=source"])
+    assert checkpoints.load_model(tmp_path / "b")[1]["vgg"]["layer_weights"] == [0.2] * 4  # the factors given
 
 
 def test_cli_starts_from_the_shipped_theta_by_default(cli_runs):
