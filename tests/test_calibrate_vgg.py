@@ -23,3 +23,14 @@ def test_step0_shares_cover_every_shipped_painting(random_vgg, model):
     for s in step0.values():
         assert list(s["current"]) == list(vgg16.LAYERS) and sum(s["current"].values()) == pytest.approx(1.0)
         assert all(np.isfinite(v) and v >= 0 for v in s["current"].values())
+
+
+def test_step0_shares_take_each_paintings_own_factors(random_vgg, model):
+    """The adaptation's per-painting balance (adapt.balance_at_step0) as `adaptation_factors` gives it."""
+    per = calibrate_vgg.adaptation_factors(random_vgg, model, 32, 32)
+    assert sorted(per) == sorted(data.PAINTINGS) and all(len(f) == 4 and min(f) > 0 for f in per.values())
+    ones = dict.fromkeys(data.PAINTINGS, (1.0,) * 4)
+    step0 = calibrate_vgg.step0_shares(random_vgg, model, 32, 32, {"ones": (1.0,) * 4, "per": ones,
+                                                                    "adaptation": per})
+    for s in step0.values():
+        assert s["per"] == s["ones"] and sum(s["adaptation"].values()) == pytest.approx(1.0)
