@@ -102,6 +102,8 @@ def main(argv=None):
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)
+    if cfg.loss.get("layer_balance", "source") == "step0":  # theta's balance, one objective for both arms
+        vgg = adapt.balance_at_step0(vgg, theta, content, style, weights, label["resampling"])
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
 
     from tqdm import tqdm
@@ -129,7 +131,7 @@ def main(argv=None):
         "theta": label, "style": style_name, "style_sha256": style_sha, "vgg": vgg_weights.describe(vgg),
         "settings": {k: config.get_value(cfg, k) for k in ("steps", "lr", "batch_size", "size", "style_size", "alpha",
                                                              "beta", "only_in", "content", "crop", "seed",
-                                                             "eval_every", "eval_batch")},
+                                                             "eval_every", "eval_batch", "loss.layer_balance")},
         "held_out_pool": held_val.names,
         "johnson_init": f"transformer.init_params(jax.random.key({cfg.seed}))",
         "snapshot_steps": snapshots,
