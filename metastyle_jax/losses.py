@@ -8,6 +8,7 @@ more than relu4_3 (C=512) relative to eq. 2 as printed; alpha=1, beta=1e5 were t
 """
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -72,13 +73,16 @@ def layer_factors(vgg, layers=STYLE_LAYERS):
 def equal_share_weights(vgg, outputs, style_grams, layers=STYLE_LAYERS):
     """`vgg`'s layer factors (vgg16.LAYERS order) rescaled so that each of `layers` carries an equal share of the
     style term of `outputs` (B, H, W, 3) against `style_grams`, their weighted total unchanged: a tuple of floats.
-    The per-painting balance of adaptation (configs/adapt.py, loss.layer_balance = "step0")."""
+    The per-painting balance of adaptation (configs/adapt.py, loss.layer_balance = "step0"); the factors as they
+    are where a weighted term is not a positive finite number."""
     terms = jax.device_get(style_terms(style_features(vgg, outputs), style_grams, layers))
     factors = dict(zip(vgg16.LAYERS, vgg.spec.layer_weights))
     weighted = {k: factors[k] * float(terms[k]) for k in layers}
+    if not all(math.isfinite(v) and v > 0 for v in weighted.values()):  # no balance (e.g. a layer's map too small)
+        return tuple(float(f) for f in vgg.spec.layer_weights)
     total = sum(weighted.values())
-    return tuple(float(factors[k] * total / (len(layers) * weighted[k])) if k in weighted and weighted[k] > 0
-                 else float(factors[k]) for k in vgg16.LAYERS)
+    return tuple(float(factors[k] * total / (len(layers) * weighted[k])) if k in weighted else float(factors[k])
+                 for k in vgg16.LAYERS)
 
 
 def total_variation(images):

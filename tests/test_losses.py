@@ -191,3 +191,11 @@ def test_equal_share_weights_give_each_style_layer_a_quarter_and_keep_the_total(
     vgg = random_vgg.replace(spec=dataclasses.replace(random_vgg.spec, layer_weights=factors))
     _, parts = losses.perceptual_loss(vgg, img, grams, contents=img)
     np.testing.assert_allclose(float(parts["style"]), weighted.sum(), rtol=1e-4)
+
+
+def test_equal_share_weights_keep_the_factors_where_a_term_is_not_finite(random_vgg):
+    """A layer whose term is not finite (e.g. a windowed map left empty at 16 px): no balance, the source's factors."""
+    img = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3))
+    grams = losses.style_grams(random_vgg, jax.random.uniform(jax.random.key(1), (1, 32, 32, 3)))
+    grams[vgg16.LAYERS[-1]] = grams[vgg16.LAYERS[-1]] * np.nan
+    assert losses.equal_share_weights(random_vgg, img, grams) == tuple(random_vgg.spec.layer_weights)
