@@ -241,6 +241,8 @@ def cpu6(c):
 
         python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9
         python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9 --resume
+        python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9b \
+            --set init_from=benchmarks/campaign/theta9         # a session without runs/: its committed point
         bash benchmarks/judge_checkpoint.sh runs/theta9 STEP theta9_STEP      # the README's first command from it
 
     Why: the styles adapted from the shipped theta keep the most of the photos (deep content 0.50 against 0.26-0.38
