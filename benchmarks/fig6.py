@@ -102,7 +102,7 @@ def main(argv=None):
     vgg = cli.load_vgg_from_args(args, cfg)
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)
-    if cfg.loss.get("layer_balance", "source") == "step0":  # theta's balance, one objective for both arms
+    if adapt.layer_balance(cfg) == "step0":  # theta's balance, one objective for both arms
         vgg = adapt.balance_at_step0(vgg, theta, content, style, weights, label["resampling"])
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
 

@@ -219,6 +219,11 @@ def with_layer_weights(vgg, factors):
     return vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=tuple(float(f) for f in factors)))
 
 
+def layer_balance(cfg):
+    """The config's loss.layer_balance (one of LAYER_BALANCES; "source" in configs that predate it)."""
+    return cfg.loss.get("layer_balance", "source")
+
+
 def balance_at_step0(vgg, params, content, style, weights, resampling, n=STEP0_IMAGES):
     """`vgg` with its style layers re-weighted to equal shares of the style term at step 0: the output of `params`
     on the first `n` training contents against `style` (losses.equal_share_weights; total unchanged)."""
@@ -236,7 +241,7 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     history of `adapt`); meta records every setting, the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
-    if cfg.loss.get("layer_balance", "source") == "step0":
+    if layer_balance(cfg) == "step0":
         vgg = balance_at_step0(vgg, start, content, style, losses.weights_of(cfg), resampling)
     params, hist = adapt(start, vgg, style, content, int(cfg.num_steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
@@ -248,7 +253,7 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
         from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
         tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0),
-        layer_balance=cfg.loss.get("layer_balance", "source"), only_in=bool(cfg.only_in), dtype=dtype,
+        layer_balance=layer_balance(cfg), only_in=bool(cfg.only_in), dtype=dtype,
         content=str(cfg.data.content), crop=cfg.data.crop, zoom=float(cfg.data.get("zoom", 1.0)), seed=cfg.seed,
         input_scale=input_scale,
         final_loss=float(hist["loss"][-1]),
@@ -392,7 +397,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     checks.check_lr("--lr", cfg.lr)
     if cfg.eval_every < 0 or cfg.seed < 0 or cfg.eval_batch < 1:
         raise UserError("--lr must be positive, --eval-every and --seed non-negative, eval_batch at least 1")
-    if cfg.loss.get("layer_balance", "source") not in LAYER_BALANCES:
+    if layer_balance(cfg) not in LAYER_BALANCES:
         raise UserError(f"loss.layer_balance must be one of {', '.join(LAYER_BALANCES)}, not "
                         f"{cfg.loss.layer_balance!r}")
     paths = _outputs(out)
