@@ -4,6 +4,7 @@
     python -m benchmarks.picture_quality --first-command outputs/stylized  # the README's first command
     python -m benchmarks.picture_quality --study runs/study               # benchmarks.objective_study's runs
     python -m benchmarks.picture_quality --lattice DIR [DIR ...] --name N  # the checkerboard ratio per frequency
+    python -m benchmarks.picture_quality --verdict NAME --against BASE  # issue 22's bars on two judged records
 
 Measures (each output compared at its own size; the photo is resized to it):
 - blob share: the share of pixels that are near-black in the output (max channel < 0.04) where the photo's
@@ -173,6 +174,45 @@ def summarize(rows, key):
             for g, rs in groups.items()}
 
 
+MAX_BLOB_SHARE = 0.005  # issue 22: "blob share under 0.5% on every picture"
+MAX_CHECKERBOARD = 8.0  # issue 22: "checkerboard ratio at most 8 on every picture"
+REFERENCES = ("photo", "gatys")
+
+
+def verdict(record, baseline):
+    """Issue 22's bars on a judged `record` against an earlier `baseline` (both `picture_quality` results):
+    {bar: (met, what was measured)}. The per-picture bars read record["rows"]; the averages compare the mean over
+    all styled pictures (reference rows left out) with the baseline's, from each record's summary."""
+    rows = [r for r in record["rows"] if r["group"] not in REFERENCES]
+
+    def mean(rec, m):
+        groups = [s for g, s in rec["summary"].items() if g not in REFERENCES]
+        return sum(s[m] * s["n"] for s in groups) / sum(s["n"] for s in groups)
+
+    worst_blob = max(rows, key=lambda r: r["blob_share"])
+    worst_checker = max(rows, key=lambda r: r["checkerboard"])
+    out = {"blob share under 0.5% on every picture": (
+               worst_blob["blob_share"] < MAX_BLOB_SHARE,
+               f"max {100 * worst_blob['blob_share']:.2f}% ({worst_blob['label']}), "
+               f"{sum(r['blob_share'] >= MAX_BLOB_SHARE for r in rows)} of {len(rows)} at or over"),
+           "checkerboard at most 8 on every picture": (
+               worst_checker["checkerboard"] <= MAX_CHECKERBOARD,
+               f"max {worst_checker['checkerboard']:.1f} ({worst_checker['label']}), "
+               f"{sum(r['checkerboard'] > MAX_CHECKERBOARD for r in rows)} of {len(rows)} over")}
+    for m in ("edges_kept", "deep_content", "colour_distance", "texture_distance"):
+        new, old = mean(record, m), mean(baseline, m)
+        better = new >= old if m in HIGHER_IS_BETTER else new <= old
+        out[f"{m.replace('_', ' ')} no worse on average"] = (better, f"{new:.3f} against {old:.3f}")
+    return out
+
+
+def verdict_table(results, title):
+    """A markdown table of `verdict`'s output."""
+    lines = [f"### {title}", "", "| bar | met | measured |", "| --- | --- | --- |"]
+    lines += [f"| {bar} | {'yes' if met else 'no'} | {what} |" for bar, (met, what) in results.items()]
+    return "\n".join(lines) + "\n"
+
+
 def table(summary, title):
     """A markdown table of `summarize`'s output."""
     head = ["group", "n", "blob share", "max blob", "white share", "checkerboard", "max checker", "edges kept", "deep content",
@@ -285,6 +325,9 @@ def main(argv=None):
     what.add_argument("--study", metavar="DIR", help="an objective_study output folder")
     what.add_argument("--lattice", nargs="+", metavar="DIR", help="folders of outputs: the mean of each frequency's "
                       "ratio (`lattice_ratios`) over each folder's PNGs")
+    what.add_argument("--verdict", metavar="NAME", help="issue 22's bars on the judged record NAME "
+                      "(picture_quality_NAME.json) against --against")
+    p.add_argument("--against", metavar="BASE", help="--verdict: the earlier record (e.g. gallery_before)")
     p.add_argument("--size", type=int, default=512, help="stylization size for --gallery")
     p.add_argument("--models", metavar="DIR", help="--gallery: the styles in DIR/NAME instead of the shipped ones")
     p.add_argument("--gatys-steps", type=int, default=0, help="add a Gatys et al. reference row per pair")
@@ -292,6 +335,17 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.lattice:
         return lattice_table(args.lattice, args.name or "lattice")
+    if args.verdict:
+        if not args.against:
+            p.error("--verdict needs --against BASE")
+        records = [RESULTS / f"picture_quality_{n}.json" for n in (args.verdict, args.against)]
+        for r in records:
+            if not r.is_file():
+                p.error(f"no judged record {r}")
+        md = verdict_table(verdict(*(json.loads(r.read_text()) for r in records)),
+                           f"issue 22's bars: {args.verdict} against {args.against}")
+        print(md)
+        return md
     triples = (gallery_triples(args.size, models=args.models) if args.gallery else first_command_triples(args.first_command)
                if args.first_command else study_triples(args.study))
     name = args.name or ("gallery" if args.gallery else "first_command" if args.first_command else "study")

@@ -71,6 +71,23 @@ def test_summary_means_and_maxima():
     assert s["checkerboard"] == 2.0 and s["max_checkerboard"] == 3.0 and s["n"] == 2
 
 
+def test_verdict_checks_every_picture_and_the_averages_against_the_baseline():
+    def record(blobs, checkers, edges):
+        rows = [{"group": "style", "label": f"style/p{i}", **{m: 0.5 for m in pq.MEASURES}, "blob_share": b,
+                 "checkerboard": c, "edges_kept": edges} for i, (b, c) in enumerate(zip(blobs, checkers))]
+        rows.append({"group": "photo", "label": "photo/p0", **{m: 0.0 for m in pq.MEASURES}, "checkerboard": 99.0})
+        return {"rows": rows, "summary": pq.summarize(rows, "group")}
+
+    base = record([0.1, 0.2], [40.0, 50.0], 0.3)
+    good = pq.verdict(record([0.0, 0.004], [3.0, 8.0], 0.7), base)
+    assert all(met for met, _ in good.values())  # the photo row's checkerboard 99 is a reference, not counted
+    bad = pq.verdict(record([0.0, 0.005], [8.1, 3.0], 0.2), base)
+    assert not bad["blob share under 0.5% on every picture"][0]
+    assert "style/p1" in bad["blob share under 0.5% on every picture"][1]
+    assert not bad["checkerboard at most 8 on every picture"][0]
+    assert not bad["edges kept no worse on average"][0] and bad["colour distance no worse on average"][0]
+
+
 def test_efficientnet_lite0_port_classifies_imagenet_photos():
     torch = pytest.importorskip("torch")
     from benchmarks import judge_net
