@@ -140,7 +140,7 @@ def compile_step(params, opt_state, vgg, grams, batch, **settings):
 
 def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
           input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None,
-          dtype="float32", hook=None, resampling="nearest"):
+          dtype="float32", hook=None, resampling="nearest", grams=None):
     """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`, through
     `vgg` (a `vgg16.VGG`).
 
@@ -150,14 +150,15 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     `hook(done, params)` before the first (done=0) and after each, with the parameters after `done` updates
     (e.g. to keep snapshots). `dtype`:
     the convolutions' compute dtype, "float32" or "bfloat16" (`onednn.resolve_dtype` chooses it); `resampling`:
-    the transformer's (`checkpoints.resampling` of theta's meta).
+    the transformer's (`checkpoints.resampling` of theta's meta); `grams`: `style_targets(vgg, style, weights)` where
+    the caller has them already.
     Returns (params, history): history["loss"|"content"|"style"] are (steps,) arrays, each the loss of that
     step's batch before its update; history["eval_step"] (K,) counts the updates before each evaluation and
     history["eval_loss"|"eval_content"|"eval_style"] are its (K,) losses; history["step_seconds"] (steps,)
     is the wall time of each step, the first including compilation.
     """
     vgg = jax.device_put(vgg)
-    grams = style_targets(vgg, style, weights)
+    grams = style_targets(vgg, style, weights) if grams is None else grams
     params = jax.device_put(params)
     opt_state = optimizer(lr, only_in, input_scale).init(params)
     step_fn, loss_settings = None, {"weights": weights, "dtype": dtype, "resampling": resampling}
@@ -224,12 +225,13 @@ def layer_balance(cfg):
     return cfg.loss.get("layer_balance", "source")
 
 
-def balance_at_step0(vgg, params, content, style, weights, resampling, n=STEP0_IMAGES):
+def balance_at_step0(vgg, params, content, style, weights, resampling, n=STEP0_IMAGES, grams=None):
     """`vgg` with its style layers re-weighted to equal shares of the style term at step 0: the output of `params`
-    on the first `n` training contents against `style` (losses.equal_share_weights; total unchanged)."""
+    on the first `n` training contents against `style` (losses.equal_share_weights; total unchanged). `grams`:
+    `style_targets(vgg, style, weights)` where the caller has them (they do not depend on the factors)."""
     outputs = transformer.stylize_batch(params, jnp.asarray(content.batch_at(0, n)), resampling=resampling)
-    return with_layer_weights(vgg, losses.equal_share_weights(vgg, outputs, style_targets(vgg, style, weights),
-                                                              tuple(weights.style_layers)))
+    grams = style_targets(vgg, style, weights) if grams is None else grams
+    return with_layer_weights(vgg, losses.equal_share_weights(vgg, outputs, grams, tuple(weights.style_layers)))
 
 
 def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=None, from_theta=None,
@@ -241,13 +243,14 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     history of `adapt`); meta records every setting, the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
+    grams = style_targets(vgg, style, losses.weights_of(cfg))
     if layer_balance(cfg) == "step0":
-        vgg = balance_at_step0(vgg, start, content, style, losses.weights_of(cfg), resampling)
+        vgg = balance_at_step0(vgg, start, content, style, losses.weights_of(cfg), resampling, grams=grams)
     params, hist = adapt(start, vgg, style, content, int(cfg.num_steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress,
-                         dtype=dtype, resampling=resampling)
+                         dtype=dtype, resampling=resampling, grams=grams)
     meta = checkpoints.model_meta(
         "adapted", vgg=vgg_weights.describe(vgg), resampling=resampling, style=style_name, style_sha256=style_sha256,
         from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
