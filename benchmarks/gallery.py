@@ -1,6 +1,7 @@
 """The README's gallery: each shipped style (`stylize --style NAME`) on three embedded photos at 512 px.
 
     python -m benchmarks.gallery [--photos astronaut chelsea rocket] [--max-side 512] [--cell 320]
+        [--models DIR --out runs/gallery.jpg]   # the styles in DIR/NAME (a trial shipping) instead of the shipped
 
 Rows: the painting, then its adapted model's stylizations; the first row shows the photos. Each photo is
 stylized at `--max-side` px (its longer side) by the shipped model, exactly as the `stylize` command does,
@@ -30,12 +31,14 @@ def cell(image, width, title=""):
     return figures.titled(square, title)
 
 
-def gallery(names, photos, max_side, width):
-    """The gallery grid (H, W, 3): a header row of the photos, then per style its painting and stylizations."""
+def gallery(names, photos, max_side, width, models=None):
+    """The gallery grid (H, W, 3): a header row of the photos, then per style its painting and stylizations, by the
+    shipped styles or those in folder `models` (each named after its painting)."""
     pictures = [data.load_image_spec(f"{data.EMBEDDED_PREFIX}{p}", max_side=max_side) for p in photos]
     cells = [cell(np.ones((1, 1, 3), np.float32), width)] + [cell(p, width, n) for p, n in zip(pictures, photos)]
     for name in names:
-        params, meta = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
+        path = Path(models) / name if models else stylize.shipped_style(name)
+        params, meta = checkpoints.load_model(path, kinds=("adapted",))
         painting = images.load_image(data.painting_path(name))
         outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
         cells += [cell(painting, width, name)] + [cell(o, width) for o in outs]
@@ -48,9 +51,10 @@ def main(argv=None):
     p.add_argument("--photos", nargs="+", default=["astronaut", "chelsea", "rocket"], choices=data.EMBEDDED_PHOTOS)
     p.add_argument("--max-side", type=int, default=512, help="stylization size: the photo's longer side in px")
     p.add_argument("--cell", type=int, default=320, help="width of each picture in the grid, px")
+    p.add_argument("--models", metavar="DIR", help="the styles in DIR/NAME instead of the shipped ones")
     p.add_argument("--out", default=str(DOCS / "gallery.jpg"))
     args = p.parse_args(argv)
-    grid = gallery(args.names, args.photos, args.max_side, args.cell)
+    grid = gallery(args.names, args.photos, args.max_side, args.cell, args.models)
     images.save_image(args.out, grid)
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]})")
 

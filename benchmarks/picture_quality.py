@@ -267,8 +267,10 @@ def study_triples(root):
 
 def gallery_triples(size, photos=STUDY_PHOTOS, models=None):
     """(style, label, photo, painting, output) of each shipped style (or each style in folder `models`, named after
-    its painting) on `photos` at `size` px."""
-    from metastyle_jax import checkpoints, data, stylize
+    its painting) on `photos` at `size` px. Each output is the picture `stylize --style NAME` writes: the command's
+    compute dtype ("auto"), rounded to 8 bits (a lattice below one grey level is not in the file)."""
+    from metastyle_jax import checkpoints, data, images, onednn, stylize
+    dtype, _ = onednn.resolve_dtype("auto")
     pictures = [embedded(p, max_side=size) for p in photos]
     triples = []
     for name in data.PAINTINGS:
@@ -277,9 +279,9 @@ def gallery_triples(size, photos=STUDY_PHOTOS, models=None):
             continue
         params, meta = checkpoints.load_model(path, kinds=("adapted",))
         painting = load(data.painting_path(name))
-        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta))
+        outs = stylize.stylize(params, pictures, 1, resampling=checkpoints.resampling(meta), dtype=dtype)
         for p, pic, out in zip(photos, pictures, outs):
-            triples.append((name, f"{name}/{p}", pic, painting, np.asarray(out)))
+            triples.append((name, f"{name}/{p}", pic, painting, images.to_uint8(np.asarray(out)) / np.float32(255)))
     return triples
 
 

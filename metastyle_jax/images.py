@@ -314,7 +314,7 @@ def resize(image, size=None, max_side=None):
     return out[:, :, 0] if squeeze else out
 
 
-def _to_uint8(image):
+def to_uint8(image):
     """Float [0, 1] or uint8 array, (H, W), (H, W, 1) or (H, W, 3) -> uint8 (H, W) or (H, W, 3)."""
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -338,7 +338,7 @@ def save_image(path, image):
         raise UserError(f"{path}: unknown image extension {ext or '(none)'!r}: use one of {', '.join(SAVE_FORMATS)}")
     if os.path.isdir(path):
         raise UserError(f"{path} is a folder: give a file name ending in {ext}")
-    pixels = Image.fromarray(_to_uint8(image))
+    pixels = Image.fromarray(to_uint8(image))
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
     try:

@@ -55,7 +55,7 @@ def open_source(path, fps=None):
         files = sorted(images.list_images(path), key=_natural_key)
         if not files:
             raise UserError(f"no frames (images) found in {path}")
-        frames = (to_uint8(images.load_image(f)) for f in files)
+        frames = (images.to_uint8(images.load_image(f)) for f in files)
         return Source(frames, float(fps or DEFAULT_FOLDER_FPS), len(files))
     import imageio.v2 as iio
 
@@ -95,11 +95,6 @@ def output_kind(out):
     return "frames"
 
 
-def to_uint8(frame):
-    """A float frame in [0, 1] -> uint8."""
-    return np.round(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def even(frame):
     """Pad an (H, W, 3) frame by one row/column (its last one repeated) where H or W is odd."""
     h, w = frame.shape[:2]
@@ -123,7 +118,7 @@ class _VideoSink:
         self.n = 0
 
     def write(self, frame):
-        self.writer.append_data(even(to_uint8(frame)))
+        self.writer.append_data(even(images.to_uint8(frame)))
         self.n += 1
 
     def finish(self, ok):

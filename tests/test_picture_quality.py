@@ -176,3 +176,8 @@ def test_gallery_of_a_folder_of_styles_takes_the_styles_it_holds(model, tmp_path
     triples = pq.gallery_triples(32, photos=("coffee", "chelsea"), models=tmp_path)
     assert [(style, label) for style, label, *_ in triples] == [("wave", "wave/coffee"), ("wave", "wave/chelsea")]
     assert all(out.shape == photo.shape and max(out.shape[:2]) == 32 for _, _, photo, _, out in triples)
+    from metastyle_jax.commands import stylize as command
+    from metastyle_jax import images
+    command.main(["--model", str(tmp_path / "wave"), "--content", "embedded:chelsea", "--size", "32",
+                  "--out", str(tmp_path / "written.png")])
+    np.testing.assert_array_equal(triples[1][4], images.load_image(str(tmp_path / "written.png")))  # as written
