@@ -52,6 +52,19 @@ def steps_to_reach(curve, level):
     return int(hit[0]) if hit.size else None
 
 
+def start_style_terms(vgg, content, starts, style_size, weights):
+    """{arm: {painting: style term of eq. 4}} of each start image (H, W, 3) against each shipped painting at
+    `style_size` px, and its mean over the five under "mean": how style-neutral each start is (the paper's reason
+    for starting from M(I_c; theta))."""
+    terms = {arm: {} for arm in starts}
+    for name in data.PAINTINGS:
+        _, grams = gatys.targets(vgg, content, data.load_image_spec(f"embedded:{name}", max_side=style_size),
+                                 weights)
+        for arm, image in starts.items():
+            terms[arm][name] = figures.stylized_loss(vgg, image[None], content[None], grams, weights)["style"]
+    return {arm: t | {"mean": float(np.mean(list(t.values())))} for arm, t in terms.items()}
+
+
 def parse_args(argv):
     p = cli.ArgumentParser(prog="python -m benchmarks.fig7", description=__doc__.splitlines()[0])
     p.add_argument("--theta", required=True, help="meta-trained theta checkpoint (python -m metastyle_jax.train)")
@@ -93,6 +106,7 @@ def main(argv=None):
     starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None],
                                                                     resampling=label["resampling"]))[0]}
 
+    neutrality = start_style_terms(vgg, content, starts, cfg.data.style_size, weights)
     from tqdm import tqdm
     runs = {}
     for arm, init in starts.items():
@@ -130,9 +144,13 @@ def main(argv=None):
         "final_loss_ratio_content_over_neutral": final["content_init"] / final["neutral_init"],
         "content_init_steps_to_reach_neutral_init_at": {str(s): v for s, v in catch_up.items()},
         "seconds": {arm: r[3] for arm, r in runs.items()},
+        "start_style_terms": neutrality,
+        "start_style_terms_note": "the style term of eq. 4 of each start against each shipped painting, and the mean",
         "files": {"loss_png": paths["_loss.png"].name, "grid_png": paths["_grid.png"].name},
     }
     figures.write_json(paths[".json"], result)
+    print(f"style term at the start, mean over the five paintings: photo {neutrality['content_init']['mean']:.4g}, "
+          f"M(I_c; theta) {neutrality['neutral_init']['mean']:.4g}")
     print(f"loss after {cfg.num_steps} steps: from the content image {final['content_init']:.4g}, from M(I_c; theta) "
           f"{final['neutral_init']:.4g} -> {paths['.json']}, {paths['_loss.png'].name}, {paths['_grid.png'].name}")
     return result

@@ -112,6 +112,9 @@ def test_fig7_writes_curves_snapshots_and_grid(theta_ckpt, tmp_path):
         assert saved["final_loss"][arm] < saved["loss_at_snapshots"][arm]["0"]["loss"]
     assert saved["loss_at_snapshots"]["content_init"]["0"]["content"] == 0.0  # starts at the content image
     assert saved["loss_at_snapshots"]["neutral_init"]["0"]["content"] > 0.0  # starts at M(I_c; theta)
+    for arm, terms in saved["start_style_terms"].items():  # each start against the five paintings; the_scream's
+        assert terms["the_scream"] == pytest.approx(saved["loss_at_snapshots"][arm]["0"]["style"], rel=1e-5)
+        assert terms["mean"] == pytest.approx(np.mean([terms[n] for n in data.PAINTINGS]))
     grid = np.asarray(Image.open(tmp_path / f"fig7_{figures.platform()}_grid.png"))
     h, w = saved["settings"]["content_shape"][:2]
     assert grid.shape[:2] == (2 * (2 * figures.TITLE_HEIGHT + h) + 2, 3 * w + 2 * 2)
