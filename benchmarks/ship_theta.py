@@ -83,10 +83,21 @@ def compact(params):
         lambda path, x: np.asarray(x, np.float16 if path[-1].key == "kernel" else np.float32), params)
 
 
-def float16_change(params, resampling="nearest"):
-    """Largest |M(x; params) - M(x; compact(params))| over the embedded photos at 256 px, in [0, 1] units
-    (`resampling`: the network's)."""
-    half = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), compact(params))
+def half_ulp_moved(params, rng, which=lambda path: True):
+    """`params` with each weight that `which(path)` selects moved by half a float16 ulp of itself (the largest
+    rounding error of float16 storage), random signs from the numpy Generator `rng`."""
+    def moved(path, x):
+        if not which(path):
+            return x
+        ulp = np.spacing(np.abs(x).astype(np.float16)).astype(np.float32)
+        return x + 0.5 * ulp * rng.choice([-1.0, 1.0], size=x.shape).astype(np.float32)
+    return jax.tree_util.tree_map_with_path(moved, params)
+
+
+def float16_change(params, resampling="nearest", stored=None):
+    """Largest |M(x; params) - M(x; stored)| over the embedded photos at 256 px, in [0, 1] units (`resampling`: the
+    network's); `stored`: compact(params), widened back to float32, where None."""
+    half = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), compact(params) if stored is None else stored)
     photos = np.stack([images.resize(images.as_float_rgb(data.skimage_image(n)), (256, 256))
                        for n in data.EMBEDDED_PHOTOS]).astype(np.float32)
     run = functools.partial(transformer.stylize_batch, resampling=resampling)
@@ -149,30 +160,38 @@ def main(argv=None):
                    "made the shipped theta (a run kept across sessions): its metrics and launches after that only")
     p.add_argument("--continues", metavar="RUN:STEP", help="this run began from iteration STEP of run folder RUN "
                    "(`init_from`): record that run's phase up to STEP first, in a new campaign folder")
+    p.add_argument("--model", metavar="DIR", help="ship this --export-only model of the run's iteration --step "
+                   "instead of its checkpoint (one the run no longer keeps); the float16 change is then not measured")
     p.add_argument("--export-only", action="store_true", help="write the model to --out and nothing else (no card, "
                    "no campaign record): to judge a running campaign's checkpoint")
     args = p.parse_args(argv)
 
     workdir = Path(args.workdir)
     cfg = read_config(workdir)
-    ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints")
-    step = args.step if args.step is not None else ckpt.latest_step()
-    if step is None:
-        raise UserError(f"no checkpoint in {workdir / 'checkpoints'}")
-    state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
-    ckpt.close()
-    params = parallel.host_tree(state.params)
+    if args.model:
+        step, params, vgg, end = exported(args.model, workdir, cfg, args.step)
+        is_kernel = lambda path: path[-1].key == "kernel"  # noqa: E731
+        change = float16_change(params, cfg.get("resampling", train.BEFORE_KEY["resampling"]),
+                                half_ulp_moved(params, np.random.default_rng(0), is_kernel))
+    else:
+        ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints")
+        step = args.step if args.step is not None else ckpt.latest_step()
+        if step is None:
+            raise UserError(f"no checkpoint in {workdir / 'checkpoints'}")
+        state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
+        ckpt.close()
+        params, vgg, end = parallel.host_tree(state.params), saved["vgg"], checkpoint_time(ckpt.directory / str(step))
+        change = float16_change(params, cfg.get("resampling", train.BEFORE_KEY["resampling"]))
     resampling = cfg.get("resampling", train.BEFORE_KEY["resampling"])  # a run from before the key: nearest
-    change = float16_change(params, resampling)
     if args.export_only:
-        meta = checkpoints.model_meta("theta", vgg=saved["vgg"], resampling=resampling, config=cfg.to_dict(),
+        meta = checkpoints.model_meta("theta", vgg=vgg, resampling=resampling, config=cfg.to_dict(),
                                       iterations=int(step))
         print(f"theta of iteration {step} -> {checkpoints.save_model(args.out, compact(params), meta, force=True)}")
         return
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
     since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \
         if shipped and args.phase_start is not None else 0.0
-    seconds = run_seconds(workdir, checkpoint_time(ckpt.directory / str(step)), since)  # since the last shipping
+    seconds = run_seconds(workdir, end, since)  # since the last shipping
     campaign = CAMPAIGN.parent / args.campaign
     if args.continues:
         before, _, before_step = args.continues.rpartition(":")
@@ -187,15 +206,30 @@ def main(argv=None):
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
         "jax": jax.__version__, "training_styles": training_styles(cfg.data.styles),
         "content": content_sources(cfg.data.content), "float16_max_output_change": change,
+        "float16_change_from": "an export: its kernels moved by half a float16 ulp, random signs (an estimate)"
+        if args.model else "the float32 checkpoint",
         "shipped": datetime.date.today().isoformat(), "campaign": campaign.name,
     }
-    model_meta = checkpoints.model_meta("theta", vgg=saved["vgg"], resampling=resampling, config=cfg.to_dict(),
+    model_meta = checkpoints.model_meta("theta", vgg=vgg, resampling=resampling, config=cfg.to_dict(),
                                         iterations=int(step), card=card)
     out = checkpoints.save_model(args.out, compact(params), model_meta, force=True)
     campaign_curves(phases, DOCS / "theta_loss_curves.png", campaign)
-    write_card(DOCS / "theta_card.md", cfg, saved["vgg"], card)
-    print(f"theta of iteration {step} -> {out} (float16 kernels; largest output change {change * 255:.3f}/255); "
-          f"card in {DOCS / 'theta_card.md'}")
+    write_card(DOCS / "theta_card.md", cfg, vgg, card)
+    print(f"theta of iteration {step} -> {out} (float16 kernels; largest output change {change * 255:.3f}/255, "
+          f"from {card['float16_change_from']}); card in {DOCS / 'theta_card.md'}")
+
+
+def exported(model, workdir, cfg, step):
+    """(step, params, vgg description, end time) of an --export-only `model` of the run at `workdir` (config `cfg`);
+    a UserError unless it is that run's iteration `step`."""
+    if step is None:
+        raise UserError("--model needs --step, the iteration it was exported at")
+    params, meta = checkpoints.load_model(model, kinds=("theta",))
+    settings = meta["settings"]
+    if settings.get("iterations") != step or settings.get("config") != json.loads(json.dumps(cfg.to_dict())):
+        raise UserError(f"{model} is not iteration {step} of the run {workdir} (its meta.json says iteration "
+                        f"{settings.get('iterations')})")
+    return step, params, meta["vgg"], metrics_time(workdir, step)
 
 
 def write_card(path, cfg, vgg, card):
@@ -221,9 +255,9 @@ def write_card(path, cfg, vgg, card):
         f"- VGG16: {vgg['source']} (sha256 {vgg['sha256']})" + (
             "; the HED backbone is a stand-in for ImageNet VGG16" if vgg["source"] == "hed" else
             f", layer factors {', '.join(f'{w:.4g}' for w in vgg.get('layer_weights', ()))}"),
-        f"- stored with float16 convolution kernels: the stylized output of the embedded photos at 256 px moves "
-        f"by at most "
-        f"{card['float16_max_output_change'] * 255:.3f}/255",
+        "- stored with float16 convolution kernels: the stylized output of the embedded photos at 256 px moves by "
+        f"at most {card['float16_max_output_change'] * 255:.3f}/255 (measured from "
+        f"{card.get('float16_change_from', 'the float32 checkpoint')})",
         "- held out: the five shipped paintings (metastyle_jax/paintings) were never shown to meta-training", "",
         "![loss curves](theta_loss_curves.png)", "",
         f"The curves cover the phases whose metrics were kept (benchmarks/results/{card['campaign']}/).", "",

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import ship_theta
 from metastyle_jax import checkpoints, data, images, stylize, transformer
 from metastyle_jax.errors import UserError
 
@@ -42,7 +43,7 @@ def test_the_shipped_paintings_were_held_out(shipped):
 def test_float16_rounding_moves_the_output_by_at_most_one_level(shipped):
     """Each weight moved by half a float16 ulp of itself (the largest rounding error), random signs."""
     params = shipped[0]
-    moved = half_ulp_moved(params, np.random.default_rng(0))
+    moved = ship_theta.half_ulp_moved(params, np.random.default_rng(0))
     photos = np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (128, 128))
                        for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
     run = jax.jit(transformer.apply)
@@ -51,17 +52,6 @@ def test_float16_rounding_moves_the_output_by_at_most_one_level(shipped):
 
 
 SHIPPED_STYLES = [n for n in data.PAINTINGS if n in checkpoints.shipped_models()]
-
-
-def half_ulp_moved(params, r, which=lambda path: True):
-    """`params` with each selected weight moved by half a float16 ulp of itself (its largest rounding error),
-    random signs."""
-    def rounded(path, x):
-        if not which(path):
-            return x
-        ulp = np.spacing(np.abs(x).astype(np.float16)).astype(np.float32)
-        return x + 0.5 * ulp * r.choice([-1.0, 1.0], size=x.shape).astype(np.float32)
-    return jax.tree_util.tree_map_with_path(rounded, params)
 
 
 @pytest.mark.parametrize("name", SHIPPED_STYLES)
@@ -82,7 +72,7 @@ def test_each_shipped_style_is_theta_adapted_to_its_painting(name):
 @pytest.mark.parametrize("name", SHIPPED_STYLES)
 def test_float16_kernels_move_a_style_by_at_most_one_level(name):
     params, _ = checkpoints.load_model(stylize.shipped_style(name), kinds=("adapted",))
-    moved = half_ulp_moved(params, np.random.default_rng(0), lambda path: path[-1].key == "kernel")
+    moved = ship_theta.half_ulp_moved(params, np.random.default_rng(0), lambda path: path[-1].key == "kernel")
     photos = np.stack([images.resize(data.load_image_spec(f"embedded:{n}"), (128, 128))
                        for n in ("astronaut", "coffee", "chelsea")]).astype(np.float32)
     change = float(np.abs(np.asarray(transformer.stylize_batch(params, photos))
@@ -98,7 +88,6 @@ def test_a_bare_unknown_name_lists_the_shipped_models():
 def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypatch):
     import ml_collections
 
-    from benchmarks import ship_theta
 
     monkeypatch.setattr(ship_theta, "CAMPAIGN", tmp_path / "campaign")
     shipped = {"settings": {"card": {"iterations": 400, "run_seconds": 4000}, "config": {"outer_lr": 5e-4}}}
@@ -153,7 +142,6 @@ def test_the_styles_card_names_each_model_s_style_view():
 def test_a_continued_run_records_the_run_it_began_from(tmp_path):
     """--continues RUN:STEP: the phase of the run a campaign began from (`init_from`) ends at the time of its last
     metrics record at or before STEP, its checkpoint of that iteration being gone."""
-    from benchmarks import ship_theta
 
     run = tmp_path / "run"
     (run / "tb").mkdir(parents=True)
@@ -164,3 +152,26 @@ def test_a_continued_run_records_the_run_it_began_from(tmp_path):
     assert ship_theta.run_seconds(run, ship_theta.metrics_time(run, 25)) == 150
     with pytest.raises(UserError, match="not a meta-training run folder"):
         ship_theta.read_config(tmp_path)
+
+
+def test_an_export_of_the_run_ships_in_place_of_a_checkpoint_it_no_longer_keeps(tmp_path):
+    import ml_collections
+
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "time": 1000.0 + s}) + "\n" for s in (10, 20, 30)))
+    cfg = ml_collections.ConfigDict({"outer_lr": 2e-4, "layers": (1, 2), "data": {"content_size": 64}})
+    params = transformer.init_params(jax.random.key(0))
+    checkpoints.save_model(tmp_path / "export", ship_theta.compact(params),
+                           checkpoints.model_meta("theta", vgg={"source": "hed"}, config=cfg.to_dict(), iterations=20))
+    step, got, vgg, end = ship_theta.exported(tmp_path / "export", run, cfg, 20)
+    assert (step, vgg, end) == (20, {"source": "hed"}, 1020.0)  # the run's time at that iteration
+    assert checkpoints.same_shapes(got, params)
+    with pytest.raises(UserError, match="not iteration 30"):
+        ship_theta.exported(tmp_path / "export", run, cfg, 30)
+    other = ml_collections.ConfigDict({**cfg.to_dict(), "outer_lr": 1e-3})
+    with pytest.raises(UserError, match="not iteration 20"):  # another run's export
+        ship_theta.exported(tmp_path / "export", run, other, 20)
+    with pytest.raises(UserError, match="needs --step"):
+        ship_theta.exported(tmp_path / "export", run, cfg, None)
