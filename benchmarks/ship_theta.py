@@ -128,23 +128,27 @@ def record_phase(workdir, cfg, step, seconds, shipped_meta, campaign=None, start
     (campaign / name).write_text("".join(json.dumps(m) + "\n" for m in lines))
     phases = [ph for ph in phases if ph["first"] != first] + [
         {"first": first, "last": int(step), "seconds": seconds, "outer_lr": cfg.outer_lr,
-         "content_size": cfg.data.content_size, "dtype": cfg.get("dtype", "float32"), "metrics": name}]
+         "content_size": cfg.data.content_size, "dtype": cfg.get("dtype", "float32"),
+         "vgg": cfg.get("vgg", {}).get("source", "hed"), "metrics": name}]
     index.write_text(json.dumps(phases, indent=2) + "\n")
     return phases
 
 
 def campaign_curves(phases, path, campaign=None):
     """The outer loss (training batches and the fixed evaluation batch) over every recorded phase, as a PNG;
-    one pair of curves per image size (the losses of different sizes are not comparable)."""
+    one pair of curves per image size and loss network (losses of different sizes or networks are not comparable;
+    the network is named where the phases differ in it, a phase recorded without one was HED's)."""
     campaign, series = campaign or CAMPAIGN, {}
+    networks = {ph.get("vgg", "hed") for ph in phases if ph["metrics"]}
     for ph in phases:
         if not ph["metrics"]:
             continue
         size = ph.get("content_size", 64)
+        network = f", {ph.get('vgg', 'hed')} VGG16" if len(networks) > 1 else ""
         for m in map(json.loads, (campaign / ph["metrics"]).read_text().splitlines()):
             for key, what in (("outer_loss", "training batch"), ("eval_outer_loss", "fixed evaluation batch")):
                 if key in m:
-                    series.setdefault(f"outer loss, {what}, {size} px", []).append((m["step"], m[key]))
+                    series.setdefault(f"outer loss, {what}, {size} px{network}", []).append((m["step"], m[key]))
     curves = {name: tuple(zip(*sorted(pts))) for name, pts in series.items()}
     plotting.loss_curves(path, curves, title="meta-training of the shipped theta", xlabel="iteration")
 

@@ -241,8 +241,8 @@ def cpu6(c):
 
         python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9
         python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9 --resume
-        python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9b \
-            --set init_from=benchmarks/campaign/theta9         # a session without runs/: its committed point
+        python -m metastyle_jax.train --config metastyle:cpu6 --workdir runs/theta9b   # without runs/: from the
+            # shipped theta, which is this campaign's iteration 1,575 since 2026-12-07 (docs/theta_card.md)
         bash benchmarks/judge_checkpoint.sh runs/theta9 STEP theta9_STEP      # the README's first command from it
 
     Why: the styles adapted from the shipped theta keep the most of the photos (deep content 0.50 against 0.26-0.38
@@ -253,8 +253,8 @@ def cpu6(c):
     network as the start (`init_other_vgg`).
     """
     c = cpu4(c)
-    c.init_from = "theta"       # the shipped theta, at its iteration (1,075), with a fresh Adam state
-    c.init_other_vgg = True     # it was meta-trained on HED's style term (configs `cpu`, `cpu2`)
+    c.init_from = "theta"       # the shipped theta, at its iteration (1,075 when this began), with a fresh Adam state
+    c.init_other_vgg = True     # that one was meta-trained on HED's style term (configs `cpu`, `cpu2`)
     c.outer_warmup = 50         # a fresh Adam state (see init_from)
     c.resampling = "nearest"    # the shipped theta's network
     c.loss.alpha = 5.0          # the adaptation's content weight (configs/adapt.py), which removes the blobs

@@ -126,6 +126,14 @@ def test_campaign_phases_accumulate_and_the_curves_cover_them(tmp_path, monkeypa
     assert [(p["first"], p["last"]) for p in kept_run] == [(400, 420), (420, 430)]
     tail = (tmp_path / "theta2_campaign" / kept_run[1]["metrics"]).read_text().splitlines()
     assert [json.loads(x)["step"] for x in tail] == [430]
+    # a phase on another loss network: each network's losses get curves of their own, named
+    on_imagenet = ml_collections.ConfigDict({"outer_lr": 2e-4, "data": {"content_size": 128},
+                                             "vgg": {"source": "imagenet"}})
+    mixed = ship_theta.record_phase(big, on_imagenet, 450, 100, None, tmp_path / "mixed")
+    drawn.clear()
+    ship_theta.campaign_curves(phases[:-1] + mixed, tmp_path / "curves.png")
+    assert "outer loss, training batch, 128 px, imagenet VGG16" in drawn
+    assert "outer loss, training batch, 64 px, hed VGG16" in drawn
 
 
 def test_the_styles_card_names_each_model_s_style_view():
