@@ -216,3 +216,24 @@ def test_supplementary_records_the_common_yardstick(tmp_path):
 def test_supplementary_bad_variant_gives_one_line(tmp_path, capsys):
     assert "reptiles" in _one_line_error(capsys, supplementary, ["--variants", "reptiles", "--out-dir", str(tmp_path)])
     assert "--iterations" in _one_line_error(capsys, supplementary, ["--iterations", "0", "--out-dir", str(tmp_path)])
+
+
+def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path, monkeypatch):
+    from benchmarks import fig6_table
+
+    def record(meta, johnson):
+        curve = lambda losses: {"eval_step": [0, 10, 20], "eval_loss": losses}  # noqa: E731
+        return {"curves": {"metastyle": curve(meta), "johnson": curve(johnson)},
+                "judge": {"metastyle": {k: 0.5 for k, _, _ in fig6_table.JUDGED},
+                          "johnson": {k: 0.25 for k, _, _ in fig6_table.JUDGED}}}
+
+    monkeypatch.setattr(fig6_table, "RESULTS", tmp_path)
+    (tmp_path / "f6_wave.json").write_text(json.dumps(record([900.0, 300.0, 150.0], [1000.0, 600.0, 200.0])))
+    (tmp_path / "f6_udnie.json").write_text(json.dumps({**record([9.0, 8.0, 7.0], [9.0, 8.0, 7.0]), "judge": None}))
+    md = fig6_table.main(["f6", "--steps", "10,20"])
+    wave = next(line for line in md.splitlines() if line.startswith("| wave"))
+    assert "| 300 / 600 | 150 / 200 | 50.0% | 25.0% | 0.5 / 0.2 | 0.500 / 0.250 |" in wave
+    assert next(line for line in md.splitlines() if line.startswith("| udnie")).endswith("| 0.0% | 0.0% | - | - | - | - | - |")
+    assert (tmp_path / "f6.md").read_text() == md
+    with pytest.raises(ValueError, match="step 15 was not evaluated"):
+        fig6_table.loss_at(record([1.0] * 3, [1.0] * 3), "metastyle", 15)

@@ -1,0 +1,64 @@
+"""Fig. 6 over the five shipped paintings: one Markdown table from `benchmarks.fig6`'s records.
+
+    python -m benchmarks.fig6_table fig6_theta9_1575 [--steps 20,50,200]
+
+Reads benchmarks/results/<PREFIX>_<painting>.json for each shipped painting that has one (`python -m
+benchmarks.fig6 ... --judge --name <PREFIX>_<painting>`). Per painting: the held-out loss of MetaStyle (theta +
+N updates) and Johnson et al. (random init + N updates) at each of --steps, how much lower theta's is, and the
+judge's measures of both arms' last snapshot. Writes benchmarks/results/<PREFIX>.md.
+"""
+
+import argparse
+import json
+
+from benchmarks.common import RESULTS
+from metastyle_jax import data
+
+JUDGED = (("checkerboard", "checker", "{:.1f}"), ("edges_kept", "edges", "{:.3f}"),
+          ("deep_content", "deep", "{:.3f}"), ("colour_distance", "colour", "{:.3f}"),
+          ("texture_distance", "texture", "{:.3f}"))
+
+
+def loss_at(record, arm, step):
+    """The held-out loss of `arm` after `step` updates (a step the run evaluated at)."""
+    curve = record["curves"][arm]
+    if step not in curve["eval_step"]:
+        raise ValueError(f"step {step} was not evaluated (eval_step {curve['eval_step']})")
+    return curve["eval_loss"][curve["eval_step"].index(step)]
+
+
+def table(records, steps):
+    """Markdown rows for {painting: fig6 record}: losses at `steps` (MetaStyle / Johnson, theta lower by) and the
+    judge's measures (MetaStyle / Johnson) where the record has them."""
+    head = ["painting"] + [f"loss at {s}" for s in steps] + [f"theta lower at {s}" for s in steps] + [
+        label for _, label, _ in JUDGED]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, rec in records.items():
+        pairs = [(loss_at(rec, "metastyle", s), loss_at(rec, "johnson", s)) for s in steps]
+        judged = rec.get("judge") or {}
+        cells = [name] + [f"{m:.0f} / {j:.0f}" for m, j in pairs] + [f"{1 - m / j:.1%}" for m, j in pairs] + [
+            f"{fmt.format(judged['metastyle'][k])} / {fmt.format(judged['johnson'][k])}" if judged else "-"
+            for k, _, fmt in JUDGED]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fig6_table", description=__doc__.splitlines()[0])
+    p.add_argument("prefix", help="the records' name before _<painting> (fig6 --name)")
+    p.add_argument("--steps", default="20,50,200", help="updates at which to compare the held-out loss")
+    args = p.parse_args(argv)
+    steps = [int(s) for s in args.steps.split(",")]
+    records = {n: json.loads((RESULTS / f"{args.prefix}_{n}.json").read_text()) for n in data.PAINTINGS
+               if (RESULTS / f"{args.prefix}_{n}.json").is_file()}
+    if not records:
+        p.error(f"no record {RESULTS}/{args.prefix}_<painting>.json")
+    md = (f"### Fig. 6, {args.prefix}: held-out loss MetaStyle / Johnson et al. (random init), and the judge's "
+          "measures of the last snapshot\n\n" + table(records, steps))
+    (RESULTS / f"{args.prefix}.md").write_text(md)
+    print(md)
+    return md
+
+
+if __name__ == "__main__":
+    main()
