@@ -237,3 +237,21 @@ def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path
     assert (tmp_path / "f6.md").read_text() == md
     with pytest.raises(ValueError, match="step 15 was not evaluated"):
         fig6_table.loss_at(record([1.0] * 3, [1.0] * 3), "metastyle", 15)
+
+
+def test_fig7_table_reads_each_painting_s_record(tmp_path, monkeypatch):
+    from benchmarks import fig7_table
+
+    def record(photo, neutral, reach, terms=True):
+        at = {arm: {str(s): {"loss": v} for s, v in zip((0, 5), losses)}
+              for arm, losses in (("content_init", photo), ("neutral_init", neutral))}
+        return {"snapshot_steps": [0, 5], "loss_at_snapshots": at,
+                "content_init_steps_to_reach_neutral_init_at": {"0": 0, "5": reach},
+                "start_style_terms": {"content_init": {"wave": 0.02}, "neutral_init": {"wave": 0.01}} if terms else None}
+
+    monkeypatch.setattr(fig7_table, "RESULTS", tmp_path)
+    (tmp_path / "f7_wave.json").write_text(json.dumps(record((10.0, 2.0), (8.0, 3.0), 4)))
+    (tmp_path / "f7_udnie.json").write_text(json.dumps(record((10.0, 2.0), (8.0, 1.0), None, terms=False)))
+    lines = fig7_table.main(["f7"]).splitlines()
+    assert "| wave | 0.0200 / 0.0100 | 10.0 / 8.0 | 2.0 / 3.0 | 4 |" in lines
+    assert "| udnie | - | 10.0 / 8.0 | 2.0 / 1.0 | never |" in lines
