@@ -9,10 +9,9 @@ judge's measures of both arms' last snapshot. Writes benchmarks/results/<PREFIX>
 """
 
 import argparse
-import json
 
+from benchmarks import figures
 from benchmarks.common import RESULTS
-from metastyle_jax import data
 
 JUDGED = (("checkerboard", "checker", "{:.1f}"), ("edges_kept", "edges", "{:.3f}"),
           ("deep_content", "deep", "{:.3f}"), ("colour_distance", "colour", "{:.3f}"),
@@ -49,8 +48,7 @@ def main(argv=None):
     p.add_argument("--steps", default="20,50,200", help="updates at which to compare the held-out loss")
     args = p.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",")]
-    records = {n: json.loads((RESULTS / f"{args.prefix}_{n}.json").read_text()) for n in data.PAINTINGS
-               if (RESULTS / f"{args.prefix}_{n}.json").is_file()}
+    records = figures.painting_records(RESULTS, args.prefix)
     if not records:
         p.error(f"no record {RESULTS}/{args.prefix}_<painting>.json")
     md = (f"### Fig. 6, {args.prefix}: held-out loss MetaStyle / Johnson et al. (random init), and the judge's "

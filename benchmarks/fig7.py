@@ -58,8 +58,8 @@ def start_style_terms(vgg, content, starts, style_size, weights):
     for starting from M(I_c; theta))."""
     terms = {arm: {} for arm in starts}
     for name in data.PAINTINGS:
-        _, grams = gatys.targets(vgg, content, data.load_image_spec(f"embedded:{name}", max_side=style_size),
-                                 weights)
+        painting = data.load_image_spec(f"embedded:{name}", max_side=style_size)
+        grams = losses.style_grams(vgg, painting[None], weights.style_layers)  # gatys.targets' Grams, no content
         for arm, image in starts.items():
             terms[arm][name] = figures.stylized_loss(vgg, image[None], content[None], grams, weights)["style"]
     return {arm: t | {"mean": float(np.mean(list(t.values())))} for arm, t in terms.items()}

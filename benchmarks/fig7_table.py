@@ -10,10 +10,9 @@ the other's final loss. Writes benchmarks/results/<PREFIX>.md.
 """
 
 import argparse
-import json
 
+from benchmarks import figures
 from benchmarks.common import RESULTS
-from metastyle_jax import data
 
 
 def row(name, record):
@@ -40,8 +39,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.fig7_table", description=__doc__.splitlines()[0])
     p.add_argument("prefix", help="the records' name before _<painting> (fig7 --name)")
     args = p.parse_args(argv)
-    records = {n: json.loads((RESULTS / f"{args.prefix}_{n}.json").read_text()) for n in data.PAINTINGS
-               if (RESULTS / f"{args.prefix}_{n}.json").is_file()}
+    records = figures.painting_records(RESULTS, args.prefix)
     if not records:
         p.error(f"no record {RESULTS}/{args.prefix}_<painting>.json")
     md = (f"### Fig. 7, {args.prefix}: Gatys et al. from the photo / from M(I_c; theta)\n\n" + table(records))

@@ -18,6 +18,14 @@ TITLE_HEIGHT = 14   # px of the white strip that carries a title above an image
 DEFAULT_WEIGHTS = losses.LossWeights()
 
 
+def painting_records(folder, prefix):
+    """{painting: record} of `folder`/<prefix>_<painting>.json for each shipped painting that has one, in
+    `data.PAINTINGS` order (the records of a figure run once per painting with --name <prefix>_<painting>)."""
+    from metastyle_jax import data
+    return {n: json.loads((Path(folder) / f"{prefix}_{n}.json").read_text()) for n in data.PAINTINGS
+            if (Path(folder) / f"{prefix}_{n}.json").is_file()}
+
+
 def platform():
     """The JAX platform of the default device: 'cpu', 'gpu' or 'tpu'."""
     return jax.devices()[0].platform

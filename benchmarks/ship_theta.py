@@ -165,18 +165,16 @@ def main(argv=None):
     p.add_argument("--continues", metavar="RUN:STEP", help="this run began from iteration STEP of run folder RUN "
                    "(`init_from`): record that run's phase up to STEP first, in a new campaign folder")
     p.add_argument("--model", metavar="DIR", help="ship this --export-only model of the run's iteration --step "
-                   "instead of its checkpoint (one the run no longer keeps); the float16 change is then not measured")
+                   "instead of its checkpoint (one the run no longer keeps); the float16 change is then estimated")
     p.add_argument("--export-only", action="store_true", help="write the model to --out and nothing else (no card, "
                    "no campaign record): to judge a running campaign's checkpoint")
     args = p.parse_args(argv)
 
     workdir = Path(args.workdir)
     cfg = read_config(workdir)
+    resampling = cfg.get("resampling", train.BEFORE_KEY["resampling"])  # a run from before the key: nearest
     if args.model:
         step, params, vgg, end = exported(args.model, workdir, cfg, args.step)
-        is_kernel = lambda path: path[-1].key == "kernel"  # noqa: E731
-        change = float16_change(params, cfg.get("resampling", train.BEFORE_KEY["resampling"]),
-                                half_ulp_moved(params, np.random.default_rng(0), is_kernel))
     else:
         ckpt = checkpoints.TrainCheckpoints(workdir / "checkpoints")
         step = args.step if args.step is not None else ckpt.latest_step()
@@ -185,13 +183,14 @@ def main(argv=None):
         state, saved = ckpt.restore(parallel.host_tree(outer.init_state(cfg, cfg.seed)), step)
         ckpt.close()
         params, vgg, end = parallel.host_tree(state.params), saved["vgg"], checkpoint_time(ckpt.directory / str(step))
-        change = float16_change(params, cfg.get("resampling", train.BEFORE_KEY["resampling"]))
-    resampling = cfg.get("resampling", train.BEFORE_KEY["resampling"])  # a run from before the key: nearest
     if args.export_only:
         meta = checkpoints.model_meta("theta", vgg=vgg, resampling=resampling, config=cfg.to_dict(),
                                       iterations=int(step))
         print(f"theta of iteration {step} -> {checkpoints.save_model(args.out, compact(params), meta, force=True)}")
         return
+    is_kernel = lambda path: path[-1].key == "kernel"  # noqa: E731
+    change = float16_change(params, resampling, half_ulp_moved(params, np.random.default_rng(0), is_kernel)
+                            if args.model else None)
     shipped = checkpoints.read_meta(args.out) if (Path(args.out) / "meta.json").is_file() else None
     since = datetime.datetime.fromisoformat(shipped["created"]).timestamp() \
         if shipped and args.phase_start is not None else 0.0
