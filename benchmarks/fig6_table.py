@@ -5,7 +5,8 @@
 Reads benchmarks/results/<PREFIX>_<painting>.json for each shipped painting that has one (`python -m
 benchmarks.fig6 ... --judge --name <PREFIX>_<painting>`). Per painting: the held-out loss of MetaStyle (theta +
 N updates) and Johnson et al. (random init + N updates) at each of --steps, how much lower theta's is, and the
-judge's measures of both arms' last snapshot. Writes benchmarks/results/<PREFIX>.md.
+judge's measures of both arms' last snapshot; then the loss of the training batches at the same steps (the mean of
+the 20 updates up to each). Writes benchmarks/results/<PREFIX>.md.
 """
 
 import argparse
@@ -42,17 +43,45 @@ def table(records, steps):
     return "\n".join(lines) + "\n"
 
 
+TRAIN_WINDOW = 20  # updates averaged for the training-batch loss (one batch of 2 crops is noisy)
+
+
+def train_table(records, steps):
+    """Markdown rows for {painting: fig6 record}: the mean loss of the training batches over the TRAIN_WINDOW
+    updates up to each of `steps` (MetaStyle / Johnson, theta lower by), beside the held-out loss of `table`."""
+    def mean(rec, arm, step):
+        window = rec["curves"][arm]["train_loss"][max(0, step - TRAIN_WINDOW):step]
+        return sum(window) / len(window)
+
+    head = ["painting"] + [f"updates {max(1, s - TRAIN_WINDOW + 1)}-{s}" for s in steps] + [
+        f"theta lower at {s}" for s in steps]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, rec in records.items():
+        pairs = [(mean(rec, "metastyle", s), mean(rec, "johnson", s)) for s in steps]
+        lines.append("| " + " | ".join([name] + [f"{m:.0f} / {j:.0f}" for m, j in pairs] +
+                                       [f"{1 - m / j:.1%}" for m, j in pairs]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.fig6_table", description=__doc__.splitlines()[0])
     p.add_argument("prefix", help="the records' name before _<painting> (fig6 --name)")
     p.add_argument("--steps", default="20,50,200", help="updates at which to compare the held-out loss")
     args = p.parse_args(argv)
-    steps = [int(s) for s in args.steps.split(",")]
+    try:
+        steps = [int(s) for s in args.steps.split(",")]
+    except ValueError:
+        p.error(f"--steps {args.steps}: expected update counts separated by commas, e.g. 20,50,200")
     records = figures.painting_records(RESULTS, args.prefix)
     if not records:
         p.error(f"no record {RESULTS}/{args.prefix}_<painting>.json")
-    md = (f"### Fig. 6, {args.prefix}: held-out loss MetaStyle / Johnson et al. (random init), and the judge's "
-          "measures of the last snapshot\n\n" + table(records, steps))
+    try:
+        md = (f"### Fig. 6, {args.prefix}: held-out loss MetaStyle / Johnson et al. (random init), and the judge's "
+              "measures of the last snapshot\n\n" + table(records, steps) +
+              f"\nThe loss of the training batches, mean of {TRAIN_WINDOW} updates, MetaStyle / Johnson et al.:\n\n"
+              + train_table(records, steps))
+    except ValueError as e:
+        p.error(str(e))
     (RESULTS / f"{args.prefix}.md").write_text(md)
     print(md)
     return md

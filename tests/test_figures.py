@@ -223,7 +223,9 @@ def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path
 
     def record(meta, johnson):
         curve = lambda losses: {"eval_step": [0, 10, 20], "eval_loss": losses}  # noqa: E731
-        return {"curves": {"metastyle": curve(meta), "johnson": curve(johnson)},
+        train = lambda losses: [losses[0]] * 10 + [losses[1]] * 10  # noqa: E731
+        return {"curves": {"metastyle": {**curve(meta), "train_loss": train(meta)},
+                           "johnson": {**curve(johnson), "train_loss": train(johnson)}},
                 "judge": {"metastyle": {k: 0.5 for k, _, _ in fig6_table.JUDGED},
                           "johnson": {k: 0.25 for k, _, _ in fig6_table.JUDGED}}}
 
@@ -235,6 +237,8 @@ def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path
     assert "| 300 / 600 | 150 / 200 | 50.0% | 25.0% | 0.5 / 0.2 | 0.500 / 0.250 |" in wave
     assert next(line for line in md.splitlines() if line.startswith("| udnie")).endswith("| 0.0% | 0.0% | - | - | - | - | - |")
     assert (tmp_path / "f6.md").read_text() == md
+    # the training batches: the mean of the 20 updates up to each step (here 10 and 20: 900 x 10, then 300 x 10)
+    assert "| wave | 900 / 1000 | 600 / 800 | 10.0% | 25.0% |" in md.splitlines()
     with pytest.raises(ValueError, match="step 15 was not evaluated"):
         fig6_table.loss_at(record([1.0] * 3, [1.0] * 3), "metastyle", 15)
 
