@@ -350,6 +350,8 @@ def main(argv=None):
         return md
     triples = (gallery_triples(args.size, models=args.models) if args.gallery else first_command_triples(args.first_command)
                if args.first_command else study_triples(args.study))
+    if not triples:
+        p.error(f"no outputs to judge in {args.models or args.first_command or args.study or 'the shipped styles'}")
     name = args.name or ("gallery" if args.gallery else "first_command" if args.first_command else "study")
     judge = Judge()
     rows, referenced = [], set()

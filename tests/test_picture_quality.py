@@ -181,3 +181,11 @@ def test_gallery_of_a_folder_of_styles_takes_the_styles_it_holds(model, tmp_path
     command.main(["--model", str(tmp_path / "wave"), "--content", "embedded:chelsea", "--size", "32",
                   "--out", str(tmp_path / "written.png")])
     np.testing.assert_array_equal(triples[1][4], images.load_image(str(tmp_path / "written.png")))  # as written
+
+
+def test_a_gallery_of_an_empty_folder_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pq, "RESULTS", tmp_path / "results")
+    with pytest.raises(SystemExit) as exit_:
+        pq.main(["--gallery", "--models", str(tmp_path), "--name", "empty"])
+    assert exit_.value.code != 0 and "no outputs to judge" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
