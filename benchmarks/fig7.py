@@ -7,7 +7,8 @@ Both runs optimize the pixels with `metastyle_jax.gatys` (Adam, configs/gatys.py
 against the same targets; only the starting image differs. Writes <out-dir>/fig7_<platform>.json (the
 loss after every step of both runs, the losses at the snapshot steps, and how many steps the content-started
 run needs to reach the other's loss at each snapshot), ..._loss.png and ..._grid.png (the images at the
-snapshot steps, from the content image above, from M(I_c; theta) below, as the paper).
+snapshot steps, from the content image above, from M(I_c; theta) below, as the paper). M(I_c; theta) is the
+picture `stylize` makes: the network averaged over its grid shifts (--phases 1: the raw network).
 """
 
 import sys
@@ -77,6 +78,8 @@ def parse_args(argv):
     p.add_argument("--style-size", type=int, help="longer side of the style image in px (default 256)")
     p.add_argument("--lr", type=float, help="Adam learning rate on the pixels (default 0.02)")
     p.add_argument("--snapshots", help="steps whose images the grid shows (default 0,150,800, scaled to --steps)")
+    p.add_argument("--phases", type=int, help="grid shifts averaged in M(I_c; theta) (default: stylize's for "
+                   "theta's resampling, transformer.phases_for; 1: the raw network output)")
     figures.add_output_args(p, "fig7")
     cli.add_config_args(p, "gatys")
     args = p.parse_args(argv)
@@ -87,6 +90,8 @@ def parse_args(argv):
         raise UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0:
         raise UserError("--lr must be positive")
+    if args.phases is not None and args.phases < 1:
+        raise UserError("--phases must be at least 1")
     if args.snapshots is None:
         args.snapshots = ",".join(str(round(s * cfg.num_steps / PAPER_SNAPSHOTS[-1])) for s in PAPER_SNAPSHOTS)
     return args, cfg
@@ -103,8 +108,9 @@ def main(argv=None):
     figures.warn_vgg_mismatch(label, vgg)
     weights = losses.weights_of(cfg)
     _, grams = gatys.targets(vgg, content, style, weights)
-    starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(theta, content[None],
-                                                                    resampling=label["resampling"]))[0]}
+    phases = transformer.phases_for(label["resampling"], args.phases)
+    starts = {"content_init": content, "neutral_init": np.asarray(transformer.stylize_batch(
+        theta, content[None], resampling=label["resampling"], phases=phases))[0]}
 
     neutrality = start_style_terms(vgg, content, starts, cfg.data.style_size, weights)
     from tqdm import tqdm
@@ -134,7 +140,7 @@ def main(argv=None):
         "theta": label, "content": args.content, "style": args.style, "vgg": vgg_weights.describe(vgg),
         "settings": {"steps": cfg.num_steps, "lr": cfg.lr, "size": cfg.data.content_size,
                      "style_size": cfg.data.style_size, "alpha": cfg.loss.alpha, "beta": cfg.loss.beta,
-                     "content_shape": list(content.shape),
+                     "content_shape": list(content.shape), "neutral_phases": phases,
                      "optimizer": "Adam on the pixels, clipped to [0, 1] (configs/gatys.py)"},
         "snapshot_steps": snapshots,
         "curves": {arm: {k: v.tolist() for k, v in r[0].items()} for arm, r in runs.items()},

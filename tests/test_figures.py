@@ -101,6 +101,8 @@ def test_fig7_writes_curves_snapshots_and_grid(theta_ckpt, tmp_path):
     saved = json.loads((tmp_path / f"fig7_{figures.platform()}.json").read_text())
     assert saved["final_loss"] == result["final_loss"]
     assert saved["snapshot_steps"] == [0, 3, 6]
+    # M(I_c; theta) is the picture stylize makes: averaged over the grid shifts of theta's resampling
+    assert saved["settings"]["neutral_phases"] == transformer.phases_for(figures.load_theta(theta_ckpt)[1]["resampling"])
     for arm in ("content_init", "neutral_init"):
         assert all(len(saved["curves"][arm][k]) == 6 for k in ("total", "content", "style"))
         assert sorted(saved["loss_at_snapshots"][arm], key=int) == ["0", "3", "6"]
@@ -180,6 +182,8 @@ def test_bad_snapshots_and_existing_outputs(module, theta_ckpt, tmp_path, capsys
     out = ["--theta", theta_ckpt, "--steps", "10", "--out-dir", str(tmp_path)]
     assert "--snapshots" in _one_line_error(capsys, module, [*out, "--snapshots", "0,20"])
     assert "--snapshots" in _one_line_error(capsys, module, [*out, "--snapshots", "a,b"])
+    if module is fig7:
+        assert "--phases" in _one_line_error(capsys, module, [*out, "--phases", "0"])
     (tmp_path / f"{module.__name__.split('.')[-1]}_{figures.platform()}.json").write_text("{}")
     assert "--force" in _one_line_error(capsys, module, out)
 
