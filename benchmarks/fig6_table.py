@@ -5,7 +5,8 @@
 Reads benchmarks/results/<PREFIX>_<painting>.json for each shipped painting that has one (`python -m
 benchmarks.fig6 ... --judge --name <PREFIX>_<painting>`). Per painting: the held-out loss of MetaStyle (theta +
 N updates) and Johnson et al. (random init + N updates) at each of --steps, how much lower theta's is, and the
-judge's measures of both arms' last snapshot; then the loss of the training batches at the same steps (the mean of
+judge's measures of both arms' last snapshot, and issue 22's bar at the last of --steps (theta at least 20% lower,
+no measure worse); then the loss of the training batches at the same steps (the mean of
 the 20 updates up to each). Writes benchmarks/results/<PREFIX>.md.
 """
 
@@ -14,9 +15,25 @@ import argparse
 from benchmarks import figures
 from benchmarks.common import RESULTS
 
-JUDGED = (("checkerboard", "checker", "{:.1f}"), ("edges_kept", "edges", "{:.3f}"),
-          ("deep_content", "deep", "{:.3f}"), ("colour_distance", "colour", "{:.3f}"),
-          ("texture_distance", "texture", "{:.3f}"))
+# the judge's measures: record key, column, format, and whether higher is better
+JUDGED = (("blob_share", "blob", "{:.2%}", False), ("checkerboard", "checker", "{:.1f}", False),
+          ("edges_kept", "edges", "{:.3f}", True), ("deep_content", "deep", "{:.3f}", True),
+          ("colour_distance", "colour", "{:.3f}", False), ("texture_distance", "texture", "{:.3f}", False))
+BAR = 0.20  # issue 22: theta + N updates at least 20% below random init + N, and no judge's measure worse
+
+
+def verdict(rec, step):
+    """Issue 22's Fig. 6 bar for one record at `step`: "met", or what misses it (the loss, the measures worse)."""
+    m, j = loss_at(rec, "metastyle", step), loss_at(rec, "johnson", step)
+    missed = [] if 1 - m / j >= BAR else [f"loss {1 - m / j:.1%}"]
+    judged = rec.get("judge")
+    for key, label, _, higher in JUDGED if judged else ():
+        a, b = judged["metastyle"][key], judged["johnson"][key]
+        if (a < b) if higher else (a > b):
+            missed.append(label)
+    if not judged:
+        missed.append("not judged")
+    return "met" if not missed else "missed: " + ", ".join(missed)
 
 
 def loss_at(record, arm, step):
@@ -28,22 +45,22 @@ def loss_at(record, arm, step):
 
 
 def table(records, steps):
-    """Markdown rows for {painting: fig6 record}: losses at `steps` (MetaStyle / Johnson, theta lower by) and the
-    judge's measures (MetaStyle / Johnson) where the record has them."""
+    """Markdown rows for {painting: fig6 record}: losses at `steps` (MetaStyle / Johnson, theta lower by), the
+    judge's measures (MetaStyle / Johnson) where the record has them, and issue 22's bar at the last step."""
     head = ["painting"] + [f"loss at {s}" for s in steps] + [f"theta lower at {s}" for s in steps] + [
-        label for _, label, _ in JUDGED]
+        label for _, label, _, _ in JUDGED] + [f"bar at {steps[-1]}"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, rec in records.items():
         pairs = [(loss_at(rec, "metastyle", s), loss_at(rec, "johnson", s)) for s in steps]
         judged = rec.get("judge") or {}
         cells = [name] + [f"{m:.0f} / {j:.0f}" for m, j in pairs] + [f"{1 - m / j:.1%}" for m, j in pairs] + [
             f"{fmt.format(judged['metastyle'][k])} / {fmt.format(judged['johnson'][k])}" if judged else "-"
-            for k, _, fmt in JUDGED]
+            for k, _, fmt, _ in JUDGED] + [verdict(rec, steps[-1])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-TRAIN_WINDOW = 20  # updates averaged for the training-batch loss (one batch of 2 crops is noisy)
+TRAIN_WINDOW = 20  # updates averaged for the training-batch loss (one batch of a few crops is noisy)
 
 
 def train_table(records, steps):

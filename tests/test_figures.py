@@ -225,21 +225,31 @@ def test_supplementary_bad_variant_gives_one_line(tmp_path, capsys):
 def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path, monkeypatch):
     from benchmarks import fig6_table
 
-    def record(meta, johnson):
+    def record(meta, johnson, better=False):
         curve = lambda losses: {"eval_step": [0, 10, 20], "eval_loss": losses}  # noqa: E731
         train = lambda losses: [losses[0]] * 10 + [losses[1]] * 10  # noqa: E731
+        # each arm scores 0.5 or 0.25 on every measure; `better`: MetaStyle's is the better one on each
+        good = {k: 0.5 if higher else 0.25 for k, _, _, higher in fig6_table.JUDGED}
+        bad = {k: 0.75 - v for k, v in good.items()}
         return {"curves": {"metastyle": {**curve(meta), "train_loss": train(meta)},
                            "johnson": {**curve(johnson), "train_loss": train(johnson)}},
-                "judge": {"metastyle": {k: 0.5 for k, _, _ in fig6_table.JUDGED},
-                          "johnson": {k: 0.25 for k, _, _ in fig6_table.JUDGED}}}
+                "judge": {"metastyle": good if better else {k: 0.5 for k in good},
+                          "johnson": bad if better else {k: 0.25 for k in good}}}
 
     monkeypatch.setattr(fig6_table, "RESULTS", tmp_path)
     (tmp_path / "f6_wave.json").write_text(json.dumps(record([900.0, 300.0, 150.0], [1000.0, 600.0, 200.0])))
     (tmp_path / "f6_udnie.json").write_text(json.dumps({**record([9.0, 8.0, 7.0], [9.0, 8.0, 7.0]), "judge": None}))
+    (tmp_path / "f6_the_scream.json").write_text(json.dumps(record([9.0, 8.0, 6.0], [9.0, 8.0, 8.0], better=True)))
+    (tmp_path / "f6_starry_night.json").write_text(json.dumps(record([9.0, 8.0, 6.5], [9.0, 8.0, 8.0], better=True)))
     md = fig6_table.main(["f6", "--steps", "10,20"])
-    wave = next(line for line in md.splitlines() if line.startswith("| wave"))
-    assert "| 300 / 600 | 150 / 200 | 50.0% | 25.0% | 0.5 / 0.2 | 0.500 / 0.250 |" in wave
-    assert next(line for line in md.splitlines() if line.startswith("| udnie")).endswith("| 0.0% | 0.0% | - | - | - | - | - |")
+    row = lambda name: next(line for line in md.splitlines() if line.startswith(f"| {name} |"))  # noqa: E731
+    assert "| 300 / 600 | 150 / 200 | 50.0% | 25.0% | 50.00% / 25.00% | 0.5 / 0.2 | 0.500 / 0.250 |" in row("wave")
+    # the bar at the last step: 20% lower and no measure worse (edges and deep content are higher-is-better)
+    assert row("wave").endswith("| missed: blob, checker, colour, texture |")
+    assert row("udnie").endswith("| 0.0% | 0.0% | - | - | - | - | - | - | missed: loss 0.0%, not judged |")
+    assert row("the_scream").endswith("| 25.0% | 25.00% / 50.00% | 0.2 / 0.5 | 0.500 / 0.250 | 0.500 / 0.250 "
+                                      "| 0.250 / 0.500 | 0.250 / 0.500 | met |")
+    assert row("starry_night").endswith("| missed: loss 18.8% |")
     assert (tmp_path / "f6.md").read_text() == md
     # the training batches: the mean of the 20 updates up to each step (here 10 and 20: 900 x 10, then 300 x 10)
     assert "| wave | 900 / 1000 | 600 / 800 | 10.0% | 25.0% |" in md.splitlines()
