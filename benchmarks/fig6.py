@@ -7,7 +7,8 @@ Both arms take the same number of Adam updates (eq. 8, configs/adapt.py: lr 1e-3
 crops) on the same style, the same content batches and the same held-out batch; only the starting weights
 differ (theta, or transformer.init_params(key(seed)) as `metastyle_jax.adapt --random-init`). Records the
 perceptual loss on the held-out content every --eval-every updates and the stylized first held-out image at
-the snapshot steps. Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both curves) and ..._grid.png
+the snapshot steps: the picture `stylize` makes, averaged over the network's grid shifts (--phases 1: the raw
+network). `--set warmup=N` raises both arms' learning rate over their first N updates (configs/adapt.py). Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both curves) and ..._grid.png
 (Johnson et al. above, MetaStyle below, as the paper; stylized photos only, never the painting).
 """
 
@@ -28,25 +29,27 @@ ARMS = {"johnson": "Johnson et al. (random init)", "metastyle": "MetaStyle (from
 
 def adapt_with_snapshots(params, vgg, style, content, held_out, steps, *, lr, batch_size, only_in=False,
                          weights=DEFAULT_WEIGHTS, eval_every=10, snapshots=(), progress=None,
-                         resampling="nearest"):
+                         resampling="nearest", phases=1, warmup=0):
     """`adapt.adapt` from `params` (eq. 8: `steps` updates on content.batch_at(step, batch_size), the held-out
     loss at step 0, every `eval_every` steps and after the last), keeping M(held_out[:1]) after each step in
     `snapshots`.
 
     vgg: a VGGWeights; style: (S, S, 3); held_out: (E, S, S, 3). Returns {"eval_step" (K,),
     "eval_loss"|"eval_content"|"eval_style" (K,), "train_loss" (steps,), "snapshots" {step: (S, S, 3)},
-    "seconds"}. `progress(step, loss)` is called after every step; `resampling`: the network's (theta's).
+    "seconds"}. `progress(step, loss)` is called after every step; `resampling`: the network's (theta's);
+    `phases`: the grid shifts each snapshot averages (transformer.stylize_batch); `warmup`: adapt.optimizer's.
     """
     shots = {}
 
     def keep(done, p):
         if done in snapshots:
-            shots[done] = np.asarray(transformer.stylize_batch(p, held_out[:1], resampling=resampling))[0]
+            shots[done] = np.asarray(transformer.stylize_batch(p, held_out[:1], resampling=resampling,
+                                                               phases=phases))[0]
 
     t0 = time.perf_counter()
     _, h = adapt.adapt(params, vgg, style, content, steps, lr=lr, batch_size=batch_size, only_in=only_in,
                        weights=weights, eval_contents=held_out, eval_every=eval_every, progress=progress, hook=keep,
-                       resampling=resampling)
+                       resampling=resampling, warmup=warmup)
     return {"eval_step": h["eval_step"].tolist(), "eval_loss": h["eval_loss"].tolist(),
             "eval_content": h["eval_content"].tolist(), "eval_style": h["eval_style"].tolist(),
             "train_loss": h["loss"].tolist(), "snapshots": shots, "seconds": time.perf_counter() - t0}
@@ -75,6 +78,8 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, help="content crops per update (default 4)")
     p.add_argument("--seed", type=int, help="content order and crops, and Johnson et al.'s initialization "
                    "(default 0)")
+    p.add_argument("--phases", type=int, help="grid shifts each snapshot averages (default: stylize's for theta's "
+                   "resampling, transformer.phases_for; 1: the raw network output)")
     p.add_argument("--judge", action="store_true", help="also score each arm's last snapshot with "
                    "benchmarks.picture_quality's measures (needs the judge extra)")
     figures.add_output_args(p, "fig6")
@@ -87,6 +92,9 @@ def parse_args(argv):
         raise UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0 or cfg.seed < 0:
         raise UserError("--lr must be positive and --seed non-negative")
+    if args.phases is not None and args.phases < 1:
+        raise UserError("--phases must be at least 1")
+    adapt.warmup_of(cfg)
     return args, cfg
 
 
@@ -105,6 +113,7 @@ def main(argv=None):
     if adapt.layer_balance(cfg) == "step0":  # theta's balance, one objective for both arms
         vgg = adapt.balance_at_step0(vgg, theta, content, style, weights, label["resampling"])
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
+    phases = transformer.phases_for(label["resampling"], args.phases)
 
     from tqdm import tqdm
     runs = {}
@@ -114,7 +123,7 @@ def main(argv=None):
                 start, vgg, style, content, held_out, cfg.num_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                 only_in=cfg.only_in, weights=weights, eval_every=cfg.eval_every, snapshots=snapshots,
                 progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")),
-                resampling=label["resampling"])
+                resampling=label["resampling"], phases=phases, warmup=adapt.warmup_of(cfg))
 
     final = {arm: run["eval_loss"][-1] for arm, run in runs.items()}
     judged = judge_arms(runs, held_out[0], style, max(snapshots)) if args.judge else None
@@ -131,7 +140,8 @@ def main(argv=None):
         "theta": label, "style": style_name, "style_sha256": style_sha, "vgg": vgg_weights.describe(vgg),
         "settings": {k: config.get_value(cfg, k) for k in ("steps", "lr", "batch_size", "size", "style_size", "alpha",
                                                              "beta", "only_in", "content", "crop", "seed",
-                                                             "eval_every", "eval_batch", "loss.layer_balance")},
+                                                             "eval_every", "eval_batch", "loss.layer_balance", "warmup")}
+        | {"snapshot_phases": phases},
         "held_out_pool": held_val.names,
         "johnson_init": f"transformer.init_params(jax.random.key({cfg.seed}))",
         "snapshot_steps": snapshots,

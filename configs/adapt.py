@@ -10,6 +10,8 @@ def get_config():
     c = ml_collections.ConfigDict()
     c.num_steps = 200        # paper, section 5.2: "only 200 iterations"; official --update-step 200
     c.lr = 1e-3              # official --lr 1e-3 (Adam); Fig. 6 trains Johnson et al. "with the same learning rate"
+    c.warmup = 0             # ours: Adam's learning rate rises linearly over the first N updates (adapt.warmup_schedule);
+    #                          0: none, as the paper and the official code
     c.batch_size = 4         # paper, section 5.1: "All batches are of size 4"; official --iter-batch-size 4
     c.loss = ml_collections.ConfigDict({
         "alpha": 5.0,        # eq. 4. Deviation: the paper's section 5.1 has 1; from the shipped theta, 1 leaves black

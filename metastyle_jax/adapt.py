@@ -71,21 +71,31 @@ def resampling_of(theta_meta, cfg):
     return cfg.resampling
 
 
-def optimizer(lr, only_in=False, input_scale=1.0):
-    """Adam(lr) on every parameter, or (only_in) on the instance-norm scale/shift only, the rest frozen.
+def warmup_schedule(lr, warmup):
+    """Adam's learning rate at update k (0-based): lr * min(1, (k + 1) / warmup), a linear rise over the first
+    `warmup` updates; the constant `lr` for warmup <= 0."""
+    if warmup <= 0:
+        return lr
+    return lambda k: lr * jnp.minimum(1.0, (k + 1) / warmup)
+
+
+def optimizer(lr, only_in=False, input_scale=1.0, warmup=0):
+    """Adam(lr) on every parameter, or (only_in) on the instance-norm scale/shift only, the rest frozen; with the
+    learning rate rising over the first `warmup` updates (`warmup_schedule`).
 
     input_scale s != 1 (a converted official network): Adam runs on conv1's kernel as the official code
     parameterizes it, K / s, so an adaptation moves it as the official code does: the gradient is scaled by s
     before Adam and the update by s after (exact; Adam's step size does not depend on the gradient's scale)."""
+    adam = optax.adam(warmup_schedule(lr, warmup))
     if only_in:
         labels = lambda p: jax.tree_util.tree_map(lambda m: "in" if m else "frozen", transformer.instance_norm_mask(p))
-        return optax.partition({"in": optax.adam(lr), "frozen": optax.set_to_zero()}, labels)
+        return optax.partition({"in": adam, "frozen": optax.set_to_zero()}, labels)
     if input_scale == 1.0:
-        return optax.adam(lr)
+        return adam
     scales = jax.tree_util.tree_map_with_path(
         lambda path, _: input_scale if tuple(k.key for k in path) == ("conv1", "conv2d", "kernel") else 1.0,
         transformer.abstract_params())
-    return optax.chain(scale_leaves(scales), optax.adam(lr), scale_leaves(scales))
+    return optax.chain(scale_leaves(scales), adam, scale_leaves(scales))
 
 
 def _loss(params, vgg, grams, contents, weights, dtype="float32", resampling="nearest"):
@@ -97,18 +107,19 @@ def _loss(params, vgg, grams, contents, weights, dtype="float32", resampling="ne
                                   contents=contents, weights=weights, dtype=dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale", "dtype", "resampling"))
+@functools.partial(jax.jit, static_argnames=("weights", "lr", "only_in", "input_scale", "dtype", "resampling",
+                                             "warmup"))
 def adapt_step(params, opt_state, vgg, grams, contents, *, weights=losses.LossWeights(), lr=1e-3,
-               only_in=False, input_scale=1.0, dtype="float32", resampling="nearest"):
+               only_in=False, input_scale=1.0, dtype="float32", resampling="nearest", warmup=0):
     """One Adam step on eq. 8 through `vgg` (a `vgg16.VGG`): contents (B, H, W, 3) in [0, 1], grams layer ->
-    (1, C, C); `optimizer` says what only_in and input_scale do; `dtype` is the convolutions' compute dtype,
+    (1, C, C); `optimizer` says what only_in, input_scale and warmup do; `dtype` is the convolutions' compute dtype,
     `resampling` the transformer's.
 
     Returns (params, opt_state, {"loss", "content", "style"}), the losses of this batch before the update.
     """
     (total, parts), g = jax.value_and_grad(_loss, has_aux=True)(params, vgg, grams, contents, weights, dtype,
                                                                 resampling)
-    updates, opt_state = optimizer(lr, only_in, input_scale).update(g, opt_state, params)
+    updates, opt_state = optimizer(lr, only_in, input_scale, warmup).update(g, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {"loss": total, **parts}
 
 
@@ -140,7 +151,7 @@ def compile_step(params, opt_state, vgg, grams, batch, **settings):
 
 def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=False,
           input_scale=1.0, weights=losses.LossWeights(), eval_contents=None, eval_every=20, progress=None,
-          dtype="float32", hook=None, resampling="nearest", grams=None):
+          dtype="float32", hook=None, resampling="nearest", grams=None, warmup=0):
     """Run `steps` steps of `adapt_step` from `params` on batches `content.batch_at(step, batch_size)`, through
     `vgg` (a `vgg16.VGG`).
 
@@ -151,7 +162,7 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     (e.g. to keep snapshots). `dtype`:
     the convolutions' compute dtype, "float32" or "bfloat16" (`onednn.resolve_dtype` chooses it); `resampling`:
     the transformer's (`checkpoints.resampling` of theta's meta); `grams`: `style_targets(vgg, style, weights)` where
-    the caller has them already.
+    the caller has them already; `warmup`: updates over which Adam's learning rate rises to `lr` (`optimizer`).
     Returns (params, history): history["loss"|"content"|"style"] are (steps,) arrays, each the loss of that
     step's batch before its update; history["eval_step"] (K,) counts the updates before each evaluation and
     history["eval_loss"|"eval_content"|"eval_style"] are its (K,) losses; history["step_seconds"] (steps,)
@@ -160,7 +171,7 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
     vgg = jax.device_put(vgg)
     grams = style_targets(vgg, style, weights) if grams is None else grams
     params = jax.device_put(params)
-    opt_state = optimizer(lr, only_in, input_scale).init(params)
+    opt_state = optimizer(lr, only_in, input_scale, warmup).init(params)
     step_fn, loss_settings = None, {"weights": weights, "dtype": dtype, "resampling": resampling}
     do_eval = eval_contents is not None and eval_every > 0
     evals = []
@@ -180,7 +191,7 @@ def adapt(params, vgg, style, content, steps, *, lr=1e-3, batch_size=4, only_in=
             batch = jnp.asarray(batch)
             if step_fn is None:
                 step_fn = compile_step(params, opt_state, vgg, grams, batch, lr=lr, only_in=only_in,
-                                       input_scale=input_scale, **loss_settings)
+                                       input_scale=input_scale, warmup=warmup, **loss_settings)
             params, opt_state, m = step_fn(params, opt_state, vgg, grams, batch)
             m = jax.device_get(m)
             seconds.append(time.perf_counter() - t0)
@@ -220,6 +231,15 @@ def with_layer_weights(vgg, factors):
     return vgg.replace(spec=dataclasses.replace(vgg.spec, layer_weights=tuple(float(f) for f in factors)))
 
 
+def warmup_of(cfg):
+    """The config's warmup (updates over which Adam's learning rate rises; 0 in configs that predate it), a
+    UserError unless it is a whole number >= 0."""
+    w = cfg.get("warmup", 0)
+    if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+        raise UserError(f"warmup must be a whole number of updates >= 0, not {w!r}")
+    return w
+
+
 def layer_balance(cfg):
     """The config's loss.layer_balance (one of LAYER_BALANCES; "source" in configs that predate it)."""
     return cfg.loss.get("layer_balance", "source")
@@ -250,10 +270,11 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress,
-                         dtype=dtype, resampling=resampling, grams=grams)
+                         dtype=dtype, resampling=resampling, grams=grams, warmup=warmup_of(cfg))
     meta = checkpoints.model_meta(
         "adapted", vgg=vgg_weights.describe(vgg), resampling=resampling, style=style_name, style_sha256=style_sha256,
-        from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, batch_size=cfg.batch_size,
+        from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, warmup=warmup_of(cfg),
+        batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
         tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0),
         layer_balance=layer_balance(cfg), only_in=bool(cfg.only_in), dtype=dtype,

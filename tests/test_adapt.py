@@ -62,6 +62,34 @@ def test_adapt_step_is_a_pure_function(setup, theta):
     assert not np.array_equal(a[0]["conv1"]["conv2d"]["kernel"], theta["conv1"]["conv2d"]["kernel"])
 
 
+def test_warmup_scales_each_update_by_its_share_of_the_learning_rate(setup, theta):
+    """With warmup W, Adam's first update is 1 / W of the update without (same gradient, same moments), and the
+    learning rate rises linearly to lr over the first W updates, then stays."""
+    vgg, style, content, _ = setup
+    grams = adapt.style_targets(vgg, style)
+    batch = content.batch_at(0, 4)
+    kw = dict(weights=losses.LossWeights(), lr=1e-3, only_in=False)
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])  # noqa: E731
+    moved = {}
+    for warmup in (0, 4):
+        opt_state = adapt.optimizer(1e-3, warmup=warmup).init(theta)
+        new, _, _ = adapt.adapt_step(theta, opt_state, vgg, grams, batch, warmup=warmup, **kw)
+        moved[warmup] = flat(new) - flat(theta)
+    assert np.abs(moved[0]).max() > 1e-4
+    np.testing.assert_allclose(moved[4], moved[0] / 4, rtol=1e-3, atol=1e-9)
+    assert float(adapt.warmup_schedule(1e-3, 4)(1)) == pytest.approx(5e-4)
+    assert float(adapt.warmup_schedule(1e-3, 4)(10)) == pytest.approx(1e-3)
+    assert adapt.warmup_schedule(1e-3, 0) == 1e-3
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", True])
+def test_a_bad_warmup_is_a_user_error(bad):
+    import ml_collections
+    with pytest.raises(UserError, match="warmup"):
+        adapt.warmup_of(ml_collections.ConfigDict({"warmup": bad}))
+    assert adapt.warmup_of(ml_collections.ConfigDict({})) == 0
+
+
 def test_only_in_leaves_conv_weights_unchanged(setup, theta):
     vgg, style, content, _ = setup
     params, hist = adapt.adapt(theta, vgg, style, content, 2, only_in=True, eval_every=0)

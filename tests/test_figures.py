@@ -41,7 +41,7 @@ def fig6_runs(theta_ckpt, tmp_path_factory):
     return out, {seed: _fig6(theta_ckpt, out, seed, f"seed{seed}") for seed in (1, 0)}
 
 
-def test_fig6_writes_both_curves_and_a_two_row_grid(fig6_runs):
+def test_fig6_writes_both_curves_and_a_two_row_grid(fig6_runs, theta_ckpt):
     out, runs = fig6_runs
     saved = json.loads((out / "seed1.json").read_text())
     assert saved["final_eval_loss"] == runs[1]["final_eval_loss"]
@@ -50,6 +50,10 @@ def test_fig6_writes_both_curves_and_a_two_row_grid(fig6_runs):
         assert key in saved
     assert saved["theta"]["iterations"] == 0 and saved["theta"]["content_size"] == 32
     assert saved["held_out_pool"] == list(data.EMBEDDED_VAL_PHOTOS)
+    # the snapshots are the pictures stylize makes (theta's grid shifts); no warmup unless the config asks
+    resampling = figures.load_theta(theta_ckpt)[1]["resampling"]
+    assert saved["settings"]["snapshot_phases"] == transformer.phases_for(resampling)
+    assert saved["settings"]["warmup"] == 0
     for arm in ("johnson", "metastyle"):
         curve = saved["curves"][arm]
         assert curve["eval_step"] == [0, 2, 4]
@@ -79,19 +83,20 @@ def test_fig6_arms_are_identical_when_theta_is_the_random_init(fig6_runs):
 
 
 def test_fig6_snapshots_are_the_networks_adapt_passes_its_hook(real_vgg, theta_ckpt):
-    """fig6 runs adapt.adapt; its snapshot at step k is M(held_out[0]) with the parameters after k updates."""
+    """fig6 runs adapt.adapt (with its warmup); its snapshot at step k is M(held_out[0]) with the parameters after
+    k updates, averaged over the grid shifts asked for."""
     theta, _ = figures.load_theta(theta_ckpt)
     style = np.asarray(jax.random.uniform(jax.random.key(3), (32, 32, 3))) ** 3
     content = data.ContentData("embedded", "train", 32, seed=0)
     held_out = data.ContentData("embedded", "val", 32, seed=0).batch_at(0, 4)
     ours = fig6.adapt_with_snapshots(theta, real_vgg, style, content, held_out, 4, lr=1e-3, batch_size=4,
-                                     eval_every=2, snapshots=(0, 4))
-    final, hist = adapt.adapt(theta, real_vgg, style, content, 4, eval_contents=held_out, eval_every=2)
+                                     eval_every=2, snapshots=(0, 4), phases=4, warmup=3)
+    final, hist = adapt.adapt(theta, real_vgg, style, content, 4, eval_contents=held_out, eval_every=2, warmup=3)
     assert ours["eval_step"] == hist["eval_step"].tolist() == [0, 2, 4]
     np.testing.assert_allclose(ours["train_loss"], hist["loss"], rtol=1e-6)
     assert sorted(ours["snapshots"]) == [0, 4]
     for step, params in ((0, theta), (4, final)):
-        want = np.asarray(transformer.stylize_batch(params, held_out[:1]))[0]
+        want = np.asarray(transformer.stylize_batch(params, held_out[:1], phases=4))[0]
         np.testing.assert_allclose(ours["snapshots"][step], want, atol=1e-5)
 
 
@@ -135,6 +140,10 @@ def test_quality_writes_json_and_markdown_table(theta_ckpt, tmp_path):
     assert saved["styles"] == result["styles"]
     assert list(saved["styles"]) == ["the_scream", "coffee"]
     assert saved["held_out_pool"] == list(data.EMBEDDED_VAL_PHOTOS)
+    # the snapshots are the pictures stylize makes (theta's grid shifts); no warmup unless the config asks
+    resampling = figures.load_theta(theta_ckpt)[1]["resampling"]
+    assert saved["settings"]["snapshot_phases"] == transformer.phases_for(resampling)
+    assert saved["settings"]["warmup"] == 0
     for res in saved["styles"].values():
         for method in ("metastyle", "johnson", "gatys"):
             assert np.isfinite(res[method]["final"]["loss"]) and res[method]["seconds"] > 0
@@ -182,8 +191,9 @@ def test_bad_snapshots_and_existing_outputs(module, theta_ckpt, tmp_path, capsys
     out = ["--theta", theta_ckpt, "--steps", "10", "--out-dir", str(tmp_path)]
     assert "--snapshots" in _one_line_error(capsys, module, [*out, "--snapshots", "0,20"])
     assert "--snapshots" in _one_line_error(capsys, module, [*out, "--snapshots", "a,b"])
-    if module is fig7:
-        assert "--phases" in _one_line_error(capsys, module, [*out, "--phases", "0"])
+    assert "--phases" in _one_line_error(capsys, module, [*out, "--phases", "0"])
+    if module is fig6:
+        assert "warmup" in _one_line_error(capsys, module, [*out, "--set", "warmup=-1"])
     (tmp_path / f"{module.__name__.split('.')[-1]}_{figures.platform()}.json").write_text("{}")
     assert "--force" in _one_line_error(capsys, module, out)
 
