@@ -236,7 +236,7 @@ def warmup_of(cfg):
     UserError unless it is a whole number >= 0."""
     w = cfg.get("warmup", 0)
     if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-        raise UserError(f"warmup must be a whole number of updates >= 0, not {w!r}")
+        raise UserError(f"--warmup must be a whole number of updates >= 0, not {w!r}")
     return w
 
 
@@ -424,6 +424,7 @@ def adapt_to_painting(cfg, style_arg, out, model=DEFAULT_THETA, force=False, all
     if layer_balance(cfg) not in LAYER_BALANCES:
         raise UserError(f"loss.layer_balance must be one of {', '.join(LAYER_BALANCES)}, not "
                         f"{cfg.loss.layer_balance!r}")
+    warmup_of(cfg)
     paths = _outputs(out)
     nbytes = 2 * 4 * transformer.count_params(transformer.abstract_params()) + 2**20  # a model, pictures, logs
     outputs.check(paths, [style_arg, cfg.data.content] + ([checkpoints.resolve_model(model)] if model else []), force,

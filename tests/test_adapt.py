@@ -150,6 +150,8 @@ def _theta_ckpt(path, theta, kind="theta", arch=None):
     (lambda t, th: ["--model", str(_junk(t / "official.pth"))], "convert"),
     (lambda t, th: ["--content", str(t / "no_such_folder")], "does not exist"),
     (lambda t, th: ["--steps", "0"], "--steps"),
+    (lambda t, th: ["--warmup", "-5"], "--warmup must be a whole number"),
+    (lambda t, th: ["--set", "warmup=0.5"], "bad value for warmup"),
     (lambda t, th: ["--zoom", "0.5"], "zoom must be between 1 and 8"),
     (lambda t, th: ["--random-init", "--set", "resampling=bicubic"], "resampling must be one of"),
     (lambda t, th: ["--set", "lr=fast"], "bad value"),

@@ -19,6 +19,8 @@ def main(argv=None):
     p.add_argument("--content", help="content images: a folder, tfds:NAME[:split] or embedded (default)")
     p.add_argument("--steps", type=int, help="Adam steps (default 200, as the paper)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--warmup", type=int, help="raise the learning rate linearly over the first N steps (default 0: "
+                   "none, as the paper)")
     p.add_argument("--batch-size", type=int, help="content images per step (default 4)")
     p.add_argument("--size", type=int, help="content crop side in px (default 256)")
     p.add_argument("--style-size", type=int, help="style side in px (default 512)")
@@ -31,7 +33,7 @@ def main(argv=None):
     p.add_argument("--allow-gray", action="store_true", help="accept a grayscale style image")
     cli.add_config_args(p, "adapt")
     args = p.parse_args(argv)
-    cfg = cli.config_from_args(args, ("content", "steps", "lr", "batch_size", "size", "style_size", "only_in",
+    cfg = cli.config_from_args(args, ("content", "steps", "lr", "warmup", "batch_size", "size", "style_size", "only_in",
                                       "eval_every", "seed", "zoom"))
     model = None if args.random_init else (args.model or adapt.DEFAULT_THETA)
     r = adapt.adapt_to_painting(cfg, args.style, args.out, model, force=args.force, allow_gray=args.allow_gray)
