@@ -94,7 +94,8 @@ def evaluate_style(theta, vgg, style, content, held_out, cfg, weights, bar, resa
         t0 = time.perf_counter()
         params, _ = adapt.adapt(start, vgg, style, content, cfg.num_steps, lr=cfg.lr,
                                 batch_size=cfg.batch_size, only_in=cfg.only_in, weights=weights, eval_every=0,
-                                progress=lambda n, loss: tick(1, loss), resampling=resampling)
+                                progress=lambda n, loss: tick(1, loss), resampling=resampling,
+                                warmup=adapt.warmup_of(cfg))
         run = functools.partial(transformer.stylize_batch, resampling=resampling)
         out[method] = {"initial": score(run(start, held_out)), "final": score(run(params, held_out)),
                        "seconds": time.perf_counter() - t0}
@@ -160,7 +161,8 @@ def main(argv=None):
         "what": "final perceptual loss (eq. 4) on fixed held-out content per style: MetaStyle adapted from "
                 "theta, Johnson et al. from random init with the same updates (not fully trained), Gatys et al.",
         "theta": label, "vgg": vgg_weights.describe(vgg),
-        "settings": {"steps": cfg.num_steps, "gatys_steps": cfg.gatys_steps, "lr": cfg.lr, "gatys_lr": cfg.gatys_lr,
+        "settings": {"steps": cfg.num_steps, "gatys_steps": cfg.gatys_steps, "lr": cfg.lr, "warmup": adapt.warmup_of(cfg),
+                     "gatys_lr": cfg.gatys_lr,
                      "batch_size": cfg.batch_size, "size": cfg.data.content_size, "style_size": cfg.data.style_size,
                      "held_out": cfg.eval_batch, "alpha": cfg.loss.alpha, "beta": cfg.loss.beta, "only_in": cfg.only_in,
                      "content": str(cfg.data.content), "crop": cfg.data.crop, "seed": cfg.seed},

@@ -19,8 +19,8 @@ def main(argv=None):
     p.add_argument("--content", help="content images: a folder, tfds:NAME[:split] or embedded (default)")
     p.add_argument("--steps", type=int, help="Adam steps (default 200, as the paper)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--warmup", type=int, help="raise the learning rate linearly over the first N steps (default 0: "
-                   "none, as the paper)")
+    p.add_argument("--warmup", type=int, help="raise the learning rate linearly over the first N steps (default 20; "
+                   "0: none, as the paper)")
     p.add_argument("--batch-size", type=int, help="content images per step (default 4)")
     p.add_argument("--size", type=int, help="content crop side in px (default 256)")
     p.add_argument("--style-size", type=int, help="style side in px (default 512)")
