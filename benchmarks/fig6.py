@@ -8,7 +8,8 @@ crops) on the same style, the same content batches and the same held-out batch; 
 differ (theta, or transformer.init_params(key(seed)) as `metastyle_jax.adapt --random-init`). Records the
 perceptual loss on the held-out content every --eval-every updates and the stylized first held-out image at
 the snapshot steps: the picture `stylize` makes, averaged over the network's grid shifts (--phases 1: the raw
-network). `--set warmup=N` raises both arms' learning rate over their first N updates (configs/adapt.py). Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both curves) and ..._grid.png
+network). `--set warmup=N` raises both arms' learning rate over their first N updates (configs/adapt.py).
+Writes <out-dir>/fig6_<platform>.json, ..._loss.png (both curves) and ..._grid.png
 (Johnson et al. above, MetaStyle below, as the paper; stylized photos only, never the painting).
 """
 
@@ -78,8 +79,7 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, help="content crops per update (default 4)")
     p.add_argument("--seed", type=int, help="content order and crops, and Johnson et al.'s initialization "
                    "(default 0)")
-    p.add_argument("--phases", type=int, help="grid shifts each snapshot averages (default: stylize's for theta's "
-                   "resampling, transformer.phases_for; 1: the raw network output)")
+    figures.add_phases_arg(p, "each snapshot")
     p.add_argument("--judge", action="store_true", help="also score each arm's last snapshot with "
                    "benchmarks.picture_quality's measures (needs the judge extra)")
     figures.add_output_args(p, "fig6")
@@ -92,8 +92,6 @@ def parse_args(argv):
         raise UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0 or cfg.seed < 0:
         raise UserError("--lr must be positive and --seed non-negative")
-    if args.phases is not None and args.phases < 1:
-        raise UserError("--phases must be at least 1")
     adapt.warmup_of(cfg)
     return args, cfg
 
@@ -113,7 +111,7 @@ def main(argv=None):
     if adapt.layer_balance(cfg) == "step0":  # theta's balance, one objective for both arms
         vgg = adapt.balance_at_step0(vgg, theta, content, style, weights, label["resampling"])
     starts = {"johnson": transformer.init_params(jax.random.key(cfg.seed), 16), "metastyle": theta}
-    phases = transformer.phases_for(label["resampling"], args.phases)
+    phases, warmup = transformer.phases_for(label["resampling"], args.phases), adapt.warmup_of(cfg)
 
     from tqdm import tqdm
     runs = {}
@@ -123,7 +121,7 @@ def main(argv=None):
                 start, vgg, style, content, held_out, cfg.num_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                 only_in=cfg.only_in, weights=weights, eval_every=cfg.eval_every, snapshots=snapshots,
                 progress=lambda n, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4g}")),
-                resampling=label["resampling"], phases=phases, warmup=adapt.warmup_of(cfg))
+                resampling=label["resampling"], phases=phases, warmup=warmup)
 
     final = {arm: run["eval_loss"][-1] for arm, run in runs.items()}
     judged = judge_arms(runs, held_out[0], style, max(snapshots)) if args.judge else None

@@ -78,8 +78,7 @@ def parse_args(argv):
     p.add_argument("--style-size", type=int, help="longer side of the style image in px (default 256)")
     p.add_argument("--lr", type=float, help="Adam learning rate on the pixels (default 0.02)")
     p.add_argument("--snapshots", help="steps whose images the grid shows (default 0,150,800, scaled to --steps)")
-    p.add_argument("--phases", type=int, help="grid shifts averaged in M(I_c; theta) (default: stylize's for "
-                   "theta's resampling, transformer.phases_for; 1: the raw network output)")
+    figures.add_phases_arg(p, "M(I_c; theta)")
     figures.add_output_args(p, "fig7")
     cli.add_config_args(p, "gatys")
     args = p.parse_args(argv)
@@ -90,8 +89,6 @@ def parse_args(argv):
         raise UserError("--size and --style-size must be at least 16 px")
     if not cfg.lr > 0:
         raise UserError("--lr must be positive")
-    if args.phases is not None and args.phases < 1:
-        raise UserError("--phases must be at least 1")
     if args.snapshots is None:
         args.snapshots = ",".join(str(round(s * cfg.num_steps / PAPER_SNAPSHOTS[-1])) for s in PAPER_SNAPSHOTS)
     return args, cfg

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.common import RESULTS, environment
-from metastyle_jax import checkpoints, images, losses, outputs
+from metastyle_jax import checkpoints, images, losses, outputs, transformer
 from metastyle_jax.errors import UserError
 
 TITLE_HEIGHT = 14   # px of the white strip that carries a title above an image
@@ -37,6 +37,14 @@ def add_output_args(parser, name):
     parser.add_argument("--out-dir", default=str(RESULTS), help="where the JSON and PNGs go "
                         "(default benchmarks/results)")
     parser.add_argument("--name", help=f"file name stem (default {name}_<platform>)")
+
+
+def add_phases_arg(parser, what):
+    """--phases: the grid shifts averaged in `what` (stylize's choices, transformer.PHASES; default: stylize's for
+    theta's resampling, transformer.phases_for)."""
+    parser.add_argument("--phases", type=int, choices=sorted(transformer.PHASES),
+                        help=f"grid shifts averaged in {what} (default: stylize's for theta's resampling; 1: the raw "
+                        "network output)")
 
 
 def output_paths(args, name, suffixes):

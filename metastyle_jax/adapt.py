@@ -263,17 +263,17 @@ def adapt_model(cfg, start, vgg, style, content, *, style_name, style_sha256=Non
     history of `adapt`); meta records every setting, the final losses and the seconds taken."""
     t0 = time.perf_counter()
     dtype, _ = onednn.resolve_dtype(cfg.get("dtype", "float32"))
-    grams = style_targets(vgg, style, losses.weights_of(cfg))
+    grams, warmup = style_targets(vgg, style, losses.weights_of(cfg)), warmup_of(cfg)
     if layer_balance(cfg) == "step0":
         vgg = balance_at_step0(vgg, start, content, style, losses.weights_of(cfg), resampling, grams=grams)
     params, hist = adapt(start, vgg, style, content, int(cfg.num_steps), lr=cfg.lr,
                          batch_size=cfg.batch_size, only_in=bool(cfg.only_in), input_scale=input_scale,
                          weights=losses.weights_of(cfg), eval_contents=held_out,
                          eval_every=cfg.eval_every if held_out is not None else 0, progress=progress,
-                         dtype=dtype, resampling=resampling, grams=grams, warmup=warmup_of(cfg))
+                         dtype=dtype, resampling=resampling, grams=grams, warmup=warmup)
     meta = checkpoints.model_meta(
         "adapted", vgg=vgg_weights.describe(vgg), resampling=resampling, style=style_name, style_sha256=style_sha256,
-        from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, warmup=warmup_of(cfg),
+        from_theta=from_theta, steps=int(cfg.num_steps), lr=cfg.lr, warmup=warmup,
         batch_size=cfg.batch_size,
         size=cfg.data.content_size, style_size=cfg.data.style_size, alpha=cfg.loss.alpha, beta=cfg.loss.beta,
         tv=cfg.loss.tv, saturation=cfg.loss.get("saturation", 0.0),
