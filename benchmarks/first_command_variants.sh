@@ -13,12 +13,14 @@ declare -A FLAGS=(
   [theta_lr3e-4]="--set lr=3e-4"              # Adam's learning rate (the paper and the official code: 1e-3)
   [theta_lr1e-4]="--set lr=1e-4"
   [theta_only_in]="--set only_in=True"        # instance-norm scale and shift only, as the inner loop
-  [theta_warmup20]="--warmup 20"              # the learning rate rising over the first 20 steps (the paper: none)
+  [theta_warmup0]="--warmup 0"                # no warmup: the paper's and the official code's adaptation
+  [theta_warmup20]="--warmup 20"              # the learning rate rising over the first 20 steps (the default)
+  [theta_warmup50]="--warmup 50"              # ... over the first 50
   [theta_style512]="--style-size 512"         # the painting 4x the content's side (its strokes 2x larger)
   [random]="--random-init"                    # Johnson et al.: the same 100 steps from random initialization
 )
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(theta theta_tv100 theta_tv1000 theta_lr3e-4 theta_lr1e-4 theta_only_in theta_warmup20 theta_style512 random)
+[ ${#names[@]} -eq 0 ] && names=(theta theta_tv100 theta_tv1000 theta_lr3e-4 theta_lr1e-4 theta_only_in theta_warmup0 theta_warmup50 theta_style512 random)
 for name in "${names[@]}"; do
   [ -n "${FLAGS[$name]+x}" ] || { echo "unknown variant: $name (one of: ${!FLAGS[*]})" >&2; exit 2; }
   out=runs/variants/$name${SUFFIX:-}

@@ -5,8 +5,8 @@
         [--batch-size 2] [--size 256] [--style-size 512] [--dtype bfloat16]
 
 Each painting goes through the `adapt` command's own function (`adapt.adapt_to_painting`, configs/adapt.py:
-Adam lr 1e-3, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but batches of 2 content
-crops where the paper has 4, for the build machine's time) from the shipped theta, into
+Adam lr 1e-3 after a 20-step warmup, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but
+batches of 2 content crops where the paper has 4, for the build machine's time) from the shipped theta, into
 runs/styles/NAME (with its loss curve and preview). The adapted weights are then stored in
 metastyle_jax/models/NAME (`ship_theta.compact`: float16 kernels), where `stylize --style NAME` finds them, with the
 adaptation's settings and a card: the theta they came from, the content photos, the machine, and the largest
@@ -66,6 +66,12 @@ def held_out_losses(names, cfg, models_dir, start=adapt.DEFAULT_THETA):
     return out
 
 
+def warmup_text(settings):
+    """How the card names the adaptation's warmup (`adapt --warmup`; none in styles adapted before it)."""
+    n = settings.get("warmup", 0)
+    return f", reached by a linear warmup over the first {n} steps: a deviation, docs/deviations.md" if n else ""
+
+
 def write_card(path, names, cfg, models_dir, start=adapt.DEFAULT_THETA):
     """docs/styles_card.md: the shipped styles' settings and held-out losses (`held_out_losses`)."""
     found = held_out_losses(names, cfg, models_dir, start)
@@ -83,7 +89,7 @@ def write_card(path, names, cfg, models_dir, start=adapt.DEFAULT_THETA):
         "# The shipped styles", "",
         "`metastyle_jax/models/NAME`, used by `python -m metastyle_jax.stylize --style NAME`: the shipped theta "
         f"(iteration {first['card']['theta_iterations']:,}) adapted to each shipped painting by the `adapt` "
-        f"command's own code (Adam lr 1e-3 on every parameter, {first['size']} px content crops, "
+        f"command's own code (Adam lr 1e-3 on every parameter{warmup_text(first)}, {first['size']} px content crops, "
         f"{first['style_size']} px style; the paper's section 5.2: 256 and 512), with the "
         f"{(first_meta.get('vgg') or {}).get('source', 'hed')} VGG16 (docs/model.md), "
         + ("its style layers re-weighted for each painting to equal shares at step 0 (`loss.layer_balance`), "
