@@ -7,7 +7,8 @@ benchmarks.fig6 ... --judge --name <PREFIX>_<painting>`). Per painting: the held
 N updates) and Johnson et al. (random init + N updates) at each of --steps, how much lower theta's is, and the
 judge's measures of both arms' last snapshot, and issue 22's bar at the last of --steps (theta at least 20% lower,
 no measure worse); then the loss of the training batches at the same steps (the mean of
-the 20 updates up to each). Writes benchmarks/results/<PREFIX>.md.
+the 20 updates up to each), and the held-out loss at the last step by term (content, style).
+Writes benchmarks/results/<PREFIX>.md.
 """
 
 import argparse
@@ -80,6 +81,26 @@ def train_table(records, steps):
     return "\n".join(lines) + "\n"
 
 
+def terms_at(record, arm, step):
+    """The held-out loss of `arm` after `step` updates by term: (alpha * content, beta * style, the rest: total
+    variation and saturation), with the record's alpha and beta."""
+    curve, settings = record["curves"][arm], record["settings"]
+    i = curve["eval_step"].index(step)
+    content, style = settings["alpha"] * curve["eval_content"][i], settings["beta"] * curve["eval_style"][i]
+    return content, style, curve["eval_loss"][i] - content - style
+
+
+def terms_table(records, step):
+    """Markdown rows for {painting: fig6 record}: the held-out loss after `step` updates by term (`terms_at`),
+    MetaStyle / Johnson and how much lower theta's is: where theta's lead lies."""
+    head = ["painting", "alpha x content", "content lower", "beta x style", "style lower"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, rec in records.items():
+        (mc, ms, _), (jc, js, _) = terms_at(rec, "metastyle", step), terms_at(rec, "johnson", step)
+        lines.append(f"| {name} | {mc:.0f} / {jc:.0f} | {1 - mc / jc:.1%} | {ms:.0f} / {js:.0f} | {1 - ms / js:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.fig6_table", description=__doc__.splitlines()[0])
     p.add_argument("prefix", help="the records' name before _<painting> (fig6 --name)")
@@ -96,7 +117,9 @@ def main(argv=None):
         md = (f"### Fig. 6, {args.prefix}: held-out loss MetaStyle / Johnson et al. (random init), and the judge's "
               "measures of the last snapshot\n\n" + table(records, steps) +
               f"\nThe loss of the training batches, mean of {TRAIN_WINDOW} updates, MetaStyle / Johnson et al.:\n\n"
-              + train_table(records, steps))
+              + train_table(records, steps) +
+              f"\nThe held-out loss after {steps[-1]} updates by term, MetaStyle / Johnson et al.:\n\n"
+              + terms_table(records, steps[-1]))
     except ValueError as e:
         p.error(str(e))
     (RESULTS / f"{args.prefix}.md").write_text(md)

@@ -233,13 +233,17 @@ def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path
     from benchmarks import fig6_table
 
     def record(meta, johnson, better=False):
-        curve = lambda losses: {"eval_step": [0, 10, 20], "eval_loss": losses}  # noqa: E731
+        # alpha 2, beta 10: half of MetaStyle's held-out loss is content, 70% of Johnson et al.'s
+        curve = lambda losses, share: {"eval_step": [0, 10, 20], "eval_loss": losses,  # noqa: E731
+                                       "eval_content": [share * v / 2 for v in losses],
+                                       "eval_style": [(1 - share) * v / 10 for v in losses]}
         train = lambda losses: [losses[0]] * 10 + [losses[1]] * 10  # noqa: E731
         # each arm scores 0.5 or 0.25 on every measure; `better`: MetaStyle's is the better one on each
         good = {k: 0.5 if higher else 0.25 for k, _, _, higher in fig6_table.JUDGED}
         bad = {k: 0.75 - v for k, v in good.items()}
-        return {"curves": {"metastyle": {**curve(meta), "train_loss": train(meta)},
-                           "johnson": {**curve(johnson), "train_loss": train(johnson)}},
+        return {"curves": {"metastyle": {**curve(meta, 0.5), "train_loss": train(meta)},
+                           "johnson": {**curve(johnson, 0.7), "train_loss": train(johnson)}},
+                "settings": {"alpha": 2.0, "beta": 10.0},
                 "judge": {"metastyle": good if better else {k: 0.5 for k in good},
                           "johnson": bad if better else {k: 0.25 for k in good}}}
 
@@ -260,6 +264,8 @@ def test_fig6_table_compares_both_arms_at_each_step_and_shows_the_judge(tmp_path
     assert (tmp_path / "f6.md").read_text() == md
     # the training batches: the mean of the 20 updates up to each step (here 10 and 20: 900 x 10, then 300 x 10)
     assert "| wave | 900 / 1000 | 600 / 800 | 10.0% | 25.0% |" in md.splitlines()
+    # the held-out loss at the last step by term: 150 = 75 + 75 against 200 = 140 + 60
+    assert "| wave | 75 / 140 | 46.4% | 75 / 60 | -25.0% |" in md.splitlines()
     with pytest.raises(ValueError, match="step 15 was not evaluated"):
         fig6_table.loss_at(record([1.0] * 3, [1.0] * 3), "metastyle", 15)
 
