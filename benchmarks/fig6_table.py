@@ -82,12 +82,11 @@ def train_table(records, steps):
 
 
 def terms_at(record, arm, step):
-    """The held-out loss of `arm` after `step` updates by term: (alpha * content, beta * style, the rest: total
-    variation and saturation), with the record's alpha and beta."""
+    """The held-out loss of `arm` after `step` updates by term: (alpha * content, beta * style), with the record's
+    alpha and beta."""
     curve, settings = record["curves"][arm], record["settings"]
     i = curve["eval_step"].index(step)
-    content, style = settings["alpha"] * curve["eval_content"][i], settings["beta"] * curve["eval_style"][i]
-    return content, style, curve["eval_loss"][i] - content - style
+    return settings["alpha"] * curve["eval_content"][i], settings["beta"] * curve["eval_style"][i]
 
 
 def terms_table(records, step):
@@ -96,7 +95,7 @@ def terms_table(records, step):
     head = ["painting", "alpha x content", "content lower", "beta x style", "style lower"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, rec in records.items():
-        (mc, ms, _), (jc, js, _) = terms_at(rec, "metastyle", step), terms_at(rec, "johnson", step)
+        (mc, ms), (jc, js) = terms_at(rec, "metastyle", step), terms_at(rec, "johnson", step)
         lines.append(f"| {name} | {mc:.0f} / {jc:.0f} | {1 - mc / jc:.1%} | {ms:.0f} / {js:.0f} | {1 - ms / js:.1%} |")
     return "\n".join(lines) + "\n"
 
