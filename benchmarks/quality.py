@@ -161,8 +161,8 @@ def main(argv=None):
         "what": "final perceptual loss (eq. 4) on fixed held-out content per style: MetaStyle adapted from "
                 "theta, Johnson et al. from random init with the same updates (not fully trained), Gatys et al.",
         "theta": label, "vgg": vgg_weights.describe(vgg),
-        "settings": {"steps": cfg.num_steps, "gatys_steps": cfg.gatys_steps, "lr": cfg.lr, "warmup": adapt.warmup_of(cfg),
-                     "gatys_lr": cfg.gatys_lr,
+        "settings": {"steps": cfg.num_steps, "gatys_steps": cfg.gatys_steps, "lr": cfg.lr,
+                     "warmup": adapt.warmup_of(cfg), "gatys_lr": cfg.gatys_lr,
                      "batch_size": cfg.batch_size, "size": cfg.data.content_size, "style_size": cfg.data.style_size,
                      "held_out": cfg.eval_batch, "alpha": cfg.loss.alpha, "beta": cfg.loss.beta, "only_in": cfg.only_in,
                      "content": str(cfg.data.content), "crop": cfg.data.crop, "seed": cfg.seed},

@@ -5,7 +5,7 @@
         [--batch-size 2] [--size 256] [--style-size 512] [--dtype bfloat16]
 
 Each painting goes through the `adapt` command's own function (`adapt.adapt_to_painting`, configs/adapt.py:
-Adam lr 1e-3 after a 20-step warmup, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but
+Adam lr 1e-3 after its warmup, 200 steps, 256 px crops, 512 px style, as the paper's section 5.2, but
 batches of 2 content crops where the paper has 4, for the build machine's time) from the shipped theta, into
 runs/styles/NAME (with its loss curve and preview). The adapted weights are then stored in
 metastyle_jax/models/NAME (`ship_theta.compact`: float16 kernels), where `stylize --style NAME` finds them, with the
